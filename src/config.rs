@@ -1,0 +1,66 @@
+//! Configuration: the loss's hyper-parameters, their defaults and their valid ranges.
+
+use crate::histogram::MAX_BINS;
+use crate::status::Error;
+
+/// Which loss a configuration or state belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Kind {
+    /// GHM-C: gradient-harmonized sigmoid binary cross-entropy.
+    Classification = 0x4748_4d43, // "GHMC"
+    /// GHM-R: gradient-harmonized authentic smooth L1.
+    Regression = 0x4748_4d52, // "GHMR"
+}
+
+/// Hyper-parameters of GHM-C and GHM-R (`ghm_config` in C).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Config {
+    /// Number of unit regions M over the gradient norm, `1..=GHM_MAX_BINS`.
+    pub bins: u32,
+    /// EMA momentum alpha in `[0, 1)`; 0 uses each call's own counts.
+    pub momentum: f32,
+    /// ASL1 smoothing mu, finite and `> 0` (GHM-R only; GHM-C ignores it).
+    pub mu: f32,
+    /// Factor lambda on the loss and its gradient, finite.
+    pub loss_weight: f32,
+}
+
+impl Config {
+    /// mmdetection's `GHMC()` defaults: 10 bins, momentum 0, loss weight 1.
+    pub const fn ghm_c() -> Config {
+        Config {
+            bins: 10,
+            momentum: 0.0,
+            mu: 0.02,
+            loss_weight: 1.0,
+        }
+    }
+
+    /// mmdetection's `GHMR()` defaults: mu 0.02, 10 bins, momentum 0, loss weight 1.
+    pub const fn ghm_r() -> Config {
+        Config::ghm_c()
+    }
+
+    /// The default configuration of a loss.
+    pub const fn default_for(kind: Kind) -> Config {
+        match kind {
+            Kind::Classification => Config::ghm_c(),
+            Kind::Regression => Config::ghm_r(),
+        }
+    }
+
+    /// Checks every field that `kind` uses.
+    pub fn validate(&self, kind: Kind) -> Result<(), Error> {
+        let bins_ok = (1..=MAX_BINS as u32).contains(&self.bins);
+        let momentum_ok = (0.0..1.0).contains(&self.momentum);
+        let weight_ok = self.loss_weight.is_finite();
+        let mu_ok = kind == Kind::Classification || (self.mu > 0.0 && self.mu.is_finite());
+        if bins_ok && momentum_ok && weight_ok && mu_ok {
+            Ok(())
+        } else {
+            Err(Error::Config)
+        }
+    }
+}

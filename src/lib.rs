@@ -1,0 +1,69 @@
+//! # ghm: Gradient Harmonizing Mechanism losses
+//!
+//! GHM-C (gradient-harmonized sigmoid binary cross-entropy) and GHM-R (gradient-harmonized
+//! "authentic smooth L1") from Li, Liu and Wang, *Gradient Harmonized Single-stage Detector*
+//! (AAAI 2019), forward and backward, with the numbers of mmdetection's `GHMC`/`GHMR` by
+//! default.
+//!
+//! `no_std`, allocation-free and panic-free on every input: all memory is the caller's (f32
+//! buffers and a fixed-size [`State`]). The same core serves the safe Rust API ([`GhmC`],
+//! [`GhmR`]) and the C ABI (`include/ghm.h`).
+//!
+//! ```
+//! use ghm::{Config, GhmC};
+//! let mut loss = GhmC::new(Config { bins: 30, momentum: 0.75, ..Config::ghm_c() })?;
+//! let logits = [-4.0f32, 2.5, -0.3, 6.0];
+//! let targets = [0.0f32, 1.0, 0.0, 0.0];
+//! let mut grad = [0.0f32; 4];
+//! let value = loss.loss_grad(&logits, &targets, None, &mut grad)?;
+//! assert!(value > 0.0 && grad[3] > 0.0);
+//! # Ok::<(), ghm::Error>(())
+//! ```
+//!
+//! Modules, one concept each: `config` (hyper-parameters), `histogram` (regions, tallies,
+//! the state and its EMA), `math` (per-element formulas), `pass` (the passes over
+//! buffers), `vector` and `arch` (the vector abstraction, the ISA kernels and their
+//! dispatch), `loss` (the safe API) and `ffi` (the C boundary).
+
+#![no_std]
+#![allow(unsafe_op_in_unsafe_fn)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod arch;
+mod config;
+pub mod ffi;
+mod histogram;
+mod loss;
+mod math;
+mod pass;
+mod status;
+mod vector;
+
+pub use arch::Isa;
+pub use config::{Config, Kind};
+pub use histogram::{State, MAX_BINS};
+pub use loss::{Classification, Ghm, GhmC, GhmR, Loss, Regression};
+pub use status::Error;
+
+/// Without std nothing else provides a panic handler. No input reaches a panic (see the
+/// README's guarantees); if one ever did, the process traps rather than unwinding into C.
+#[cfg(all(not(feature = "std"), not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    loop {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        unsafe {
+            core::arch::asm!("ud2", options(noreturn))
+        }
+        #[cfg(target_arch = "aarch64")]
+        unsafe {
+            core::arch::asm!("brk #0x1", options(noreturn))
+        }
+        #[cfg(target_arch = "arm")]
+        unsafe {
+            core::arch::asm!("udf #0", options(noreturn))
+        }
+    }
+}

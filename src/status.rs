@@ -1,0 +1,97 @@
+//! Errors, shared by the Rust API and the C boundary (where each is a `ghm_status` code).
+
+use core::fmt;
+
+/// Why a call was refused. A call that returns an error has written nothing: no loss, no
+/// gradient, no state change. The discriminant is the C status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i32)]
+#[non_exhaustive]
+pub enum Error {
+    /// A required pointer is NULL.
+    Null = 1,
+    /// A float pointer is not aligned to 4 bytes, or a state pointer to its alignment.
+    Misaligned = 2,
+    /// A buffer's length does not fit the address space, or two buffers that must have the
+    /// same length do not.
+    Length = 3,
+    /// An output buffer partly overlaps an input or another output (the gradient may be
+    /// exactly the logits/pred buffer).
+    Overlap = 4,
+    /// A configuration field is out of range.
+    Config = 5,
+    /// The state was never initialised or is corrupted.
+    State = 6,
+    /// The state belongs to the other loss (GHM-C vs GHM-R).
+    WrongLoss = 7,
+    /// NaN or infinity in a logit, prediction or target.
+    NonFinite = 8,
+    /// A GHM-C target outside [0, 1].
+    Target = 9,
+    /// A label weight that is negative, NaN or infinite.
+    Weight = 10,
+    /// A result is not representable as a finite f32 (a residual `pred - target`, the loss,
+    /// or a harmonized weight overflows).
+    Overflow = 11,
+    /// An internal invariant failed; never expected, reported instead of panicking.
+    Internal = 12,
+    /// The requested instruction-set path is not available on this CPU or in this build.
+    Isa = 13,
+}
+
+impl Error {
+    /// Every error, in code order.
+    pub const ALL: [Error; 13] = [
+        Error::Null,
+        Error::Misaligned,
+        Error::Length,
+        Error::Overlap,
+        Error::Config,
+        Error::State,
+        Error::WrongLoss,
+        Error::NonFinite,
+        Error::Target,
+        Error::Weight,
+        Error::Overflow,
+        Error::Internal,
+        Error::Isa,
+    ];
+
+    /// The C status code (never 0).
+    pub const fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The error for a C status code, `None` for 0 and unknown codes.
+    pub fn from_code(code: i32) -> Option<Error> {
+        Error::ALL.iter().copied().find(|e| e.code() == code)
+    }
+
+    /// A short, static description.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Error::Null => "a required pointer is NULL",
+            Error::Misaligned => "a pointer is not aligned for its type",
+            Error::Length => "a length does not fit the address space or does not match",
+            Error::Overlap => "an output overlaps an input or another output",
+            Error::Config => "a configuration field is out of range",
+            Error::State => "the state is uninitialised or corrupted",
+            Error::WrongLoss => "the state belongs to the other loss",
+            Error::NonFinite => "NaN or infinity in an input",
+            Error::Target => "a target is outside [0, 1]",
+            Error::Weight => "a label weight is negative, NaN or infinite",
+            Error::Overflow => "a result overflows f32",
+            Error::Internal => "internal error",
+            Error::Isa => "the requested instruction-set path is not available",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}

@@ -1,0 +1,185 @@
+//! The small vector abstraction the kernels are written against.
+//!
+//! Every pass over a buffer and every per-element formula is written once, generic over
+//! [`Vector`]; `arch/` instantiates it for one ISA per module. `f32` itself implements the
+//! trait as a one-lane vector: that instantiation is the portable scalar path.
+//!
+//! Masks are vectors whose lanes are all-ones (true) or all-zeros (false), as the comparison
+//! instructions of every SIMD ISA produce them.
+
+/// A vector of `LANES` f32 values. All methods are `unsafe` only because SIMD instantiations
+/// require their target features to be enabled; callers in `arch/` guarantee that.
+pub(crate) trait Vector: Copy {
+    /// Number of f32 lanes.
+    const LANES: usize;
+
+    unsafe fn splat(x: f32) -> Self;
+    /// Loads `LANES` values from `p` (no alignment needed).
+    unsafe fn load(p: *const f32) -> Self;
+    /// Stores `LANES` values to `p` (no alignment needed).
+    unsafe fn store(self, p: *mut f32);
+
+    unsafe fn add(self, b: Self) -> Self;
+    unsafe fn sub(self, b: Self) -> Self;
+    unsafe fn mul(self, b: Self) -> Self;
+    unsafe fn div(self, b: Self) -> Self;
+    /// `self * b + c`, fused where the ISA has it (so results may differ from the scalar
+    /// path in the last bit).
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+    unsafe fn sqrt(self) -> Self;
+    unsafe fn abs(self) -> Self;
+    /// Rounds toward negative infinity.
+    unsafe fn floor(self) -> Self;
+    /// Lane-wise minimum; the result is `b` where either is NaN.
+    unsafe fn min(self, b: Self) -> Self;
+    /// Lane-wise maximum; the result is `b` where either is NaN.
+    unsafe fn max(self, b: Self) -> Self;
+
+    unsafe fn lt(self, b: Self) -> Self;
+    unsafe fn le(self, b: Self) -> Self;
+    unsafe fn eq(self, b: Self) -> Self;
+    unsafe fn and(self, b: Self) -> Self;
+    unsafe fn or(self, b: Self) -> Self;
+    /// `mask ? a : b`, lane-wise.
+    unsafe fn select(mask: Self, a: Self, b: Self) -> Self;
+    /// Bit `j` set where lane `j` of the mask is true.
+    unsafe fn bitmask(self) -> u32;
+
+    /// `2^n` for lanes holding integers in `[-126, 127]`.
+    unsafe fn pow2(n: Self) -> Self;
+    /// Converts lanes holding integers in `[0, 63]` to `u8` bin indices. Lanes outside that
+    /// range (only possible for inputs that validation rejects) give some index below 64.
+    unsafe fn indices(self, out: &mut [u8; 16]);
+    /// `table[k]` per lane, for lanes holding integers in `[0, 63]`; like
+    /// [`indices`](Vector::indices), any other lane reads some entry of the table.
+    unsafe fn lookup(self, table: &[f32; 64]) -> Self {
+        let mut idx = [0u8; 16];
+        self.indices(&mut idx);
+        let mut vals = [0f32; 16];
+        for (v, &k) in vals.iter_mut().zip(idx.iter()).take(Self::LANES) {
+            *v = table[usize::from(k)];
+        }
+        Self::load(vals.as_ptr())
+    }
+
+    /// True where every lane of the mask is false.
+    #[inline(always)]
+    unsafe fn none(self) -> bool {
+        self.bitmask() == 0
+    }
+}
+
+/// The portable one-lane instantiation: plain IEEE-754 f32 arithmetic, no fused operations.
+impl Vector for f32 {
+    const LANES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        x
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        p.read_unaligned()
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        p.write_unaligned(self)
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        self + b
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        self - b
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        self * b
+    }
+    #[inline(always)]
+    unsafe fn div(self, b: Self) -> Self {
+        self / b
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        self * b + c
+    }
+    #[inline(always)]
+    unsafe fn sqrt(self) -> Self {
+        libm::sqrtf(self)
+    }
+    #[inline(always)]
+    unsafe fn abs(self) -> Self {
+        f32::from_bits(self.to_bits() & 0x7fff_ffff)
+    }
+    #[inline(always)]
+    unsafe fn floor(self) -> Self {
+        libm::floorf(self)
+    }
+    #[inline(always)]
+    unsafe fn min(self, b: Self) -> Self {
+        if self < b {
+            self
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    unsafe fn max(self, b: Self) -> Self {
+        if self > b {
+            self
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    unsafe fn lt(self, b: Self) -> Self {
+        mask(self < b)
+    }
+    #[inline(always)]
+    unsafe fn le(self, b: Self) -> Self {
+        mask(self <= b)
+    }
+    #[inline(always)]
+    unsafe fn eq(self, b: Self) -> Self {
+        mask(self == b)
+    }
+    #[inline(always)]
+    unsafe fn and(self, b: Self) -> Self {
+        f32::from_bits(self.to_bits() & b.to_bits())
+    }
+    #[inline(always)]
+    unsafe fn or(self, b: Self) -> Self {
+        f32::from_bits(self.to_bits() | b.to_bits())
+    }
+    #[inline(always)]
+    unsafe fn select(m: Self, a: Self, b: Self) -> Self {
+        if m.to_bits() != 0 {
+            a
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    unsafe fn bitmask(self) -> u32 {
+        self.to_bits() >> 31
+    }
+    #[inline(always)]
+    unsafe fn pow2(n: Self) -> Self {
+        f32::from_bits(((n as i32 + 127) as u32) << 23)
+    }
+    #[inline(always)]
+    unsafe fn indices(self, out: &mut [u8; 16]) {
+        out[0] = (self as i32 & 63) as u8;
+    }
+    #[inline(always)]
+    unsafe fn lookup(self, table: &[f32; 64]) -> Self {
+        table[(self as i32 & 63) as usize]
+    }
+}
+
+#[inline(always)]
+fn mask(b: bool) -> f32 {
+    f32::from_bits(if b { u32::MAX } else { 0 })
+}
