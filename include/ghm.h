@@ -45,7 +45,34 @@ typedef struct ghm_config {
    * Factor lambda on the loss and its gradient, finite.
    */
   float loss_weight;
+  /**
+   * Bit set of `GHM_OPT_*` options; 0 reproduces the reference.
+   */
+  uint32_t options;
+  /**
+   * Upper bound on any element's harmonizing weight beta (0: no bound); finite, >= 0.
+   */
+  float weight_cap;
 } ghm_config;
+/**
+ * Divide by the number of regions M instead of the number of non-empty regions n, so
+ * that a batch that fills few regions is not up-weighted as a whole.
+ */
+#define ghm_config_NORM_BY_BINS 1
+/**
+ * Divide the EMA by `1 - alpha^t` (t = updates of that region), so the first hit of a
+ * region is not inflated by `1 / (1 - alpha)`.
+ */
+#define ghm_config_EMA_BIAS_CORRECTION 2
+/**
+ * Update every region's EMA on every call (empty regions decay towards 0), as the
+ * paper's formula does; the reference updates only non-empty regions.
+ */
+#define ghm_config_DECAY_EMPTY_BINS 4
+/**
+ * Every option bit this version knows.
+ */
+#define ghm_config_ALL_OPTIONS ((ghm_config_NORM_BY_BINS | ghm_config_EMA_BIAS_CORRECTION) | ghm_config_DECAY_EMPTY_BINS)
 
 /**
  * The state a loss carries across calls (`ghm_state` in C): its configuration and the EMA
@@ -64,6 +91,10 @@ typedef struct ghm_state {
    * S_k, the EMA of R_k (unused with momentum 0). Regions that have never been hit hold 0.
    */
   float ema[GHM_MAX_BINS];
+  /**
+   * The same EMA applied to a constant 1 (`1 - alpha^t`), for bias correction.
+   */
+  float ema_norm[GHM_MAX_BINS];
   uint32_t checksum;
 } ghm_state;
 
@@ -148,6 +179,13 @@ typedef struct ghm_state {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Without std, the precompiled `core` of hosted targets still names the unwinding
+ * personality routine in its unwind tables. Nothing here unwinds (panics abort), so it is
+ * never called; defining it keeps the C libraries free of an unresolved symbol.
+ */
+void rust_eh_personality(void);
 
 /**
  * A static, NUL-terminated description of `status` ("unknown status" for codes this

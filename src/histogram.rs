@@ -93,10 +93,12 @@ impl Tally {
 }
 
 /// What the gradient pass applies: for an element of region k, `grad = coef[k] * dir`
-/// (`coef[k] = lambda * beta_i / tot = lambda / (n D_k)`), and the loss of the call.
+/// (`coef[k] = lambda * beta_k / tot`, which is `lambda / (n D_k)` by default), the
+/// normaliser `tot`, and the loss of the call.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Harmonized {
     pub coef: [f32; MAX_BINS],
+    pub tot: f64,
     pub loss: f32,
 }
 
@@ -117,6 +119,8 @@ pub struct State {
     config: Config,
     /// S_k, the EMA of R_k (unused with momentum 0). Regions that have never been hit hold 0.
     ema: [f32; MAX_BINS],
+    /// The same EMA applied to a constant 1 (`1 - alpha^t`), for bias correction.
+    ema_norm: [f32; MAX_BINS],
     checksum: u32,
 }
 
@@ -129,6 +133,7 @@ impl State {
             kind: kind as u32,
             config: *config,
             ema: [0.0; MAX_BINS],
+            ema_norm: [0.0; MAX_BINS],
             checksum: 0,
         };
         s.seal();
@@ -159,8 +164,13 @@ impl State {
         };
         self.config.validate(own).map_err(|_| Error::State)?;
         let m = self.config.bins as usize;
-        let sane = self.ema[..m].iter().all(|s| s.is_finite() && *s >= 0.0)
-            && self.ema[m..].iter().all(|s| s.to_bits() == 0);
+        let in_range = |s: &f32| s.is_finite() && *s >= 0.0;
+        let sane = self.ema[..m].iter().all(in_range)
+            && self.ema_norm[..m].iter().all(|s| in_range(s) && *s <= 1.0)
+            && self.ema[m..]
+                .iter()
+                .chain(&self.ema_norm[m..])
+                .all(|s| s.to_bits() == 0);
         if !sane {
             return Err(Error::State);
         }
@@ -175,48 +185,69 @@ impl State {
     pub(crate) fn harmonize(&self, tally: &Tally) -> Result<(State, Harmonized), Error> {
         let cfg = &self.config;
         let m = (cfg.bins as usize).min(MAX_BINS);
+        let alpha = cfg.momentum;
+        let decay_all = cfg.options & Config::DECAY_EMPTY_BINS != 0;
         let mut next = *self;
         let mut density = [0f64; MAX_BINS];
-        let mut nonempty = 0u32;
-        for k in 0..m {
+        for (k, d) in density.iter_mut().enumerate().take(m) {
             let r = tally.count[k];
-            if r == 0 {
-                continue;
+            if alpha > 0.0 && (r > 0 || decay_all) {
+                let rest = ((1.0 - f64::from(alpha)) * r as f64) as f32;
+                next.ema[k] = alpha * self.ema[k] + rest;
+                next.ema_norm[k] = alpha * self.ema_norm[k] + (1.0 - alpha);
             }
-            nonempty += 1;
-            density[k] = if cfg.momentum > 0.0 {
-                let rest = ((1.0 - f64::from(cfg.momentum)) * r as f64) as f32;
-                next.ema[k] = cfg.momentum * self.ema[k] + rest;
-                f64::from(next.ema[k])
-            } else {
-                r as f64
+            *d = match (alpha > 0.0, cfg.options & Config::EMA_BIAS_CORRECTION != 0) {
+                (false, _) => r as f64,
+                (true, false) => f64::from(next.ema[k]),
+                (true, true) => f64::from(next.ema[k]) / f64::from(next.ema_norm[k]),
             };
         }
-        let mut h = Harmonized {
-            coef: [0.0; MAX_BINS],
-            loss: 0.0,
+        let counts = &tally.count[..m];
+        let nonempty = counts.iter().filter(|&&r| r > 0).count();
+        let norm = if cfg.options & Config::NORM_BY_BINS != 0 {
+            m
+        } else {
+            nonempty
+        } as f64;
+        let tot = self.tot(tally);
+        let cap = if cfg.weight_cap > 0.0 {
+            f64::from(cfg.weight_cap)
+        } else {
+            f64::INFINITY
         };
+        let lambda = f64::from(cfg.loss_weight);
+        let mut coef = [0f32; MAX_BINS];
         let mut loss = 0.0f64;
-        for k in 0..m {
-            if tally.count[k] == 0 {
-                continue;
-            }
-            let c = f64::from(cfg.loss_weight) / (f64::from(nonempty) * density[k]);
-            h.coef[k] = c as f32;
+        for (k, _) in counts.iter().enumerate().filter(|(_, &r)| r > 0) {
+            let beta = (tot / (density[k] * norm)).min(cap);
+            let c = lambda * beta / tot;
+            coef[k] = c as f32;
             loss += c * tally.sum[k];
-            if !h.coef[k].is_finite() {
-                return Err(Error::Overflow);
-            }
         }
-        h.loss = loss as f32;
-        if !h.loss.is_finite() {
-            return Err(Error::Overflow);
-        }
-        if !next.ema.iter().all(|s| s.is_finite()) {
+        let h = Harmonized {
+            coef,
+            tot,
+            loss: loss as f32,
+        };
+        let finite = h.loss.is_finite()
+            && h.coef.iter().all(|c| c.is_finite())
+            && next.ema.iter().all(|s| s.is_finite());
+        if !finite {
             return Err(Error::Overflow);
         }
         next.seal();
         Ok((next, h))
+    }
+
+    /// The reference's normaliser: valid elements (GHM-C) or the sum of label weights
+    /// (GHM-R), at least 1.
+    fn tot(&self, tally: &Tally) -> f64 {
+        let t = if self.kind == Kind::Regression as u32 {
+            tally.weight
+        } else {
+            tally.count.iter().sum::<u64>() as f64
+        };
+        t.max(1.0)
     }
 
     fn seal(&mut self) {
