@@ -16,6 +16,29 @@
 
 
 /**
+ * Divide by the number of regions M instead of the number of non-empty regions n, so
+ * that a batch that fills few regions is not up-weighted as a whole.
+ */
+#define GHM_OPT_NORM_BY_BINS 1
+
+/**
+ * Divide the EMA by `1 - alpha^t` (t = updates of that region), so the first hit of a
+ * region is not inflated by `1 / (1 - alpha)`.
+ */
+#define GHM_OPT_EMA_BIAS_CORRECTION 2
+
+/**
+ * Update every region's EMA on every call (empty regions decay towards 0), as the
+ * paper's formula does; the reference updates only non-empty regions.
+ */
+#define GHM_OPT_DECAY_EMPTY_BINS 4
+
+/**
+ * Every option bit this version knows.
+ */
+#define GHM_OPT_ALL ((GHM_OPT_NORM_BY_BINS | GHM_OPT_EMA_BIAS_CORRECTION) | GHM_OPT_DECAY_EMPTY_BINS)
+
+/**
  * Largest number of unit regions (`GHM_MAX_BINS`); region arrays have this fixed size.
  */
 #define GHM_MAX_BINS 64
@@ -46,7 +69,7 @@ typedef struct ghm_config {
    */
   float loss_weight;
   /**
-   * Bit set of `GHM_OPT_*` options; 0 reproduces the reference.
+   * Bit set of `OPT_*` options (`GHM_OPT_*` in C); 0 reproduces the reference.
    */
   uint32_t options;
   /**
@@ -54,25 +77,6 @@ typedef struct ghm_config {
    */
   float weight_cap;
 } ghm_config;
-/**
- * Divide by the number of regions M instead of the number of non-empty regions n, so
- * that a batch that fills few regions is not up-weighted as a whole.
- */
-#define ghm_config_NORM_BY_BINS 1
-/**
- * Divide the EMA by `1 - alpha^t` (t = updates of that region), so the first hit of a
- * region is not inflated by `1 / (1 - alpha)`.
- */
-#define ghm_config_EMA_BIAS_CORRECTION 2
-/**
- * Update every region's EMA on every call (empty regions decay towards 0), as the
- * paper's formula does; the reference updates only non-empty regions.
- */
-#define ghm_config_DECAY_EMPTY_BINS 4
-/**
- * Every option bit this version knows.
- */
-#define ghm_config_ALL_OPTIONS ((ghm_config_NORM_BY_BINS | ghm_config_EMA_BIAS_CORRECTION) | ghm_config_DECAY_EMPTY_BINS)
 
 /**
  * The state a loss carries across calls (`ghm_state` in C): its configuration and the EMA

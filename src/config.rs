@@ -13,6 +13,18 @@ pub enum Kind {
     Regression = 0x4748_4d52, // "GHMR"
 }
 
+/// Divide by the number of regions M instead of the number of non-empty regions n, so
+/// that a batch that fills few regions is not up-weighted as a whole.
+pub const OPT_NORM_BY_BINS: u32 = 1;
+/// Divide the EMA by `1 - alpha^t` (t = updates of that region), so the first hit of a
+/// region is not inflated by `1 / (1 - alpha)`.
+pub const OPT_EMA_BIAS_CORRECTION: u32 = 2;
+/// Update every region's EMA on every call (empty regions decay towards 0), as the
+/// paper's formula does; the reference updates only non-empty regions.
+pub const OPT_DECAY_EMPTY_BINS: u32 = 4;
+/// Every option bit this version knows.
+pub const OPT_ALL: u32 = OPT_NORM_BY_BINS | OPT_EMA_BIAS_CORRECTION | OPT_DECAY_EMPTY_BINS;
+
 /// Hyper-parameters of GHM-C and GHM-R (`ghm_config` in C).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -25,26 +37,13 @@ pub struct Config {
     pub mu: f32,
     /// Factor lambda on the loss and its gradient, finite.
     pub loss_weight: f32,
-    /// Bit set of `GHM_OPT_*` options; 0 reproduces the reference.
+    /// Bit set of `OPT_*` options (`GHM_OPT_*` in C); 0 reproduces the reference.
     pub options: u32,
     /// Upper bound on any element's harmonizing weight beta (0: no bound); finite, >= 0.
     pub weight_cap: f32,
 }
 
 impl Config {
-    /// Divide by the number of regions M instead of the number of non-empty regions n, so
-    /// that a batch that fills few regions is not up-weighted as a whole.
-    pub const NORM_BY_BINS: u32 = 1;
-    /// Divide the EMA by `1 - alpha^t` (t = updates of that region), so the first hit of a
-    /// region is not inflated by `1 / (1 - alpha)`.
-    pub const EMA_BIAS_CORRECTION: u32 = 2;
-    /// Update every region's EMA on every call (empty regions decay towards 0), as the
-    /// paper's formula does; the reference updates only non-empty regions.
-    pub const DECAY_EMPTY_BINS: u32 = 4;
-    /// Every option bit this version knows.
-    pub const ALL_OPTIONS: u32 =
-        Self::NORM_BY_BINS | Self::EMA_BIAS_CORRECTION | Self::DECAY_EMPTY_BINS;
-
     /// mmdetection's `GHMC()` defaults: 10 bins, momentum 0, loss weight 1.
     pub const fn ghm_c() -> Config {
         Config {
@@ -76,7 +75,7 @@ impl Config {
         let momentum_ok = (0.0..1.0).contains(&self.momentum);
         let weight_ok = self.loss_weight.is_finite();
         let mu_ok = kind == Kind::Classification || (self.mu > 0.0 && self.mu.is_finite());
-        let options_ok = self.options & !Self::ALL_OPTIONS == 0;
+        let options_ok = self.options & !OPT_ALL == 0;
         let cap_ok = self.weight_cap >= 0.0 && self.weight_cap.is_finite();
         if bins_ok && momentum_ok && weight_ok && mu_ok && options_ok && cap_ok {
             Ok(())

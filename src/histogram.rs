@@ -2,7 +2,9 @@
 //! the caller-owned [`State`] that carries the EMA across calls, and the step that turns a
 //! tally into harmonizing weights.
 
-use crate::config::{Config, Kind};
+use crate::config::{
+    Config, Kind, OPT_DECAY_EMPTY_BINS, OPT_EMA_BIAS_CORRECTION, OPT_NORM_BY_BINS,
+};
 use crate::status::Error;
 use crate::vector::Vector;
 
@@ -186,7 +188,7 @@ impl State {
         let cfg = &self.config;
         let m = (cfg.bins as usize).min(MAX_BINS);
         let alpha = cfg.momentum;
-        let decay_all = cfg.options & Config::DECAY_EMPTY_BINS != 0;
+        let decay_all = cfg.options & OPT_DECAY_EMPTY_BINS != 0;
         let mut next = *self;
         let mut density = [0f64; MAX_BINS];
         for (k, d) in density.iter_mut().enumerate().take(m) {
@@ -196,7 +198,7 @@ impl State {
                 next.ema[k] = alpha * self.ema[k] + rest;
                 next.ema_norm[k] = alpha * self.ema_norm[k] + (1.0 - alpha);
             }
-            *d = match (alpha > 0.0, cfg.options & Config::EMA_BIAS_CORRECTION != 0) {
+            *d = match (alpha > 0.0, cfg.options & OPT_EMA_BIAS_CORRECTION != 0) {
                 (false, _) => r as f64,
                 (true, false) => f64::from(next.ema[k]),
                 (true, true) => f64::from(next.ema[k]) / f64::from(next.ema_norm[k]),
@@ -204,7 +206,7 @@ impl State {
         }
         let counts = &tally.count[..m];
         let nonempty = counts.iter().filter(|&&r| r > 0).count();
-        let norm = if cfg.options & Config::NORM_BY_BINS != 0 {
+        let norm = if cfg.options & OPT_NORM_BY_BINS != 0 {
             m
         } else {
             nonempty

@@ -42,7 +42,9 @@ mod status;
 mod vector;
 
 pub use arch::Isa;
-pub use config::{Config, Kind};
+pub use config::{
+    Config, Kind, OPT_ALL, OPT_DECAY_EMPTY_BINS, OPT_EMA_BIAS_CORRECTION, OPT_NORM_BY_BINS,
+};
 pub use histogram::{State, MAX_BINS};
 pub use loss::{Classification, Ghm, GhmC, GhmR, Loss, Regression};
 pub use status::Error;
