@@ -34,9 +34,31 @@
 #define GHM_OPT_DECAY_EMPTY_BINS 4
 
 /**
+ * GHM-C only: the inputs are probabilities `p = sigmoid(logit)` (as Darknet holds them)
+ * rather than logits. The loss is PyTorch's `binary_cross_entropy` on `p` (logs floored at
+ * -100); the gradient is still with respect to the logit, `p - t`.
+ */
+#define GHM_OPT_PROBABILITY_INPUT 8
+
+/**
  * Every option bit this version knows.
  */
-#define GHM_OPT_ALL ((GHM_OPT_NORM_BY_BINS | GHM_OPT_EMA_BIAS_CORRECTION) | GHM_OPT_DECAY_EMPTY_BINS)
+#define GHM_OPT_ALL (((GHM_OPT_NORM_BY_BINS | GHM_OPT_EMA_BIAS_CORRECTION) | GHM_OPT_DECAY_EMPTY_BINS) | GHM_OPT_PROBABILITY_INPUT)
+
+/**
+ * `ghm_output.kind`: dL/dlogit (GHM-C) or dL/dpred (GHM-R).
+ */
+#define GHM_OUTPUT_GRADIENT 0
+
+/**
+ * `ghm_output.kind`: each element's weight in the loss, `loss_weight * beta_i / tot`.
+ */
+#define GHM_OUTPUT_ELEMENT_WEIGHT 1
+
+/**
+ * `ghm_output.kind`: each element's loss, the reference's reduction "none".
+ */
+#define GHM_OUTPUT_ELEMENT_LOSS 2
 
 /**
  * Largest number of unit regions (`GHM_MAX_BINS`); region arrays have this fixed size.
@@ -102,7 +124,103 @@ typedef struct ghm_state {
   uint32_t checksum;
 } ghm_state;
 
+/**
+ * Per-region totals of one or more chunks of a batch (`ghm_stats` in C): filled by
+ * `accumulate`, added together by [`merge`](Stats::merge), turned into weights by `commit`.
+ *
+ * Every field is an `f64` and every field merges by addition, so a flat sum-allreduce of
+ * `Stats::LEN` doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
+ * data-parallel workers. A trainer that histograms on its own device may fill `count` (and
+ * `loss_sum`, `weight_sum`) itself in a `Stats` made by `Ghm::stats`.
+ */
+typedef struct ghm_stats {
+  /**
+   * How many stats were merged into this one (1 when made); detects mismatches.
+   */
+  double parts;
+  /**
+   * `parts` times the tag of the loss and bin count these stats are for.
+   */
+  double tag;
+  /**
+   * R_k: number of valid elements in region k.
+   */
+  double count[GHM_MAX_BINS];
+  /**
+   * Sum of the valid elements' unweighted loss terms in region k.
+   */
+  double loss_sum[GHM_MAX_BINS];
+  /**
+   * Sum of the valid elements' label weights (GHM-R's normaliser).
+   */
+  double weight_sum;
+} ghm_stats;
+/**
+ * Number of f64 values in a `Stats`, for a flat allreduce.
+ */
+#define ghm_stats_LEN (3 + (2 * GHM_MAX_BINS))
 
+/**
+ * Where the logits of a class-index layout lie: element (anchor r, class c) is at offset
+ * `r * anchor_stride + c * class_stride`. One of the strides is 1: `[anchors][classes]`
+ * (mmdetection) has `class_stride` 1, planes of anchors per class (Darknet's yolo output,
+ * anchors being the h*w locations) have `anchor_stride` 1.
+ */
+typedef struct ghm_class_layout {
+  /**
+   * Number of anchors (rows; for Darknet, the h*w locations of one anchor box).
+   */
+  size_t anchors;
+  /**
+   * Number of classes C.
+   */
+  size_t classes;
+  /**
+   * Distance in floats between consecutive anchors of a class.
+   */
+  size_t anchor_stride;
+  /**
+   * Distance in floats between consecutive classes of an anchor.
+   */
+  size_t class_stride;
+} ghm_class_layout;
+
+/**
+ * The harmonizing weights of one commit (`ghm_weights` in C): per-region coefficients,
+ * the loss, and the configuration needed to apply them to any chunk of the batch.
+ *
+ * Plain data, made only by a successful commit (a value made any other way is refused with
+ * [`Error::NotCommitted`]). Applying it only reads it, so one `Weights` may serve many
+ * threads at once.
+ */
+typedef struct ghm_weights {
+  uint32_t magic;
+  uint32_t kind;
+  struct ghm_config config;
+  double tot;
+  float coef[GHM_MAX_BINS];
+  float loss;
+  uint32_t checksum;
+} ghm_weights;
+
+/**
+ * What an apply writes: `out[i] = scale * value_i`, or `out[i] += scale * value_i` when
+ * `accumulate` is 1. Darknet's delta is `{GHM_OUTPUT_GRADIENT, -factor, 0}`.
+ */
+typedef struct ghm_output {
+  /**
+   * `GHM_OUTPUT_GRADIENT`, `GHM_OUTPUT_ELEMENT_WEIGHT` or `GHM_OUTPUT_ELEMENT_LOSS`.
+   */
+  uint32_t kind;
+  /**
+   * Finite factor on every value written.
+   */
+  float scale;
+  /**
+   * 0: overwrite; 1: add to what the buffer holds.
+   */
+  uint32_t accumulate;
+} ghm_output;
 
 /**
  * Success.
@@ -148,12 +266,12 @@ typedef struct ghm_state {
 #define GHM_ERR_WRONG_LOSS 7
 
 /**
- * NaN or infinity in a logit, prediction or target.
+ * NaN or infinity in a logit, prediction or GHM-R target.
  */
 #define GHM_ERR_NONFINITE 8
 
 /**
- * A GHM-C target is outside [0, 1].
+ * A GHM-C target is outside [0, 1] (NaN and infinities included).
  */
 #define GHM_ERR_TARGET 9
 
@@ -177,6 +295,34 @@ typedef struct ghm_state {
  * The requested instruction-set path is not available on this CPU or in this build.
  */
 #define GHM_ERR_ISA 13
+
+/**
+ * Stats for another loss or bin count (or corrupted) given to `ghm_commit`.
+ */
+#define GHM_ERR_STATS_MISMATCH 14
+
+/**
+ * Weights that no successful `ghm_commit` produced (or corrupted) given to an apply.
+ */
+#define GHM_ERR_NOT_COMMITTED 15
+
+/**
+ * A class layout the library cannot walk: neither stride is 1, elements would overlap, or
+ * more than 2^24 classes.
+ */
+#define GHM_ERR_LAYOUT 16
+
+/**
+ * A `ghm_output` with an unknown kind or flag, or a scale that is not finite.
+ */
+#define GHM_ERR_OUTPUT 17
+
+/**
+ * A GHM-C probability input (GHM_OPT_PROBABILITY_INPUT) outside [0, 1].
+ */
+#define GHM_ERR_PROBABILITY 18
+
+
 
 
 
@@ -274,6 +420,160 @@ ghm_status ghm_r_loss(struct ghm_state *state,
                       size_t n,
                       float *loss,
                       float *grad);
+
+/**
+ * GHM-C with class-index targets (mmdetection's heads): `logits[n_anchors][n_classes]`
+ * row-major, `labels[n_anchors]` (a label in `[0, n_classes)` makes that class's target 1
+ * and the others 0; any other value, such as `n_classes` for background or -1, gives an
+ * all-zero row), `anchor_weights[n_anchors]` or NULL (all valid), applying to every class of
+ * the anchor. Otherwise as `ghm_c_loss`; `grad[n_anchors * n_classes]` may not alias `logits`.
+ * Errors: as `ghm_c_loss`, and GHM_ERR_LAYOUT for n_classes above 2^24 (0 anchors or 0
+ * classes is an empty batch: loss 0, state unchanged).
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of the length stated.
+ */
+ghm_status ghm_c_loss_labels(struct ghm_state *state,
+                             const float *logits,
+                             size_t n_anchors,
+                             size_t n_classes,
+                             const int32_t *labels,
+                             const float *anchor_weights,
+                             float *loss,
+                             float *grad);
+
+/**
+ * Makes empty stats for the loss and bin count of `*state` (which is only read).
+ * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP, GHM_ERR_STATE.
+ *
+ * # Safety
+ * `state` and `stats` are NULL or valid for a read / write of their type.
+ */
+ghm_status ghm_stats_init(const struct ghm_state *state,
+                          struct ghm_stats *stats);
+
+/**
+ * Adds `*from` into `*into`, element-wise: the same as summing the two as
+ * `sizeof(ghm_stats) / sizeof(double)` doubles (which an MPI or NCCL allreduce may do
+ * instead). Mismatched stats are detected by `ghm_commit`.
+ * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP.
+ *
+ * # Safety
+ * `from` and `into` are NULL or valid for a read / read-write of their type.
+ */
+ghm_status ghm_stats_merge(const struct ghm_stats *from,
+                           struct ghm_stats *into);
+
+/**
+ * Phase 1 of GHM-C: validates a chunk of `n` elements (as `ghm_c_loss`) and adds its
+ * per-region counts and loss sums to `*stats`. Reads `*state` (its configuration) without
+ * changing it, so threads may accumulate disjoint chunks into their own stats at once.
+ * Errors: as `ghm_c_loss`, and GHM_ERR_STATS_MISMATCH.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of the length stated.
+ */
+ghm_status ghm_c_accumulate(const struct ghm_state *state,
+                            const float *logits,
+                            const float *targets,
+                            const float *label_weights,
+                            size_t n,
+                            struct ghm_stats *stats);
+
+/**
+ * Phase 1 of GHM-R, as `ghm_c_accumulate`; `target` NULL means `pred` holds the residuals
+ * `pred - target` themselves.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of the length stated.
+ */
+ghm_status ghm_r_accumulate(const struct ghm_state *state,
+                            const float *pred,
+                            const float *target,
+                            const float *label_weights,
+                            size_t n,
+                            struct ghm_stats *stats);
+
+/**
+ * Phase 1 of GHM-C with class-index targets in any supported layout: the logit of anchor
+ * `r`, class `c` is `logits[r * anchor_stride + c * class_stride]` (one stride must be 1:
+ * `[anchors][classes]` rows as mmdetection, or per-class planes of anchors as Darknet's
+ * yolo output). `labels[anchors]`, `anchor_weights[anchors]` or NULL.
+ * Errors: as `ghm_c_accumulate`, and GHM_ERR_LAYOUT.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`
+ * spans the layout's extent.
+ */
+ghm_status ghm_c_accumulate_labels(const struct ghm_state *state,
+                                   const float *logits,
+                                   const struct ghm_class_layout *layout,
+                                   const int32_t *labels,
+                                   const float *anchor_weights,
+                                   struct ghm_stats *stats);
+
+/**
+ * Phase 2: updates the EMA in `*state` once from `*stats` (accumulated, merged, or filled
+ * by the caller), and writes the batch's weights and loss.
+ * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP, GHM_ERR_STATE,
+ * GHM_ERR_STATS_MISMATCH (stats of another loss or bin count, negative or non-finite
+ * values), GHM_ERR_OVERFLOW.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of its type.
+ */
+ghm_status ghm_commit(const struct ghm_stats *stats,
+                      struct ghm_state *state,
+                      struct ghm_weights *weights,
+                      float *loss);
+
+/**
+ * Phase 3 of GHM-C: validates a chunk (as `ghm_c_loss`) and writes `out[n]` from committed
+ * weights: by default (`output` NULL) the gradient. `out` may be exactly `logits`. Only reads
+ * `*weights`, so threads may apply the same weights to disjoint chunks at once.
+ * Errors: as `ghm_c_loss`, GHM_ERR_NOT_COMMITTED, GHM_ERR_WRONG_LOSS, GHM_ERR_OUTPUT.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of the length stated.
+ */
+ghm_status ghm_c_apply(const struct ghm_weights *weights,
+                       const float *logits,
+                       const float *targets,
+                       const float *label_weights,
+                       size_t n,
+                       const struct ghm_output *output,
+                       float *out);
+
+/**
+ * Phase 3 of GHM-R, as `ghm_c_apply`; `target` NULL means `pred` holds the residuals.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of the length stated.
+ */
+ghm_status ghm_r_apply(const struct ghm_weights *weights,
+                       const float *pred,
+                       const float *target,
+                       const float *label_weights,
+                       size_t n,
+                       const struct ghm_output *output,
+                       float *out);
+
+/**
+ * Phase 3 of GHM-C with class-index targets (layout as `ghm_c_accumulate_labels`): writes
+ * the output at the layout's elements of `out`, which has the same layout as `logits` and
+ * may not overlap it. Errors: as `ghm_c_apply`, and GHM_ERR_LAYOUT.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`
+ * and `out` span the layout's extent.
+ */
+ghm_status ghm_c_apply_labels(const struct ghm_weights *weights,
+                              const float *logits,
+                              const struct ghm_class_layout *layout,
+                              const int32_t *labels,
+                              const float *anchor_weights,
+                              const struct ghm_output *output,
+                              float *out);
 
 #ifdef __cplusplus
 }  // extern "C"

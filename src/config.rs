@@ -22,8 +22,13 @@ pub const OPT_EMA_BIAS_CORRECTION: u32 = 2;
 /// Update every region's EMA on every call (empty regions decay towards 0), as the
 /// paper's formula does; the reference updates only non-empty regions.
 pub const OPT_DECAY_EMPTY_BINS: u32 = 4;
+/// GHM-C only: the inputs are probabilities `p = sigmoid(logit)` (as Darknet holds them)
+/// rather than logits. The loss is PyTorch's `binary_cross_entropy` on `p` (logs floored at
+/// -100); the gradient is still with respect to the logit, `p - t`.
+pub const OPT_PROBABILITY_INPUT: u32 = 8;
 /// Every option bit this version knows.
-pub const OPT_ALL: u32 = OPT_NORM_BY_BINS | OPT_EMA_BIAS_CORRECTION | OPT_DECAY_EMPTY_BINS;
+pub const OPT_ALL: u32 =
+    OPT_NORM_BY_BINS | OPT_EMA_BIAS_CORRECTION | OPT_DECAY_EMPTY_BINS | OPT_PROBABILITY_INPUT;
 
 /// Hyper-parameters of GHM-C and GHM-R (`ghm_config` in C).
 #[repr(C)]
@@ -75,7 +80,12 @@ impl Config {
         let momentum_ok = (0.0..1.0).contains(&self.momentum);
         let weight_ok = self.loss_weight.is_finite();
         let mu_ok = kind == Kind::Classification || (self.mu > 0.0 && self.mu.is_finite());
-        let options_ok = self.options & !OPT_ALL == 0;
+        let classification_only = if kind == Kind::Regression {
+            OPT_PROBABILITY_INPUT
+        } else {
+            0
+        };
+        let options_ok = self.options & !OPT_ALL == 0 && self.options & classification_only == 0;
         let cap_ok = self.weight_cap >= 0.0 && self.weight_cap.is_finite();
         if bins_ok && momentum_ok && weight_ok && mu_ok && options_ok && cap_ok {
             Ok(())

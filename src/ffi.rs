@@ -14,8 +14,9 @@ use core::ffi::c_char;
 use core::mem::{align_of, size_of};
 
 use crate::config::{Config, Kind};
-use crate::histogram::State;
+use crate::histogram::{State, Stats, Weights};
 use crate::loss::{Ghm, Loss};
+use crate::pass::{ClassLayout, Output, OutputKind};
 use crate::status::Error;
 use crate::{Classification, Regression};
 
@@ -41,9 +42,9 @@ pub const GHM_ERR_CONFIG: ghm_status = 5;
 pub const GHM_ERR_STATE: ghm_status = 6;
 /// The state belongs to the other loss (a GHM-C state passed to GHM-R or the reverse).
 pub const GHM_ERR_WRONG_LOSS: ghm_status = 7;
-/// NaN or infinity in a logit, prediction or target.
+/// NaN or infinity in a logit, prediction or GHM-R target.
 pub const GHM_ERR_NONFINITE: ghm_status = 8;
-/// A GHM-C target is outside [0, 1].
+/// A GHM-C target is outside [0, 1] (NaN and infinities included).
 pub const GHM_ERR_TARGET: ghm_status = 9;
 /// A label weight is negative, NaN or infinite.
 pub const GHM_ERR_WEIGHT: ghm_status = 10;
@@ -54,6 +55,56 @@ pub const GHM_ERR_OVERFLOW: ghm_status = 11;
 pub const GHM_ERR_INTERNAL: ghm_status = 12;
 /// The requested instruction-set path is not available on this CPU or in this build.
 pub const GHM_ERR_ISA: ghm_status = 13;
+/// Stats for another loss or bin count (or corrupted) given to `ghm_commit`.
+pub const GHM_ERR_STATS_MISMATCH: ghm_status = 14;
+/// Weights that no successful `ghm_commit` produced (or corrupted) given to an apply.
+pub const GHM_ERR_NOT_COMMITTED: ghm_status = 15;
+/// A class layout the library cannot walk: neither stride is 1, elements would overlap, or
+/// more than 2^24 classes.
+pub const GHM_ERR_LAYOUT: ghm_status = 16;
+/// A `ghm_output` with an unknown kind or flag, or a scale that is not finite.
+pub const GHM_ERR_OUTPUT: ghm_status = 17;
+/// A GHM-C probability input (GHM_OPT_PROBABILITY_INPUT) outside [0, 1].
+pub const GHM_ERR_PROBABILITY: ghm_status = 18;
+
+/// `ghm_output.kind`: dL/dlogit (GHM-C) or dL/dpred (GHM-R).
+pub const GHM_OUTPUT_GRADIENT: u32 = 0;
+/// `ghm_output.kind`: each element's weight in the loss, `loss_weight * beta_i / tot`.
+pub const GHM_OUTPUT_ELEMENT_WEIGHT: u32 = 1;
+/// `ghm_output.kind`: each element's loss, the reference's reduction "none".
+pub const GHM_OUTPUT_ELEMENT_LOSS: u32 = 2;
+
+/// What an apply writes: `out[i] = scale * value_i`, or `out[i] += scale * value_i` when
+/// `accumulate` is 1. Darknet's delta is `{GHM_OUTPUT_GRADIENT, -factor, 0}`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ghm_output {
+    /// `GHM_OUTPUT_GRADIENT`, `GHM_OUTPUT_ELEMENT_WEIGHT` or `GHM_OUTPUT_ELEMENT_LOSS`.
+    pub kind: u32,
+    /// Finite factor on every value written.
+    pub scale: f32,
+    /// 0: overwrite; 1: add to what the buffer holds.
+    pub accumulate: u32,
+}
+
+impl ghm_output {
+    fn to_output(self) -> Result<Output, Error> {
+        let kind = match self.kind {
+            GHM_OUTPUT_GRADIENT => OutputKind::Gradient,
+            GHM_OUTPUT_ELEMENT_WEIGHT => OutputKind::ElementWeight,
+            GHM_OUTPUT_ELEMENT_LOSS => OutputKind::ElementLoss,
+            _ => return Err(Error::Output),
+        };
+        if self.accumulate > 1 || !self.scale.is_finite() {
+            return Err(Error::Output);
+        }
+        Ok(Output {
+            kind,
+            scale: self.scale,
+            accumulate: self.accumulate == 1,
+        })
+    }
+}
 
 fn status(r: Result<(), Error>) -> ghm_status {
     match r {
@@ -81,6 +132,11 @@ pub extern "C" fn ghm_status_str(status: ghm_status) -> *const c_char {
         GHM_ERR_OVERFLOW => c"a result overflows float",
         GHM_ERR_INTERNAL => c"internal error",
         GHM_ERR_ISA => c"the requested instruction-set path is not available",
+        GHM_ERR_STATS_MISMATCH => c"the stats are for another loss or bin count, or corrupted",
+        GHM_ERR_NOT_COMMITTED => c"the weights were not produced by a commit",
+        GHM_ERR_LAYOUT => c"the class layout is not supported",
+        GHM_ERR_OUTPUT => c"the output specification is invalid",
+        GHM_ERR_PROBABILITY => c"a probability input is outside [0, 1]",
         _ => c"unknown status",
     };
     s.as_ptr()
@@ -188,6 +244,269 @@ pub unsafe extern "C" fn ghm_r_loss(
     ))
 }
 
+/// GHM-C with class-index targets (mmdetection's heads): `logits[n_anchors][n_classes]`
+/// row-major, `labels[n_anchors]` (a label in `[0, n_classes)` makes that class's target 1
+/// and the others 0; any other value, such as `n_classes` for background or -1, gives an
+/// all-zero row), `anchor_weights[n_anchors]` or NULL (all valid), applying to every class of
+/// the anchor. Otherwise as `ghm_c_loss`; `grad[n_anchors * n_classes]` may not alias `logits`.
+/// Errors: as `ghm_c_loss`, and GHM_ERR_LAYOUT for n_classes above 2^24 (0 anchors or 0
+/// classes is an empty batch: loss 0, state unchanged).
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of the length stated.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_c_loss_labels(
+    state: *mut State,
+    logits: *const f32,
+    n_anchors: usize,
+    n_classes: usize,
+    labels: *const i32,
+    anchor_weights: *const f32,
+    loss: *mut f32,
+    grad: *mut f32,
+) -> ghm_status {
+    let layout = ClassLayout::rows(n_anchors, n_classes);
+    status(loss_labels(
+        state,
+        logits,
+        &layout,
+        labels,
+        anchor_weights,
+        loss,
+        grad,
+    ))
+}
+
+/// Makes empty stats for the loss and bin count of `*state` (which is only read).
+/// Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP, GHM_ERR_STATE.
+///
+/// # Safety
+/// `state` and `stats` are NULL or valid for a read / write of their type.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_stats_init(state: *const State, stats: *mut Stats) -> ghm_status {
+    status((|| {
+        disjoint(&[span(stats, 1, false)?], &[span(state, 1, false)?])?;
+        let st = state.read();
+        let fresh = match st.check_any()? {
+            Kind::Classification => Ghm::<Classification>::from_state(st)?.stats(),
+            Kind::Regression => Ghm::<Regression>::from_state(st)?.stats(),
+        };
+        stats.write(fresh);
+        Ok(())
+    })())
+}
+
+/// Adds `*from` into `*into`, element-wise: the same as summing the two as
+/// `sizeof(ghm_stats) / sizeof(double)` doubles (which an MPI or NCCL allreduce may do
+/// instead). Mismatched stats are detected by `ghm_commit`.
+/// Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP.
+///
+/// # Safety
+/// `from` and `into` are NULL or valid for a read / read-write of their type.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_stats_merge(from: *const Stats, into: *mut Stats) -> ghm_status {
+    status((|| {
+        disjoint(&[span(into, 1, false)?], &[span(from, 1, false)?])?;
+        let mut merged = into.read();
+        merged.merge(&from.read());
+        into.write(merged);
+        Ok(())
+    })())
+}
+
+/// Phase 1 of GHM-C: validates a chunk of `n` elements (as `ghm_c_loss`) and adds its
+/// per-region counts and loss sums to `*stats`. Reads `*state` (its configuration) without
+/// changing it, so threads may accumulate disjoint chunks into their own stats at once.
+/// Errors: as `ghm_c_loss`, and GHM_ERR_STATS_MISMATCH.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of the length stated.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_c_accumulate(
+    state: *const State,
+    logits: *const f32,
+    targets: *const f32,
+    label_weights: *const f32,
+    n: usize,
+    stats: *mut Stats,
+) -> ghm_status {
+    status(accumulate::<Classification>(
+        state,
+        logits,
+        targets,
+        label_weights,
+        n,
+        stats,
+    ))
+}
+
+/// Phase 1 of GHM-R, as `ghm_c_accumulate`; `target` NULL means `pred` holds the residuals
+/// `pred - target` themselves.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of the length stated.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_r_accumulate(
+    state: *const State,
+    pred: *const f32,
+    target: *const f32,
+    label_weights: *const f32,
+    n: usize,
+    stats: *mut Stats,
+) -> ghm_status {
+    status(accumulate::<Regression>(
+        state,
+        pred,
+        target,
+        label_weights,
+        n,
+        stats,
+    ))
+}
+
+/// Phase 1 of GHM-C with class-index targets in any supported layout: the logit of anchor
+/// `r`, class `c` is `logits[r * anchor_stride + c * class_stride]` (one stride must be 1:
+/// `[anchors][classes]` rows as mmdetection, or per-class planes of anchors as Darknet's
+/// yolo output). `labels[anchors]`, `anchor_weights[anchors]` or NULL.
+/// Errors: as `ghm_c_accumulate`, and GHM_ERR_LAYOUT.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`
+/// spans the layout's extent.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_c_accumulate_labels(
+    state: *const State,
+    logits: *const f32,
+    layout: *const ClassLayout,
+    labels: *const i32,
+    anchor_weights: *const f32,
+    stats: *mut Stats,
+) -> ghm_status {
+    status(accumulate_labels(
+        state,
+        logits,
+        layout,
+        labels,
+        anchor_weights,
+        stats,
+    ))
+}
+
+/// Phase 2: updates the EMA in `*state` once from `*stats` (accumulated, merged, or filled
+/// by the caller), and writes the batch's weights and loss.
+/// Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP, GHM_ERR_STATE,
+/// GHM_ERR_STATS_MISMATCH (stats of another loss or bin count, negative or non-finite
+/// values), GHM_ERR_OVERFLOW.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of its type.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_commit(
+    stats: *const Stats,
+    state: *mut State,
+    weights: *mut Weights,
+    loss: *mut f32,
+) -> ghm_status {
+    status((|| {
+        let outputs = [
+            span(state, 1, false)?,
+            span(weights, 1, false)?,
+            span(loss, 1, false)?,
+        ];
+        disjoint(&outputs, &[span(stats, 1, false)?])?;
+        let (st, stats) = (state.read(), stats.read());
+        let (next, w) = match st.check_any()? {
+            Kind::Classification => commit::<Classification>(st, &stats)?,
+            Kind::Regression => commit::<Regression>(st, &stats)?,
+        };
+        state.write(next);
+        weights.write(w);
+        loss.write(w.loss());
+        Ok(())
+    })())
+}
+
+/// Phase 3 of GHM-C: validates a chunk (as `ghm_c_loss`) and writes `out[n]` from committed
+/// weights: by default (`output` NULL) the gradient. `out` may be exactly `logits`. Only reads
+/// `*weights`, so threads may apply the same weights to disjoint chunks at once.
+/// Errors: as `ghm_c_loss`, GHM_ERR_NOT_COMMITTED, GHM_ERR_WRONG_LOSS, GHM_ERR_OUTPUT.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of the length stated.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_c_apply(
+    weights: *const Weights,
+    logits: *const f32,
+    targets: *const f32,
+    label_weights: *const f32,
+    n: usize,
+    output: *const ghm_output,
+    out: *mut f32,
+) -> ghm_status {
+    status(apply::<Classification>(
+        weights,
+        logits,
+        targets,
+        label_weights,
+        n,
+        output,
+        out,
+    ))
+}
+
+/// Phase 3 of GHM-R, as `ghm_c_apply`; `target` NULL means `pred` holds the residuals.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of the length stated.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_r_apply(
+    weights: *const Weights,
+    pred: *const f32,
+    target: *const f32,
+    label_weights: *const f32,
+    n: usize,
+    output: *const ghm_output,
+    out: *mut f32,
+) -> ghm_status {
+    status(apply::<Regression>(
+        weights,
+        pred,
+        target,
+        label_weights,
+        n,
+        output,
+        out,
+    ))
+}
+
+/// Phase 3 of GHM-C with class-index targets (layout as `ghm_c_accumulate_labels`): writes
+/// the output at the layout's elements of `out`, which has the same layout as `logits` and
+/// may not overlap it. Errors: as `ghm_c_apply`, and GHM_ERR_LAYOUT.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`
+/// and `out` span the layout's extent.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_c_apply_labels(
+    weights: *const Weights,
+    logits: *const f32,
+    layout: *const ClassLayout,
+    labels: *const i32,
+    anchor_weights: *const f32,
+    output: *const ghm_output,
+    out: *mut f32,
+) -> ghm_status {
+    status(apply_labels(
+        weights,
+        logits,
+        layout,
+        labels,
+        anchor_weights,
+        output,
+        out,
+    ))
+}
+
 /// A byte range `[start, end)` of caller memory.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Span {
@@ -288,11 +607,247 @@ unsafe fn run<L: Loss>(
     Ok(())
 }
 
+/// The body of `ghm_c_loss_labels`.
+unsafe fn loss_labels(
+    state: *mut State,
+    logits: *const f32,
+    layout: &ClassLayout,
+    labels: *const i32,
+    w: *const f32,
+    loss: *mut f32,
+    grad: *mut f32,
+) -> Result<(), Error> {
+    let n = layout.elements().ok_or(Error::Length)?;
+    let inputs = [
+        span(logits, n, false)?,
+        span(labels, layout.anchors, false)?,
+        span(w, layout.anchors, true)?,
+    ];
+    let g_span = span(grad, n, true)?;
+    disjoint(
+        &[span(state, 1, false)?, span(loss, 1, false)?, g_span],
+        &inputs,
+    )?;
+    let mut ghm = Ghm::<Classification>::from_state(state.read())?;
+    let logits = slice(logits, n);
+    let labels = slice(labels, layout.anchors);
+    let w = (!w.is_null()).then(|| slice(w, layout.anchors));
+    let value = if grad.is_null() {
+        let mut stats = ghm.stats();
+        ghm.accumulate_labels(&mut stats, logits, *layout, labels, w)?;
+        ghm.commit(&stats)?.loss()
+    } else {
+        ghm.loss_grad_labels(logits, *layout, labels, w, slice_mut(grad, n))?
+    };
+    state.write(*ghm.state());
+    loss.write(value);
+    Ok(())
+}
+
+/// The body of `ghm_c_accumulate` and `ghm_r_accumulate` (GHM-R: `b` NULL for residuals).
+unsafe fn accumulate<L: Loss>(
+    state: *const State,
+    a: *const f32,
+    b: *const f32,
+    w: *const f32,
+    n: usize,
+    stats: *mut Stats,
+) -> Result<(), Error> {
+    let residual = L::KIND == Kind::Regression && b.is_null();
+    let inputs = [
+        span(state, 1, false)?,
+        span(a, n, false)?,
+        span(b, n, residual)?,
+        span(w, n, true)?,
+    ];
+    disjoint(&[span(stats, 1, false)?], &inputs)?;
+    let ghm = Ghm::<L>::from_state(state.read())?;
+    let mut into = stats.read();
+    let (a, w) = (slice(a, n), (!w.is_null()).then(|| slice(w, n)));
+    ghm.accumulate_any(&mut into, a, (!residual).then(|| slice(b, n)), w)?;
+    stats.write(into);
+    Ok(())
+}
+
+/// The body of `ghm_c_accumulate_labels`.
+unsafe fn accumulate_labels(
+    state: *const State,
+    logits: *const f32,
+    layout: *const ClassLayout,
+    labels: *const i32,
+    w: *const f32,
+    stats: *mut Stats,
+) -> Result<(), Error> {
+    let l_span = span(layout, 1, false)?;
+    let layout = layout.read();
+    let extent = layout.extent().ok_or(Error::Length)?;
+    let inputs = [
+        span(state, 1, false)?,
+        l_span,
+        span(logits, extent, false)?,
+        span(labels, layout.anchors, false)?,
+        span(w, layout.anchors, true)?,
+    ];
+    disjoint(&[span(stats, 1, false)?], &inputs)?;
+    let ghm = Ghm::<Classification>::from_state(state.read())?;
+    let mut into = stats.read();
+    let w = (!w.is_null()).then(|| slice(w, layout.anchors));
+    ghm.accumulate_labels(
+        &mut into,
+        slice(logits, extent),
+        layout,
+        slice(labels, layout.anchors),
+        w,
+    )?;
+    stats.write(into);
+    Ok(())
+}
+
+/// `ghm_commit` for one loss: the state after and the weights.
+fn commit<L: Loss>(state: State, stats: &Stats) -> Result<(State, Weights), Error> {
+    let mut ghm = Ghm::<L>::from_state(state)?;
+    let w = ghm.commit(stats)?;
+    Ok((*ghm.state(), w))
+}
+
+/// The output spec of an apply (NULL: the gradient, overwriting).
+unsafe fn output_spec(output: *const ghm_output) -> Result<Output, Error> {
+    if output.is_null() {
+        return Ok(Output::GRADIENT);
+    }
+    span(output, 1, false)?;
+    output.read().to_output()
+}
+
+/// The body of `ghm_c_apply` and `ghm_r_apply` (GHM-R: `b` NULL for residuals).
+unsafe fn apply<L: Loss>(
+    weights: *const Weights,
+    a: *const f32,
+    b: *const f32,
+    w: *const f32,
+    n: usize,
+    output: *const ghm_output,
+    out: *mut f32,
+) -> Result<(), Error> {
+    let residual = L::KIND == Kind::Regression && b.is_null();
+    let a_span = span(a, n, false)?;
+    let others = [
+        span(weights, 1, false)?,
+        span(b, n, residual)?,
+        span(w, n, true)?,
+        span(output, 1, true)?,
+    ];
+    let o_span = span(out, n, false)?;
+    let in_place = n > 0 && o_span == a_span;
+    disjoint(&[o_span], &others)?;
+    if !in_place {
+        disjoint(&[o_span], &[a_span])?;
+    }
+    let spec = output_spec(output)?;
+    let weights = weights.read();
+    let w = (!w.is_null()).then(|| slice(w, n));
+    let b = (!residual).then(|| slice(b, n));
+    let out = slice_mut(out, n);
+    weights.check(L::KIND)?;
+    if in_place {
+        weights.apply_in_place_any(out, b, w, spec)
+    } else {
+        weights.apply_any_kind(slice(a, n), b, w, spec, out)
+    }
+}
+
+/// The body of `ghm_c_apply_labels`.
+unsafe fn apply_labels(
+    weights: *const Weights,
+    logits: *const f32,
+    layout: *const ClassLayout,
+    labels: *const i32,
+    w: *const f32,
+    output: *const ghm_output,
+    out: *mut f32,
+) -> Result<(), Error> {
+    let l_span = span(layout, 1, false)?;
+    let layout = layout.read();
+    let extent = layout.extent().ok_or(Error::Length)?;
+    let inputs = [
+        span(weights, 1, false)?,
+        l_span,
+        span(logits, extent, false)?,
+        span(labels, layout.anchors, false)?,
+        span(w, layout.anchors, true)?,
+        span(output, 1, true)?,
+    ];
+    disjoint(&[span(out, extent, false)?], &inputs)?;
+    let spec = output_spec(output)?;
+    let weights = weights.read();
+    let w = (!w.is_null()).then(|| slice(w, layout.anchors));
+    let labels = slice(labels, layout.anchors);
+    weights.apply_labels(
+        slice(logits, extent),
+        layout,
+        labels,
+        w,
+        spec,
+        slice_mut(out, extent),
+    )
+}
+
 /// A slice over checked caller memory; empty (and never dereferenced) when `n` is 0.
-unsafe fn slice<'a>(p: *const f32, n: usize) -> &'a [f32] {
+unsafe fn slice<'a, T>(p: *const T, n: usize) -> &'a [T] {
     if n == 0 {
         &[]
     } else {
         core::slice::from_raw_parts(p, n)
+    }
+}
+
+/// A mutable slice over checked caller memory; empty when `n` is 0.
+unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
+    if n == 0 {
+        &mut []
+    } else {
+        core::slice::from_raw_parts_mut(p, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every Rust error has the C constant of the same code and its own description.
+    #[test]
+    fn status_codes_match_errors_and_have_distinct_descriptions() {
+        let constants = [
+            GHM_ERR_NULL,
+            GHM_ERR_MISALIGNED,
+            GHM_ERR_LENGTH,
+            GHM_ERR_OVERLAP,
+            GHM_ERR_CONFIG,
+            GHM_ERR_STATE,
+            GHM_ERR_WRONG_LOSS,
+            GHM_ERR_NONFINITE,
+            GHM_ERR_TARGET,
+            GHM_ERR_WEIGHT,
+            GHM_ERR_OVERFLOW,
+            GHM_ERR_INTERNAL,
+            GHM_ERR_ISA,
+            GHM_ERR_STATS_MISMATCH,
+            GHM_ERR_NOT_COMMITTED,
+            GHM_ERR_LAYOUT,
+            GHM_ERR_OUTPUT,
+            GHM_ERR_PROBABILITY,
+        ];
+        let codes: [i32; Error::ALL.len()] = Error::ALL.map(Error::code);
+        assert_eq!(codes, constants);
+        let text = |s| unsafe { core::ffi::CStr::from_ptr(ghm_status_str(s)) };
+        for (i, &a) in constants.iter().enumerate() {
+            assert_eq!(Error::from_code(a), Some(Error::ALL[i]));
+            for &b in &constants[i + 1..] {
+                assert_ne!(text(a), text(b));
+            }
+            assert_ne!(text(a), text(GHM_OK));
+        }
+        assert_eq!(text(-1).to_bytes(), b"unknown status");
+        assert_eq!(text(1000).to_bytes(), b"unknown status");
     }
 }

@@ -40,11 +40,12 @@ impl Bins {
     /// The region of `g` by the reference's definition: the largest `k < M` with
     /// `e_k <= g` (0 for NaN, which validation rejects before it matters).
     pub(crate) fn index_exact(&self, g: f32) -> usize {
-        let mut k = ((g * self.m as f32) as usize).min(self.m - 1);
-        while k > 0 && g < self.edges[k] {
+        let edges = &self.edges[..self.m.min(MAX_BINS)];
+        let mut k = ((g * self.m as f32) as usize).min(edges.len().saturating_sub(1));
+        while k > 0 && edges.get(k).is_some_and(|&e| g < e) {
             k -= 1;
         }
-        while k + 1 < self.m && g >= self.edges[k + 1] {
+        while edges.get(k + 1).is_some_and(|&e| g >= e) {
             k += 1;
         }
         k
@@ -73,35 +74,190 @@ impl Bins {
     }
 }
 
-/// Per-region totals over the valid elements of one pass (or of several, added).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Tally {
+/// Per-region totals of one or more chunks of a batch (`ghm_stats` in C): filled by
+/// `accumulate`, added together by [`merge`](Stats::merge), turned into weights by `commit`.
+///
+/// Every field is an `f64` and every field merges by addition, so a flat sum-allreduce of
+/// `Stats::LEN` doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
+/// data-parallel workers. A trainer that histograms on its own device may fill `count` (and
+/// `loss_sum`, `weight_sum`) itself in a `Stats` made by `Ghm::stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stats {
+    /// How many stats were merged into this one (1 when made); detects mismatches.
+    pub parts: f64,
+    /// `parts` times the tag of the loss and bin count these stats are for.
+    pub tag: f64,
     /// R_k: number of valid elements in region k.
-    pub count: [u64; MAX_BINS],
-    /// Sum of the unweighted loss terms of region k.
-    pub sum: [f64; MAX_BINS],
-    /// Sum of the label weights (GHM-R's `tot`; GHM-C counts valid elements instead).
-    pub weight: f64,
+    pub count: [f64; MAX_BINS],
+    /// Sum of the valid elements' unweighted loss terms in region k.
+    pub loss_sum: [f64; MAX_BINS],
+    /// Sum of the valid elements' label weights (GHM-R's normaliser).
+    pub weight_sum: f64,
 }
 
-impl Tally {
-    pub(crate) const fn new() -> Tally {
-        Tally {
-            count: [0; MAX_BINS],
-            sum: [0.0; MAX_BINS],
-            weight: 0.0,
+impl Stats {
+    /// Number of f64 values in a `Stats`, for a flat allreduce.
+    pub const LEN: usize = 3 + 2 * MAX_BINS;
+
+    pub(crate) fn new(kind: Kind, bins: u32) -> Stats {
+        Stats {
+            parts: 1.0,
+            tag: tag(kind, bins),
+            count: [0.0; MAX_BINS],
+            loss_sum: [0.0; MAX_BINS],
+            weight_sum: 0.0,
+        }
+    }
+
+    /// Adds `other` into `self`, element-wise (what an allreduce does).
+    pub fn merge(&mut self, other: &Stats) {
+        self.parts += other.parts;
+        self.tag += other.tag;
+        for k in 0..MAX_BINS {
+            self.count[k] += other.count[k];
+            self.loss_sum[k] += other.loss_sum[k];
+        }
+        self.weight_sum += other.weight_sum;
+    }
+
+    /// [`Error::StatsMismatch`] unless these stats are for loss `kind` with `bins` regions and
+    /// hold usable values (finite, counts and weights not negative, nothing past `bins`).
+    pub(crate) fn check(&self, kind: Kind, bins: u32) -> Result<(), Error> {
+        let parts_ok =
+            (1.0..=9.0e15).contains(&self.parts) && libm::trunc(self.parts) == self.parts;
+        if !parts_ok || self.tag != self.parts * tag(kind, bins) {
+            return Err(Error::StatsMismatch);
+        }
+        let m = (bins as usize).min(MAX_BINS);
+        let counts_ok = self.count[..m].iter().all(|c| c.is_finite() && *c >= 0.0);
+        let sums_ok = self.loss_sum[..m].iter().all(|s| s.is_finite());
+        let rest_empty = self.count[m..]
+            .iter()
+            .chain(&self.loss_sum[m..])
+            .all(|v| *v == 0.0);
+        let weight_ok = self.weight_sum.is_finite() && self.weight_sum >= 0.0;
+        if counts_ok && sums_ok && rest_empty && weight_ok {
+            Ok(())
+        } else {
+            Err(Error::StatsMismatch)
         }
     }
 }
 
-/// What the gradient pass applies: for an element of region k, `grad = coef[k] * dir`
-/// (`coef[k] = lambda * beta_k / tot`, which is `lambda / (n D_k)` by default), the
-/// normaliser `tot`, and the loss of the call.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Harmonized {
-    pub coef: [f32; MAX_BINS],
-    pub tot: f64,
-    pub loss: f32,
+/// A number that identifies a loss and bin count, exact in f64 and additive.
+fn tag(kind: Kind, bins: u32) -> f64 {
+    let k = if kind == Kind::Classification {
+        1.0
+    } else {
+        2.0
+    };
+    k * 1024.0 + f64::from(bins)
+}
+
+/// The harmonizing weights of one commit (`ghm_weights` in C): per-region coefficients,
+/// the loss, and the configuration needed to apply them to any chunk of the batch.
+///
+/// Plain data, made only by a successful commit (a value made any other way is refused with
+/// [`Error::NotCommitted`]). Applying it only reads it, so one `Weights` may serve many
+/// threads at once.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Weights {
+    magic: u32,
+    kind: u32,
+    config: Config,
+    tot: f64,
+    coef: [f32; MAX_BINS],
+    loss: f32,
+    checksum: u32,
+}
+
+const WEIGHTS_MAGIC: u32 = 0x4748_4d57; // "GHMW"
+
+impl Weights {
+    /// The loss of the committed batch (mean reduction, times loss_weight).
+    pub fn loss(&self) -> f32 {
+        self.loss
+    }
+
+    /// The configuration of the loss that committed these weights.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The reference's normaliser `tot` of the committed batch.
+    pub fn tot(&self) -> f64 {
+        self.tot
+    }
+
+    /// beta_k, the harmonizing weight of an element in region k (0 for regions that were
+    /// empty or past `bins`).
+    pub fn region_weight(&self, k: usize) -> f32 {
+        let c = self.coef.get(k).copied().unwrap_or(0.0);
+        (f64::from(c) * self.tot / f64::from(self.config.loss_weight)) as f32
+    }
+
+    /// Per-region coefficients `loss_weight * beta_k / tot`: an element's gradient is its
+    /// region's coefficient times `sigmoid(x) - t` (GHM-C) or `d / sqrt(d^2 + mu^2)` (GHM-R).
+    pub fn coefficients(&self) -> &[f32] {
+        &self.coef[..(self.config.bins as usize).min(MAX_BINS)]
+    }
+
+    /// The loss that committed these weights (`None` if the field is garbage).
+    pub(crate) fn kind(&self) -> Option<Kind> {
+        [Kind::Classification, Kind::Regression]
+            .into_iter()
+            .find(|k| *k as u32 == self.kind)
+    }
+
+    pub(crate) fn coef_table(&self) -> &[f32; MAX_BINS] {
+        &self.coef
+    }
+
+    /// Checks that these are intact weights committed for loss `kind`.
+    pub(crate) fn check(&self, kind: Kind) -> Result<(), Error> {
+        if self.magic != WEIGHTS_MAGIC || self.checksum != self.digest() {
+            return Err(Error::NotCommitted);
+        }
+        if self.kind != kind as u32 {
+            return Err(Error::WrongLoss);
+        }
+        Ok(())
+    }
+
+    fn digest(&self) -> u32 {
+        let c = &self.config;
+        let head = [
+            self.magic,
+            self.kind,
+            c.bins,
+            c.momentum.to_bits(),
+            c.mu.to_bits(),
+            c.loss_weight.to_bits(),
+            c.options,
+            c.weight_cap.to_bits(),
+            self.tot.to_bits() as u32,
+            (self.tot.to_bits() >> 32) as u32,
+            self.loss.to_bits(),
+        ];
+        fnv1a(
+            head.iter()
+                .copied()
+                .chain(self.coef.iter().map(|c| c.to_bits())),
+        )
+    }
+}
+
+/// FNV-1a over the little-endian bytes of `words`.
+fn fnv1a(words: impl Iterator<Item = u32>) -> u32 {
+    let mut h = 0x811c_9dc5u32;
+    for w in words {
+        for b in w.to_le_bytes() {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+    }
+    h
 }
 
 const MAGIC: u32 = 0x4748_4d31; // "GHM1"
@@ -127,17 +283,25 @@ pub struct State {
 }
 
 impl State {
-    /// A fresh state (EMA at 0, as the reference starts).
-    pub(crate) fn new(kind: Kind, config: &Config) -> Result<State, Error> {
-        config.validate(kind)?;
+    /// The state of a loss's default configuration.
+    pub(crate) fn default_for(kind: Kind) -> State {
         let mut s = State {
             magic: MAGIC,
             kind: kind as u32,
-            config: *config,
+            config: Config::default_for(kind),
             ema: [0.0; MAX_BINS],
             ema_norm: [0.0; MAX_BINS],
             checksum: 0,
         };
+        s.seal();
+        s
+    }
+
+    /// A fresh state (EMA at 0, as the reference starts).
+    pub(crate) fn new(kind: Kind, config: &Config) -> Result<State, Error> {
+        config.validate(kind)?;
+        let mut s = State::default_for(kind);
+        s.config = *config;
         s.seal();
         Ok(s)
     }
@@ -154,6 +318,14 @@ impl State {
 
     /// Checks that this is an intact state of loss `kind`.
     pub(crate) fn check(&self, kind: Kind) -> Result<(), Error> {
+        if self.check_any()? != kind {
+            return Err(Error::WrongLoss);
+        }
+        Ok(())
+    }
+
+    /// Checks that this is an intact state; the loss it belongs to.
+    pub(crate) fn check_any(&self) -> Result<Kind, Error> {
         if self.magic != MAGIC || self.checksum != self.digest() {
             return Err(Error::State);
         }
@@ -176,42 +348,40 @@ impl State {
         if !sane {
             return Err(Error::State);
         }
-        if own != kind {
-            return Err(Error::WrongLoss);
-        }
-        Ok(())
+        Ok(own)
     }
 
     /// The harmonizing weights for a tally, and the state after its EMA update. Pure: the
     /// caller stores the new state only once the whole call has succeeded.
-    pub(crate) fn harmonize(&self, tally: &Tally) -> Result<(State, Harmonized), Error> {
+    pub(crate) fn harmonize(&self, stats: &Stats) -> Result<(State, Weights), Error> {
         let cfg = &self.config;
+        stats.check(self.own_kind(), cfg.bins)?;
         let m = (cfg.bins as usize).min(MAX_BINS);
         let alpha = cfg.momentum;
         let decay_all = cfg.options & OPT_DECAY_EMPTY_BINS != 0;
         let mut next = *self;
         let mut density = [0f64; MAX_BINS];
         for (k, d) in density.iter_mut().enumerate().take(m) {
-            let r = tally.count[k];
-            if alpha > 0.0 && (r > 0 || decay_all) {
-                let rest = ((1.0 - f64::from(alpha)) * r as f64) as f32;
+            let r = stats.count[k];
+            if alpha > 0.0 && (r > 0.0 || decay_all) {
+                let rest = ((1.0 - f64::from(alpha)) * r) as f32;
                 next.ema[k] = alpha * self.ema[k] + rest;
                 next.ema_norm[k] = alpha * self.ema_norm[k] + (1.0 - alpha);
             }
             *d = match (alpha > 0.0, cfg.options & OPT_EMA_BIAS_CORRECTION != 0) {
-                (false, _) => r as f64,
+                (false, _) => r,
                 (true, false) => f64::from(next.ema[k]),
                 (true, true) => f64::from(next.ema[k]) / f64::from(next.ema_norm[k]),
             };
         }
-        let counts = &tally.count[..m];
-        let nonempty = counts.iter().filter(|&&r| r > 0).count();
+        let counts = &stats.count[..m];
+        let nonempty = counts.iter().filter(|&&r| r > 0.0).count();
         let norm = if cfg.options & OPT_NORM_BY_BINS != 0 {
             m
         } else {
             nonempty
         } as f64;
-        let tot = self.tot(tally);
+        let tot = self.tot(stats);
         let cap = if cfg.weight_cap > 0.0 {
             f64::from(cfg.weight_cap)
         } else {
@@ -220,36 +390,53 @@ impl State {
         let lambda = f64::from(cfg.loss_weight);
         let mut coef = [0f32; MAX_BINS];
         let mut loss = 0.0f64;
-        for (k, _) in counts.iter().enumerate().filter(|(_, &r)| r > 0) {
-            let beta = (tot / (density[k] * norm)).min(cap);
-            let c = lambda * beta / tot;
-            coef[k] = c as f32;
-            loss += c * tally.sum[k];
+        let regions = counts.iter().zip(&density).zip(&stats.loss_sum).zip(coef.iter_mut());
+        for (((&r, &d), &sum), c_out) in regions {
+            if r > 0.0 {
+                let beta = (tot / (d * norm)).min(cap);
+                let c = lambda * beta / tot;
+                *c_out = c as f32;
+                loss += c * sum;
+            }
         }
-        let h = Harmonized {
-            coef,
+        let mut w = Weights {
+            magic: WEIGHTS_MAGIC,
+            kind: self.kind,
+            config: *cfg,
             tot,
+            coef,
             loss: loss as f32,
+            checksum: 0,
         };
-        let finite = h.loss.is_finite()
-            && h.coef.iter().all(|c| c.is_finite())
+        let finite = w.loss.is_finite()
+            && w.coef.iter().all(|c| c.is_finite())
             && next.ema.iter().all(|s| s.is_finite());
         if !finite {
             return Err(Error::Overflow);
         }
+        w.checksum = w.digest();
         next.seal();
-        Ok((next, h))
+        Ok((next, w))
     }
 
     /// The reference's normaliser: valid elements (GHM-C) or the sum of label weights
     /// (GHM-R), at least 1.
-    fn tot(&self, tally: &Tally) -> f64 {
+    fn tot(&self, stats: &Stats) -> f64 {
         let t = if self.kind == Kind::Regression as u32 {
-            tally.weight
+            stats.weight_sum
         } else {
-            tally.count.iter().sum::<u64>() as f64
+            stats.count.iter().sum::<f64>()
         };
         t.max(1.0)
+    }
+
+    /// The loss this (checked) state belongs to.
+    pub(crate) fn own_kind(&self) -> Kind {
+        if self.kind == Kind::Regression as u32 {
+            Kind::Regression
+        } else {
+            Kind::Classification
+        }
     }
 
     fn seal(&mut self) {
@@ -266,18 +453,11 @@ impl State {
             c.momentum.to_bits(),
             c.mu.to_bits(),
             c.loss_weight.to_bits(),
+            c.options,
+            c.weight_cap.to_bits(),
         ];
-        let words = head
-            .iter()
-            .copied()
-            .chain(self.ema.iter().map(|s| s.to_bits()));
-        let mut h = 0x811c_9dc5u32;
-        for w in words {
-            for b in w.to_le_bytes() {
-                h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-            }
-        }
-        h
+        let arrays = self.ema.iter().chain(&self.ema_norm).map(|s| s.to_bits());
+        fnv1a(head.iter().copied().chain(arrays))
     }
 }
 

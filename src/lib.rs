@@ -44,10 +44,17 @@ mod vector;
 pub use arch::Isa;
 pub use config::{
     Config, Kind, OPT_ALL, OPT_DECAY_EMPTY_BINS, OPT_EMA_BIAS_CORRECTION, OPT_NORM_BY_BINS,
+    OPT_PROBABILITY_INPUT,
 };
-pub use histogram::{State, MAX_BINS};
+pub use histogram::{State, Stats, Weights, MAX_BINS};
 pub use loss::{Classification, Ghm, GhmC, GhmR, Loss, Regression};
+pub use pass::{ClassLayout, Output, OutputKind};
 pub use status::Error;
+
+/// NOT PART OF THE API: hooks for the crate's own accuracy and ISA-agreement tests (the
+/// per-element math evaluated through a given ISA path). May change or vanish at any time.
+#[doc(hidden)]
+pub use arch::probe as __test;
 
 /// Without std nothing else provides a panic handler. No input reaches a panic (see the
 /// README's guarantees); if one ever did, the process traps rather than unwinding into C.

@@ -1,12 +1,20 @@
-//! The safe Rust API: [`GhmC`] and [`GhmR`], one type generic over the loss.
+//! The safe Rust API: [`GhmC`] and [`GhmR`], one type generic over the loss, and the
+//! application of committed [`Weights`].
+//!
+//! A call harmonizes one batch in three phases, which the one-shot methods run in a row:
+//! 1. `accumulate` (read-only, any number of chunks, any thread): validate and add each
+//!    chunk's per-region counts and loss sums to a [`Stats`];
+//! 2. `commit` (once per batch, on the state): merge-free EMA step; yields [`Weights`] and
+//!    the loss;
+//! 3. `apply` (read-only on the weights, any chunk, any thread): write gradients.
 
 use core::marker::PhantomData;
 
-use crate::arch::{self, Isa};
-use crate::config::{Config, Kind};
-use crate::histogram::{Bins, State, Tally};
+use crate::arch::{self, Isa, Kernels};
+use crate::config::{Config, Kind, OPT_PROBABILITY_INPUT};
+use crate::histogram::{Bins, State, Stats, Weights};
 use crate::math::{Asl1, Bce, Model};
-use crate::pass::Inputs;
+use crate::pass::{ClassLayout, Inputs, Output, Plan, Targets};
 use crate::status::Error;
 
 mod sealed {
@@ -42,28 +50,51 @@ pub type GhmR = Ghm<Regression>;
 
 /// A GHM loss with its state (configuration and EMA of the region counts).
 ///
-/// Each call computes the loss (mean reduction, times `loss_weight`) over one batch,
-/// updates the EMA, and optionally writes the gradient with respect to the first input.
-/// A call that returns an error changes nothing: neither the state nor any output.
+/// Each one-shot call computes the loss (mean reduction, times `loss_weight`) over one
+/// batch, updates the EMA, and optionally writes the gradient with respect to the first
+/// input. A call that returns an error changes nothing: neither the state nor any output.
 ///
 /// Inputs: `a` (GHM-C: logits, GHM-R: predictions) and `b` (GHM-C: targets in [0, 1],
 /// GHM-R: regression targets) of equal length, and optional label weights of the same
 /// length (`None`: all valid). An element with weight 0 is ignored; GHM-C uses only whether a
 /// weight is positive, GHM-R also sums the weights for the normaliser, as the reference does.
-#[derive(Clone, Debug, PartialEq)]
 pub struct Ghm<L: Loss> {
     state: State,
     isa: Isa,
     _loss: PhantomData<L>,
 }
 
+// Written out rather than derived: derives would require the marker `L` itself to be Clone.
+impl<L: Loss> Clone for Ghm<L> {
+    fn clone(&self) -> Self {
+        Ghm {
+            state: self.state,
+            isa: self.isa,
+            _loss: PhantomData,
+        }
+    }
+}
+
+impl<L: Loss> PartialEq for Ghm<L> {
+    fn eq(&self, other: &Self) -> bool {
+        self.state == other.state && self.isa == other.isa
+    }
+}
+
+impl<L: Loss> core::fmt::Debug for Ghm<L> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Ghm")
+            .field("kind", &L::KIND)
+            .field("state", &self.state)
+            .field("isa", &self.isa)
+            .finish()
+    }
+}
+
 impl<L: Loss> Default for Ghm<L> {
     /// The reference's defaults (`GHMC()` or `GHMR()`).
     fn default() -> Self {
-        match Self::new(Config::default_for(L::KIND)) {
-            Ok(g) => g,
-            Err(_) => unreachable!("the default configuration is valid"),
-        }
+        Self::wrap(State::default_for(L::KIND))
     }
 }
 
@@ -108,11 +139,49 @@ impl<L: Loss> Ghm<L> {
         Ok(())
     }
 
+    /// Empty stats for this loss's batch.
+    pub fn stats(&self) -> Stats {
+        Stats::new(L::KIND, self.config().bins)
+    }
+
+    /// Phase 1: validates a chunk and adds its counts, loss sums and weights to `stats`
+    /// (only on success). Read-only on the loss.
+    pub fn accumulate(
+        &self,
+        stats: &mut Stats,
+        a: &[f32],
+        b: &[f32],
+        weights: Option<&[f32]>,
+    ) -> Result<(), Error> {
+        self.accumulate_any(stats, a, Some(b), weights)
+    }
+
+    /// [`accumulate`](Self::accumulate), or with `b` `None` for targets 0 (GHM-R residuals).
+    pub(crate) fn accumulate_any(
+        &self,
+        stats: &mut Stats,
+        a: &[f32],
+        b: Option<&[f32]>,
+        weights: Option<&[f32]>,
+    ) -> Result<(), Error> {
+        let x = elementwise(a, b, weights)?;
+        // SAFETY: the pointers come from slices of length x.n.
+        unsafe { self.accumulate_raw(stats, &x) }
+    }
+
+    /// Phase 2: updates the EMA once from `stats` (any number of accumulated and merged
+    /// chunks, or counts filled by the caller) and returns the weights and loss of the batch.
+    pub fn commit(&mut self, stats: &Stats) -> Result<Weights, Error> {
+        let (next, weights) = self.state.harmonize(stats)?;
+        self.state = next;
+        Ok(weights)
+    }
+
     /// The loss of one batch, updating the EMA; no gradient.
     pub fn loss(&mut self, a: &[f32], b: &[f32], weights: Option<&[f32]>) -> Result<f32, Error> {
-        let x = inputs(a, b, weights)?;
-        // SAFETY: the pointers come from slices of length x.n; no output buffer.
-        unsafe { self.run(&x, None) }
+        let x = elementwise(a, Some(b), weights)?;
+        // SAFETY: the pointers come from slices of length x.n; no output.
+        unsafe { self.one_shot(&x, None) }
     }
 
     /// The loss of one batch, updating the EMA, and its gradient with respect to `a`
@@ -124,13 +193,12 @@ impl<L: Loss> Ghm<L> {
         weights: Option<&[f32]>,
         grad: &mut [f32],
     ) -> Result<f32, Error> {
-        let x = inputs(a, b, weights)?;
+        let x = elementwise(a, Some(b), weights)?;
         if grad.len() != x.n {
             return Err(Error::Length);
         }
-        // SAFETY: the pointers come from slices of length x.n; `grad` is a distinct
-        // mutable borrow, so it overlaps no input.
-        unsafe { self.run(&x, Some(grad.as_mut_ptr())) }
+        // SAFETY: slices of length x.n; `grad` is a distinct mutable borrow.
+        unsafe { self.one_shot(&x, Some((Output::GRADIENT, grad.as_mut_ptr()))) }
     }
 
     /// As [`loss_grad`](Self::loss_grad), with the gradient written over `a` itself.
@@ -140,59 +208,347 @@ impl<L: Loss> Ghm<L> {
         b: &[f32],
         weights: Option<&[f32]>,
     ) -> Result<f32, Error> {
-        let mut x = inputs(a, b, weights)?;
+        let mut x = elementwise(a, Some(b), weights)?;
         let out = a.as_mut_ptr();
         x.a = out;
-        // SAFETY: as for loss_grad; `out` is exactly `x.a`, which the passes allow.
-        unsafe { self.run(&x, Some(out)) }
+        // SAFETY: as for loss_grad; the output is exactly `x.a`, which the passes allow.
+        unsafe { self.one_shot(&x, Some((Output::GRADIENT, out))) }
+    }
+
+    /// The one-shot call: accumulate, commit, apply; the state is written last.
+    ///
+    /// # Safety
+    /// The pointers of `x` are valid for reads of the lengths they describe, the output
+    /// (if any) for reads and writes of `x.n` f32, and it is either `x.a` or overlaps no input.
+    pub(crate) unsafe fn one_shot(
+        &mut self,
+        x: &Inputs,
+        out: Option<(Output, *mut f32)>,
+    ) -> Result<f32, Error> {
+        let mut stats = self.stats();
+        self.accumulate_raw(&mut stats, x)?;
+        let (next, weights) = self.state.harmonize(&stats)?;
+        if let Some((output, dst)) = out {
+            check_output(&output)?;
+            let job = Apply {
+                x,
+                weights: &weights,
+                output,
+                out: dst,
+                validate: false,
+            };
+            dispatch(L::KIND, self.config(), self.isa, job)?;
+        }
+        self.state = next;
+        Ok(weights.loss())
     }
 
     /// # Safety
-    /// The pointers of `x` are valid for reads of `x.n` f32, `out` (if any) for writes of
-    /// `x.n` f32, and `out` is either `x.a` or overlaps no input.
-    unsafe fn run(&mut self, x: &Inputs, out: Option<*mut f32>) -> Result<f32, Error> {
-        match L::KIND {
-            Kind::Classification => run_model(&mut self.state, self.isa, Bce, x, out),
-            Kind::Regression => {
-                let model = Asl1::new(self.state.config().mu);
-                run_model(&mut self.state, self.isa, model, x, out)
-            }
+    /// The pointers of `x` are valid for reads of the lengths they describe.
+    pub(crate) unsafe fn accumulate_raw(&self, stats: &mut Stats, x: &Inputs) -> Result<(), Error> {
+        stats.check(L::KIND, self.config().bins)?;
+        let mut chunk = Stats::new(L::KIND, self.config().bins);
+        let job = Accumulate {
+            x,
+            bins: self.config().bins,
+            stats: &mut chunk,
+        };
+        dispatch(L::KIND, self.config(), self.isa, job)?;
+        (chunk.parts, chunk.tag) = (0.0, 0.0);
+        stats.merge(&chunk);
+        Ok(())
+    }
+}
+
+impl Ghm<Classification> {
+    /// Phase 1 for class-index targets: `logits` laid out as `layout` (for mmdetection's
+    /// `[anchors][classes]`, `ClassLayout::rows(anchors, classes)`), `labels` one per anchor
+    /// (a label in `[0, classes)` makes that class's target 1 and the others 0; any other
+    /// value, such as `classes` for background or -1, gives an all-zero row), and
+    /// `anchor_weights` one per anchor (`None`: all valid), applying to all its classes.
+    pub fn accumulate_labels(
+        &self,
+        stats: &mut Stats,
+        logits: &[f32],
+        layout: ClassLayout,
+        labels: &[i32],
+        anchor_weights: Option<&[f32]>,
+    ) -> Result<(), Error> {
+        let x = class_index(logits, layout, labels, anchor_weights)?;
+        // SAFETY: the pointers come from slices of the lengths `class_index` checked.
+        unsafe { self.accumulate_raw(stats, &x) }
+    }
+
+    /// One-shot GHM-C with class-index targets (see
+    /// [`accumulate_labels`](Self::accumulate_labels)): the loss, and the gradient with
+    /// respect to the logits written to `grad` (same length and layout as `logits`; only
+    /// the layout's elements are written).
+    pub fn loss_grad_labels(
+        &mut self,
+        logits: &[f32],
+        layout: ClassLayout,
+        labels: &[i32],
+        anchor_weights: Option<&[f32]>,
+        grad: &mut [f32],
+    ) -> Result<f32, Error> {
+        let x = class_index(logits, layout, labels, anchor_weights)?;
+        if grad.len() != logits.len() {
+            return Err(Error::Length);
+        }
+        // SAFETY: slices of checked lengths; `grad` is a distinct mutable borrow of the same
+        // length as `logits`, written only at the layout's elements.
+        unsafe { self.one_shot(&x, Some((Output::GRADIENT, grad.as_mut_ptr()))) }
+    }
+}
+
+impl Ghm<Regression> {
+    /// Phase 1 given the residuals `d = pred - target` directly.
+    pub fn accumulate_residual(
+        &self,
+        stats: &mut Stats,
+        d: &[f32],
+        weights: Option<&[f32]>,
+    ) -> Result<(), Error> {
+        self.accumulate_any(stats, d, None, weights)
+    }
+}
+
+impl Weights {
+    /// Phase 3: writes one value per element of a chunk (`out`, same length as `a`): by
+    /// default the gradient with respect to `a`. Validates the chunk first; read-only on the
+    /// weights, so any number of threads may apply the same weights at once.
+    pub fn apply(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        weights: Option<&[f32]>,
+        output: Output,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        self.apply_any_kind(a, Some(b), weights, output, out)
+    }
+
+    /// As [`apply`](Self::apply), writing over `a` itself.
+    pub fn apply_in_place(
+        &self,
+        a: &mut [f32],
+        b: &[f32],
+        weights: Option<&[f32]>,
+        output: Output,
+    ) -> Result<(), Error> {
+        self.apply_in_place_any(a, Some(b), weights, output)
+    }
+
+    /// As [`apply`](Self::apply), or with `b` `None` for targets 0 (GHM-R residuals).
+    pub(crate) fn apply_any_kind(
+        &self,
+        a: &[f32],
+        b: Option<&[f32]>,
+        weights: Option<&[f32]>,
+        output: Output,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        let x = elementwise(a, b, weights)?;
+        if out.len() != x.n {
+            return Err(Error::Length);
+        }
+        // SAFETY: slices of length x.n; `out` is a distinct mutable borrow.
+        unsafe { self.apply_checked(&x, output, out.as_mut_ptr(), Isa::Auto) }
+    }
+
+    /// As [`apply_in_place`](Self::apply_in_place), or with `b` `None` for targets 0.
+    pub(crate) fn apply_in_place_any(
+        &self,
+        a: &mut [f32],
+        b: Option<&[f32]>,
+        weights: Option<&[f32]>,
+        output: Output,
+    ) -> Result<(), Error> {
+        let mut x = elementwise(a, b, weights)?;
+        let out = a.as_mut_ptr();
+        x.a = out;
+        // SAFETY: slices of length x.n; the output is exactly `x.a`, which the passes allow.
+        unsafe { self.apply_checked(&x, output, out, Isa::Auto) }
+    }
+
+    /// As [`apply`](Self::apply) for class-index targets (see [`Ghm::accumulate_labels`]).
+    pub fn apply_labels(
+        &self,
+        logits: &[f32],
+        layout: ClassLayout,
+        labels: &[i32],
+        anchor_weights: Option<&[f32]>,
+        output: Output,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check(Kind::Classification)?;
+        let x = class_index(logits, layout, labels, anchor_weights)?;
+        if out.len() != logits.len() {
+            return Err(Error::Length);
+        }
+        // SAFETY: slices of checked lengths; `out` is a distinct mutable borrow.
+        unsafe { self.apply_checked(&x, output, out.as_mut_ptr(), Isa::Auto) }
+    }
+
+    /// As [`apply`](Self::apply) for GHM-R given the residuals.
+    pub fn apply_residual(
+        &self,
+        d: &[f32],
+        weights: Option<&[f32]>,
+        output: Output,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        self.apply_any_kind(d, None, weights, output, out)
+    }
+
+    /// Validates, then applies.
+    ///
+    /// # Safety
+    /// As for [`Ghm::one_shot`].
+    pub(crate) unsafe fn apply_checked(
+        &self,
+        x: &Inputs,
+        output: Output,
+        out: *mut f32,
+        isa: Isa,
+    ) -> Result<(), Error> {
+        let kind = self.kind().ok_or(Error::NotCommitted)?;
+        self.check(kind)?;
+        check_output(&output)?;
+        let job = Apply {
+            x,
+            weights: self,
+            output,
+            out,
+            validate: true,
+        };
+        dispatch(kind, self.config(), isa, job)
+    }
+}
+
+/// A scale must be finite (an infinite one would write non-finite values).
+fn check_output(output: &Output) -> Result<(), Error> {
+    if output.scale.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::Output)
+    }
+}
+
+/// Work that needs a loss's model and kernels: written once, generic over the model, and
+/// run by [`dispatch`] with the model of the loss at hand.
+trait Job {
+    type Out;
+    /// # Safety
+    /// As for the passes the job calls.
+    unsafe fn run<M: Model>(self, model: &M, kernels: &Kernels<M>) -> Result<Self::Out, Error>;
+}
+
+/// # Safety
+/// As for `job`.
+unsafe fn dispatch<J: Job>(kind: Kind, config: &Config, isa: Isa, job: J) -> Result<J::Out, Error> {
+    match kind {
+        Kind::Classification => {
+            let model = Bce {
+                probabilities: config.options & OPT_PROBABILITY_INPUT != 0,
+            };
+            job.run(&model, &arch::kernels::<Bce>(isa)?)
+        }
+        Kind::Regression => {
+            let model = Asl1::new(config.mu);
+            job.run(&model, &arch::kernels::<Asl1>(isa)?)
         }
     }
 }
 
-/// One call: the read-only pass, the EMA step, the gradient pass, then the state.
-///
-/// # Safety
-/// As for [`Ghm::run`].
-unsafe fn run_model<M: Model>(
-    state: &mut State,
-    isa: Isa,
-    model: M,
-    x: &Inputs,
-    out: Option<*mut f32>,
-) -> Result<f32, Error> {
-    let kernels = arch::kernels::<M>(isa)?;
-    let bins = Bins::new(state.config().bins);
-    let mut tally = Tally::new();
-    (kernels.accumulate)(&model, &bins, x, &mut tally)?;
-    let (next, h) = state.harmonize(&tally)?;
-    if let Some(out) = out {
-        (kernels.apply)(&model, &bins, &h.coef, x, out);
-    }
-    *state = next;
-    Ok(h.loss)
+struct Accumulate<'a> {
+    x: &'a Inputs,
+    bins: u32,
+    stats: &'a mut Stats,
 }
 
-fn inputs(a: &[f32], b: &[f32], weights: Option<&[f32]>) -> Result<Inputs, Error> {
+impl Job for Accumulate<'_> {
+    type Out = ();
+    unsafe fn run<M: Model>(self, model: &M, k: &Kernels<M>) -> Result<(), Error> {
+        (k.accumulate)(model, &Bins::new(self.bins), self.x, self.stats)
+    }
+}
+
+/// Writes `output` for validated inputs, or validates first.
+struct Apply<'a> {
+    x: &'a Inputs,
+    weights: &'a Weights,
+    output: Output,
+    out: *mut f32,
+    validate: bool,
+}
+
+impl Job for Apply<'_> {
+    type Out = ();
+    unsafe fn run<M: Model>(self, model: &M, k: &Kernels<M>) -> Result<(), Error> {
+        if self.validate {
+            (k.validate)(model, self.x)?;
+        }
+        let plan = Plan {
+            coef: self.weights.coef_table(),
+            tot: self.weights.tot() as f32,
+            output: self.output,
+        };
+        (k.apply)(
+            model,
+            &Bins::new(self.weights.config().bins),
+            &plan,
+            self.x,
+            self.out,
+        );
+        Ok(())
+    }
+}
+
+/// Element-wise inputs from slices (`b` `None`: targets 0); [`Error::Length`] unless the
+/// lengths agree.
+fn elementwise(a: &[f32], b: Option<&[f32]>, weights: Option<&[f32]>) -> Result<Inputs, Error> {
     let n = a.len();
-    if b.len() != n || weights.is_some_and(|w| w.len() != n) {
+    if b.is_some_and(|b| b.len() != n) || weights.is_some_and(|w| w.len() != n) {
         return Err(Error::Length);
     }
     Ok(Inputs {
         a: a.as_ptr(),
-        b: b.as_ptr(),
+        b: b.map_or(Targets::Zero, |b| Targets::Values(b.as_ptr())),
         w: weights.map_or(core::ptr::null(), |w| w.as_ptr()),
+        n,
+    })
+}
+
+/// Class-index inputs over `logits` laid out as `layout`; [`Error::Layout`] for a layout the
+/// passes cannot walk, [`Error::Length`] unless `labels` (and the anchor weights) have one
+/// entry per anchor and `logits` reaches the layout's last element.
+fn class_index(
+    logits: &[f32],
+    layout: ClassLayout,
+    labels: &[i32],
+    anchor_weights: Option<&[f32]>,
+) -> Result<Inputs, Error> {
+    if !layout.is_supported() {
+        return Err(Error::Layout);
+    }
+    let (n, extent) = layout
+        .elements()
+        .zip(layout.extent())
+        .ok_or(Error::Length)?;
+    let lengths_ok = labels.len() == layout.anchors
+        && anchor_weights.is_none_or(|w| w.len() == layout.anchors)
+        && logits.len() >= extent;
+    if !lengths_ok {
+        return Err(Error::Length);
+    }
+    Ok(Inputs {
+        a: logits.as_ptr(),
+        b: Targets::Labels {
+            labels: labels.as_ptr(),
+            layout,
+        },
+        w: anchor_weights.map_or(core::ptr::null(), |w| w.as_ptr()),
         n,
     })
 }

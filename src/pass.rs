@@ -1,68 +1,318 @@
 //! The passes over buffers, written once for every [`Vector`] instantiation.
 //!
+//! - [`validate`]: read-only; the first invalid element's specific error, if any.
 //! - [`accumulate`]: read-only. Validates every element, bins its gradient norm and adds the
-//!   valid elements' counts, loss terms and label weights to a [`Tally`]. It stops at the
-//!   first invalid element and reports its specific error.
-//! - [`apply`]: writes `grad_i = coef[k_i] * dir_i` (0 for elements whose label weight is 0).
-//!   Its inputs must have passed `accumulate`.
+//!   valid elements' counts, loss terms and label weights to a [`Stats`]. It stops at the
+//!   first invalid element and reports its specific error, adding nothing.
+//! - [`apply`]: writes one value per element from the committed per-region coefficients
+//!   (the gradient by default; see [`Output`]). Its inputs must have passed one of the above.
 //!
-//! Both work on raw pointers so that the gradient may be the first input buffer itself (in
-//! place); the safe wrappers in `arch/` establish the pointers' validity. The tail shorter
-//! than a vector goes through the same vector code on a padded copy.
+//! The passes walk *runs*: contiguous stretches of elements that share how their targets and
+//! weights are found. Element-wise inputs are one run; the class-index layout is one run per
+//! anchor (its row of class logits, whose targets are one-hot in its label and whose weight is
+//! the anchor's). Pointers are raw so that the output may be the first input itself (in
+//! place); the safe callers establish their validity. A run's tail shorter than a vector goes
+//! through the same vector code on a padded copy.
 
-use crate::histogram::{Bins, Tally, MAX_BINS};
+use crate::histogram::{Bins, Stats, MAX_BINS};
 use crate::math::{full, Model};
 use crate::status::Error;
 use crate::vector::Vector;
 
-/// Element-wise inputs: `a` (logits or predictions), `b` (targets), optional label weights
-/// `w` (null: every element valid with weight 1), all of length `n`.
-#[derive(Clone, Copy)]
+/// Where the elements' targets come from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Targets {
+    /// One value per element.
+    Values(*const f32),
+    /// Class-index targets: element (anchor r, class c) of the layout has target 1 if
+    /// `labels[r] == c`, else 0.
+    Labels {
+        labels: *const i32,
+        layout: ClassLayout,
+    },
+    /// Target 0 for every element (GHM-R given the residual itself).
+    Zero,
+}
+
+/// Where the logits of a class-index layout lie: element (anchor r, class c) is at offset
+/// `r * anchor_stride + c * class_stride`. One of the strides is 1: `[anchors][classes]`
+/// (mmdetection) has `class_stride` 1, planes of anchors per class (Darknet's yolo output,
+/// anchors being the h*w locations) have `anchor_stride` 1.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassLayout {
+    /// Number of anchors (rows; for Darknet, the h*w locations of one anchor box).
+    pub anchors: usize,
+    /// Number of classes C.
+    pub classes: usize,
+    /// Distance in floats between consecutive anchors of a class.
+    pub anchor_stride: usize,
+    /// Distance in floats between consecutive classes of an anchor.
+    pub class_stride: usize,
+}
+
+impl ClassLayout {
+    /// The contiguous `[anchors][classes]` layout.
+    pub const fn rows(anchors: usize, classes: usize) -> ClassLayout {
+        ClassLayout {
+            anchors,
+            classes,
+            anchor_stride: classes,
+            class_stride: 1,
+        }
+    }
+
+    /// Number of elements (`anchors * classes`), if it fits.
+    pub fn elements(&self) -> Option<usize> {
+        self.anchors.checked_mul(self.classes)
+    }
+
+    /// Number of f32 from the first element to one past the last (0 when empty), if it fits.
+    pub fn extent(&self) -> Option<usize> {
+        if self.anchors == 0 || self.classes == 0 {
+            return Some(0);
+        }
+        let last_row = (self.anchors - 1).checked_mul(self.anchor_stride)?;
+        let last_col = (self.classes - 1).checked_mul(self.class_stride)?;
+        last_row.checked_add(last_col)?.checked_add(1)
+    }
+
+    /// Whether the layout can be walked in contiguous runs (rows of classes with
+    /// `class_stride` 1, or planes of anchors with `anchor_stride` 1), its elements are
+    /// distinct, and its class count compares exactly as f32 (at most 2^24). An empty layout
+    /// is always supported.
+    pub fn is_supported(&self) -> bool {
+        let empty = self.anchors == 0 || self.classes == 0;
+        self.classes <= 1 << 24 && (empty || self.by_rows() || self.by_planes())
+    }
+
+    /// Walkable as rows of classes: contiguous rows that do not overlap.
+    fn by_rows(&self) -> bool {
+        (self.class_stride == 1 || self.classes == 1)
+            && (self.anchors == 1 || self.anchor_stride >= self.classes)
+    }
+
+    /// Walkable as planes of anchors: contiguous planes that do not overlap.
+    fn by_planes(&self) -> bool {
+        (self.anchor_stride == 1 || self.anchors == 1)
+            && (self.classes == 1 || self.class_stride >= self.anchors)
+    }
+}
+
+/// The inputs of a pass: `a` (logits, predictions or residuals), the targets, `n` elements,
+/// and label weights `w`: null (every element valid with weight 1), one per element, or, for
+/// [`Targets::Labels`], one per anchor.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Inputs {
     pub a: *const f32,
-    pub b: *const f32,
+    pub b: Targets,
     pub w: *const f32,
     pub n: usize,
 }
 
-/// One lane's share of the tally: separate tables per lane keep consecutive elements of the
-/// same region from waiting on each other's stores.
-#[derive(Clone, Copy)]
-pub(crate) struct LaneTable {
-    count: [u64; MAX_BINS],
-    sum: [f64; MAX_BINS],
+/// What [`apply`] writes for each element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum OutputKind {
+    /// dL/da: the gradient with respect to the logit (GHM-C) or prediction (GHM-R).
+    Gradient = 0,
+    /// The element's weight in the loss, `loss_weight * beta_i / tot`, for frameworks that
+    /// compute the loss themselves (0 for ignored elements).
+    ElementWeight = 1,
+    /// The reference's reduction "none": `loss_weight * beta_i * term_i`.
+    ElementLoss = 2,
 }
 
-impl LaneTable {
-    pub(crate) const EMPTY: LaneTable = LaneTable {
-        count: [0; MAX_BINS],
-        sum: [0.0; MAX_BINS],
+/// How [`apply`] writes: `out = scale * value`, or `out += scale * value` when accumulating.
+/// Darknet's delta (the negative gradient times a factor) is `Gradient` with `scale = -factor`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Output {
+    pub kind: OutputKind,
+    pub scale: f32,
+    pub accumulate: bool,
+}
+
+impl Output {
+    /// The gradient, overwriting the buffer.
+    pub const GRADIENT: Output = Output {
+        kind: OutputKind::Gradient,
+        scale: 1.0,
+        accumulate: false,
     };
 }
 
-/// Loads `V::LANES` elements starting at `i`, padding past `n` with a valid, zero-weight
-/// element.
-#[inline(always)]
-unsafe fn load<V: Vector>(x: &Inputs, i: usize) -> (V, V, V) {
-    if i + V::LANES <= x.n {
-        let w = if x.w.is_null() {
-            V::splat(1.0)
-        } else {
-            V::load(x.w.add(i))
+/// How the targets and weights of one run are found.
+#[derive(Clone, Copy)]
+enum RunTargets {
+    Values(*const f32),
+    /// One-hot along the run: the position that is 1 (-1: none).
+    Hot(f32),
+    /// Per element, 1 where `labels[j] == class`.
+    LabelIs {
+        labels: *const i32,
+        class: f32,
+    },
+    Zero,
+}
+
+#[derive(Clone, Copy)]
+enum RunWeights {
+    Each(*const f32),
+    All(f32),
+}
+
+#[derive(Clone, Copy)]
+struct Run {
+    /// Offset of the run's first element in `a` (and in the output).
+    start: usize,
+    len: usize,
+    b: RunTargets,
+    w: RunWeights,
+}
+
+const IOTA: [f32; 16] = [
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+];
+
+impl Run {
+    /// Element `j` of the run: `(a, b, w)`.
+    #[inline(always)]
+    unsafe fn element(&self, x: &Inputs, j: usize) -> (f32, f32, f32) {
+        let a = *x.a.add(self.start + j);
+        let b = match self.b {
+            RunTargets::Values(p) => *p.add(j),
+            RunTargets::Hot(h) => f32::from(u8::from(h == j as f32)),
+            RunTargets::LabelIs { labels, class } => {
+                f32::from(u8::from(*labels.add(j) as f32 == class))
+            }
+            RunTargets::Zero => 0.0,
         };
-        return (V::load(x.a.add(i)), V::load(x.b.add(i)), w);
+        let w = match self.w {
+            RunWeights::Each(p) => *p.add(j),
+            RunWeights::All(w) => w,
+        };
+        (a, b, w)
     }
-    let (mut a, mut b, mut w) = ([0f32; 16], [0f32; 16], [0f32; 16]);
-    for j in 0..x.n - i {
-        a[j] = *x.a.add(i + j);
-        b[j] = *x.b.add(i + j);
-        w[j] = if x.w.is_null() { 1.0 } else { *x.w.add(i + j) };
+
+    /// `V::LANES` elements from `j`, padded past the run's end with a valid element of weight 0.
+    #[inline(always)]
+    unsafe fn load<V: Vector>(&self, x: &Inputs, j: usize) -> (V, V, V) {
+        if j + V::LANES > self.len {
+            let (mut a, mut b, mut w) = ([0f32; 16], [0f32; 16], [0f32; 16]);
+            let lanes = a.iter_mut().zip(b.iter_mut()).zip(w.iter_mut());
+            for (l, ((a, b), w)) in lanes.take(self.len - j).enumerate() {
+                (*a, *b, *w) = self.element(x, j + l);
+            }
+            return (
+                V::load(a.as_ptr()),
+                V::load(b.as_ptr()),
+                V::load(w.as_ptr()),
+            );
+        }
+        let a = V::load(x.a.add(self.start + j));
+        let b = match self.b {
+            RunTargets::Values(p) => V::load(p.add(j)),
+            RunTargets::Hot(h) => {
+                let col = V::load(IOTA.as_ptr()).add(V::splat(j as f32));
+                V::select(col.eq(V::splat(h)), V::splat(1.0), V::splat(0.0))
+            }
+            RunTargets::LabelIs { labels, class } => {
+                let is = V::load_i32(labels.add(j)).eq(V::splat(class));
+                V::select(is, V::splat(1.0), V::splat(0.0))
+            }
+            RunTargets::Zero => V::splat(0.0),
+        };
+        let w = match self.w {
+            RunWeights::Each(p) => V::load(p.add(j)),
+            RunWeights::All(w) => V::splat(w),
+        };
+        (a, b, w)
     }
-    (
-        V::load(a.as_ptr()),
-        V::load(b.as_ptr()),
-        V::load(w.as_ptr()),
-    )
+}
+
+/// The runs of `x`, in element order.
+///
+/// An iterator, not a function taking the pass body as a closure: closures do not inherit
+/// the `#[target_feature]`s of the `arch/` entry point the passes are inlined into, so a
+/// body in a closure that LLVM does not inline (it may duplicate the call site, e.g. by
+/// loop unswitching) is compiled without them and every vector operation in it becomes an
+/// out-of-line call.
+struct Runs<'x> {
+    x: &'x Inputs,
+    r: usize,
+    count: usize,
+}
+
+impl<'x> Runs<'x> {
+    #[inline(always)]
+    fn new(x: &'x Inputs) -> Self {
+        let by_rows = |l: &ClassLayout| l.by_rows();
+        let count = match x.b {
+            Targets::Labels { layout, .. } if by_rows(&layout) => layout.anchors,
+            Targets::Labels { layout, .. } => layout.classes,
+            Targets::Values(_) | Targets::Zero => 1,
+        };
+        Runs { x, r: 0, count }
+    }
+
+    /// # Safety
+    /// The pointers of `x` are valid for reads of the lengths they describe.
+    #[inline(always)]
+    unsafe fn next(&mut self) -> Option<Run> {
+        if self.r >= self.count {
+            return None;
+        }
+        let (x, r) = (self.x, self.r);
+        self.r += 1;
+        let by_rows = |l: &ClassLayout| l.by_rows();
+        let weight = |i: usize| {
+            if x.w.is_null() {
+                RunWeights::All(1.0)
+            } else {
+                RunWeights::Each(x.w.add(i))
+            }
+        };
+        Some(match x.b {
+            Targets::Values(b) => Run {
+                start: 0,
+                len: x.n,
+                b: RunTargets::Values(b),
+                w: weight(0),
+            },
+            Targets::Zero => Run {
+                start: 0,
+                len: x.n,
+                b: RunTargets::Zero,
+                w: weight(0),
+            },
+            // one run per anchor: its row of class logits, one-hot in its label
+            Targets::Labels { labels, layout } if by_rows(&layout) => {
+                let label = i64::from(*labels.add(r));
+                let hot = if (0..layout.classes as i64).contains(&label) {
+                    label as f32
+                } else {
+                    -1.0
+                };
+                let w = if x.w.is_null() { 1.0 } else { *x.w.add(r) };
+                Run {
+                    start: r * layout.anchor_stride,
+                    len: layout.classes,
+                    b: RunTargets::Hot(hot),
+                    w: RunWeights::All(w),
+                }
+            }
+            // one run per class: its plane of anchors
+            Targets::Labels { labels, layout } => Run {
+                start: r * layout.class_stride,
+                len: layout.anchors,
+                b: RunTargets::LabelIs {
+                    labels,
+                    class: r as f32,
+                },
+                w: weight(0),
+            },
+        })
+    }
 }
 
 /// All-true lanes where a label weight is acceptable: finite and not negative.
@@ -71,98 +321,187 @@ unsafe fn weight_ok<V: Vector>(w: V) -> V {
     V::splat(0.0).le(w).and(w.lt(V::splat(f32::INFINITY)))
 }
 
-/// The first invalid element at or after `i` (within one vector), as a specific error.
+/// Checks `V::LANES` elements of a run from `j`; the first one's specific error otherwise.
+#[inline(always)]
+unsafe fn check<V: Vector, M: Model>(
+    model: &M,
+    x: &Inputs,
+    run: &Run,
+    j: usize,
+    a: V,
+    b: V,
+    w: V,
+) -> Result<(), Error> {
+    let ok = model.valid(a, b).and(weight_ok(w));
+    if ok.bitmask() == full::<V>() {
+        return Ok(());
+    }
+    Err(first_error(model, x, run, j))
+}
+
 #[cold]
-unsafe fn first_error<M: Model>(model: &M, x: &Inputs, i: usize, lanes: usize) -> Error {
-    for j in i..(i + lanes).min(x.n) {
-        let (a, b) = (*x.a.add(j), *x.b.add(j));
+unsafe fn first_error<M: Model>(model: &M, x: &Inputs, run: &Run, j: usize) -> Error {
+    for l in j..run.len {
+        let (a, b, w) = run.element(x, l);
         if model.valid::<f32>(a, b).to_bits() == 0 {
             return model.error(a, b);
         }
-        if !x.w.is_null() && weight_ok::<f32>(*x.w.add(j)).to_bits() == 0 {
+        if weight_ok::<f32>(w).to_bits() == 0 {
             return Error::Weight;
         }
     }
     Error::Internal
 }
 
-/// The read-only pass; adds to `tally` only on success.
+/// One lane's share of the tally: separate tables per lane keep consecutive elements of the
+/// same region from waiting on each other's stores.
+#[derive(Clone, Copy)]
+pub(crate) struct LaneTable {
+    count: [u64; MAX_BINS],
+    sum: [f64; MAX_BINS],
+    weight: f64,
+}
+
+impl LaneTable {
+    pub(crate) const EMPTY: LaneTable = LaneTable {
+        count: [0; MAX_BINS],
+        sum: [0.0; MAX_BINS],
+        weight: 0.0,
+    };
+}
+
+/// The validation pass alone.
 ///
 /// # Safety
-/// `x.a`, `x.b` (and `x.w` unless null) are valid for reads of `x.n` f32; the target
+/// The pointers of `x` are valid for reads of the lengths they describe; the target
 /// features `V` needs are enabled.
+#[inline(always)]
+pub(crate) unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<(), Error> {
+    let mut runs = Runs::new(x);
+    while let Some(run) = runs.next() {
+        let run = &run;
+        let mut j = 0;
+        while j < run.len {
+            let (a, b, w) = run.load::<V>(x, j);
+            check(model, x, run, j, a, b, w)?;
+            j += V::LANES;
+        }
+    }
+    Ok(())
+}
+
+/// The read-only pass; adds to `stats` only on success.
+///
+/// # Safety
+/// As for [`validate`].
 #[inline(always)]
 pub(crate) unsafe fn accumulate<V: Vector, M: Model, const T: usize>(
     model: &M,
     bins: &Bins,
     x: &Inputs,
     tables: &mut [LaneTable; T],
-    tally: &mut Tally,
+    stats: &mut Stats,
 ) -> Result<(), Error> {
-    let mut weight = [0.0f64; T];
-    let mut i = 0;
-    while i < x.n {
-        let (a, b, w) = load::<V>(x, i);
-        let ok = model.valid(a, b).and(weight_ok(w));
-        if ok.bitmask() != full::<V>() {
-            return Err(first_error(model, x, i, V::LANES));
-        }
-        let (dir, term) = model.forward(a, b);
-        let k = bins.index(dir.abs());
-        let valid = V::splat(0.0).lt(w).bitmask();
-        let (mut idx, mut terms, mut ws) = ([0u8; 16], [0f32; 16], [0f32; 16]);
-        k.indices(&mut idx);
-        term.store(terms.as_mut_ptr());
-        w.store(ws.as_mut_ptr());
-        for j in 0..V::LANES {
-            if valid >> j & 1 != 0 {
-                let t = &mut tables[j % T];
-                let k = usize::from(idx[j]) & (MAX_BINS - 1);
-                t.count[k] += 1;
-                t.sum[k] += f64::from(terms[j]);
-                weight[j % T] += f64::from(ws[j]);
+    let mut runs = Runs::new(x);
+    while let Some(run) = runs.next() {
+        let run = &run;
+        let mut j = 0;
+        while j < run.len {
+            let (a, b, w) = run.load::<V>(x, j);
+            check(model, x, run, j, a, b, w)?;
+            let (dir, term) = model.forward(a, b);
+            let k = bins.index(dir.abs());
+            let valid = V::splat(0.0).lt(w).bitmask();
+            let (mut idx, mut terms, mut ws) = ([0u8; 16], [0f32; 16], [0f32; 16]);
+            k.indices(&mut idx);
+            term.store(terms.as_mut_ptr());
+            w.store(ws.as_mut_ptr());
+            for l in 0..V::LANES {
+                if valid >> l & 1 != 0 {
+                    let t = &mut tables[l % T];
+                    let k = usize::from(idx[l]) & (MAX_BINS - 1);
+                    t.count[k] += 1;
+                    t.sum[k] += f64::from(terms[l]);
+                    t.weight += f64::from(ws[l]);
+                }
             }
+            j += V::LANES;
         }
-        i += V::LANES;
     }
     for t in tables.iter() {
         for k in 0..MAX_BINS {
-            tally.count[k] += t.count[k];
-            tally.sum[k] += t.sum[k];
+            stats.count[k] += t.count[k] as f64;
+            stats.loss_sum[k] += t.sum[k];
         }
+        stats.weight_sum += t.weight;
     }
-    tally.weight += weight.iter().sum::<f64>();
     Ok(())
 }
 
-/// The gradient pass: `out[i] = coef[k_i] * dir_i`, 0 where the label weight is 0.
+/// What [`apply`] needs from a commit: per-region coefficients `lambda * beta_k / tot`, the
+/// normaliser `tot`, and the output.
+pub(crate) struct Plan<'a> {
+    pub coef: &'a [f32; MAX_BINS],
+    pub tot: f32,
+    pub output: Output,
+}
+
+/// The writing pass: for element i of region k, `value = coef[k] * dir_i` (or the element
+/// weight or loss), 0 where the label weight is 0; `out[i] = scale * value` or `+=`.
 ///
 /// # Safety
-/// As for [`accumulate`], and `out` is valid for writes of `x.n` f32; `out` may equal `x.a`
-/// but must not otherwise overlap the inputs. The inputs have passed [`accumulate`].
+/// As for [`validate`], and `out` is valid for reads and writes of `x.n` f32; `out` may equal
+/// `x.a` but must not otherwise overlap the inputs. The inputs have passed [`validate`].
 #[inline(always)]
 pub(crate) unsafe fn apply<V: Vector, M: Model>(
     model: &M,
     bins: &Bins,
-    coef: &[f32; MAX_BINS],
+    plan: &Plan<'_>,
     x: &Inputs,
     out: *mut f32,
 ) {
-    let mut i = 0;
-    while i < x.n {
-        let (a, b, w) = load::<V>(x, i);
-        let dir = model.direction(a, b);
-        let c = bins.index(dir.abs()).lookup(coef);
-        let g = V::select(V::splat(0.0).lt(w), c.mul(dir), V::splat(0.0));
-        if i + V::LANES <= x.n {
-            g.store(out.add(i));
-        } else {
+    let scale = V::splat(plan.output.scale);
+    let mut runs = Runs::new(x);
+    while let Some(run) = runs.next() {
+        let run = &run;
+        let dst = out.add(run.start);
+        let mut j = 0;
+        while j < run.len {
+            let (a, b, w) = run.load::<V>(x, j);
+            let (dir, term) = match plan.output.kind {
+                OutputKind::ElementLoss => model.forward(a, b),
+                _ => (model.direction(a, b), V::splat(0.0)),
+            };
+            let c = bins.index(dir.abs()).lookup(plan.coef);
+            let v = match plan.output.kind {
+                OutputKind::Gradient => c.mul(dir),
+                OutputKind::ElementWeight => c,
+                OutputKind::ElementLoss => c.mul(V::splat(plan.tot)).mul(term),
+            };
+            let v = V::select(V::splat(0.0).lt(w), v.mul(scale), V::splat(0.0));
+            let full_vector = j + V::LANES <= run.len;
             let mut lanes = [0f32; 16];
-            g.store(lanes.as_mut_ptr());
-            for (j, v) in lanes.iter().enumerate().take(x.n - i) {
-                *out.add(i + j) = *v;
+            let v = if plan.output.accumulate {
+                if full_vector {
+                    V::load(dst.add(j)).add(v)
+                } else {
+                    for (l, o) in lanes.iter_mut().enumerate().take(run.len - j) {
+                        *o = *dst.add(j + l);
+                    }
+                    V::load(lanes.as_ptr()).add(v)
+                }
+            } else {
+                v
+            };
+            if full_vector {
+                v.store(dst.add(j));
+            } else {
+                v.store(lanes.as_mut_ptr());
+                for (l, o) in lanes.iter().enumerate().take(run.len - j) {
+                    *dst.add(j + l) = *o;
+                }
             }
+            j += V::LANES;
         }
-        i += V::LANES;
     }
 }

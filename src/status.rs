@@ -24,9 +24,9 @@ pub enum Error {
     State = 6,
     /// The state belongs to the other loss (GHM-C vs GHM-R).
     WrongLoss = 7,
-    /// NaN or infinity in a logit, prediction or target.
+    /// NaN or infinity in a logit, prediction or GHM-R target.
     NonFinite = 8,
-    /// A GHM-C target outside [0, 1].
+    /// A GHM-C target outside [0, 1] (NaN and infinities included).
     Target = 9,
     /// A label weight that is negative, NaN or infinite.
     Weight = 10,
@@ -37,11 +37,22 @@ pub enum Error {
     Internal = 12,
     /// The requested instruction-set path is not available on this CPU or in this build.
     Isa = 13,
+    /// Stats of another loss or bin count (or corrupted), given to a commit.
+    StatsMismatch = 14,
+    /// Weights that no commit produced (or corrupted), given to an apply.
+    NotCommitted = 15,
+    /// A class-index layout the passes cannot walk: neither stride is 1, elements would
+    /// overlap, or more than 2^24 classes.
+    Layout = 16,
+    /// An output specification with an unknown kind or flag, or a scale that is not finite.
+    Output = 17,
+    /// A GHM-C probability input (`OPT_PROBABILITY_INPUT`) outside [0, 1].
+    Probability = 18,
 }
 
 impl Error {
     /// Every error, in code order.
-    pub const ALL: [Error; 13] = [
+    pub const ALL: [Error; 18] = [
         Error::Null,
         Error::Misaligned,
         Error::Length,
@@ -55,6 +66,11 @@ impl Error {
         Error::Overflow,
         Error::Internal,
         Error::Isa,
+        Error::StatsMismatch,
+        Error::NotCommitted,
+        Error::Layout,
+        Error::Output,
+        Error::Probability,
     ];
 
     /// The C status code (never 0).
@@ -83,6 +99,11 @@ impl Error {
             Error::Overflow => "a result overflows f32",
             Error::Internal => "internal error",
             Error::Isa => "the requested instruction-set path is not available",
+            Error::StatsMismatch => "the stats are for another loss or bin count, or corrupted",
+            Error::NotCommitted => "the weights were not produced by a commit",
+            Error::Layout => "the class-index layout is not supported",
+            Error::Output => "the output specification is invalid",
+            Error::Probability => "a probability input is outside [0, 1]",
         }
     }
 }

@@ -47,6 +47,26 @@ pub(crate) trait Vector: Copy {
 
     /// `2^n` for lanes holding integers in `[-126, 127]`.
     unsafe fn pow2(n: Self) -> Self;
+    /// Loads `LANES` i32 from `p` (no alignment needed), converted to f32.
+    unsafe fn load_i32(p: *const i32) -> Self {
+        let mut v = [0f32; 16];
+        for (l, x) in v.iter_mut().enumerate().take(Self::LANES) {
+            *x = p.add(l).read_unaligned() as f32;
+        }
+        Self::load(v.as_ptr())
+    }
+
+    /// For positive normal lanes: `(m, e)` with `self = m * 2^e`, `m` in
+    /// `[sqrt(1/2), sqrt(2))` and `e` an integer. (Zero gives `(1, -127)`.)
+    unsafe fn split_exp(self) -> (Self, Self) {
+        let (mut m, mut e) = ([0f32; 16], [0f32; 16]);
+        self.store(m.as_mut_ptr());
+        for (mv, ev) in m.iter_mut().zip(e.iter_mut()).take(Self::LANES) {
+            (*mv, *ev) = split_exp_lane(*mv);
+        }
+        (Self::load(m.as_ptr()), Self::load(e.as_ptr()))
+    }
+
     /// Converts lanes holding integers in `[0, 63]` to `u8` bin indices. Lanes outside that
     /// range (only possible for inputs that validation rejects) give some index below 64.
     unsafe fn indices(self, out: &mut [u8; 16]);
@@ -176,6 +196,19 @@ impl Vector for f32 {
     #[inline(always)]
     unsafe fn lookup(self, table: &[f32; 64]) -> Self {
         table[(self as i32 & 63) as usize]
+    }
+}
+
+/// [`Vector::split_exp`] for one value.
+#[inline(always)]
+pub(crate) fn split_exp_lane(x: f32) -> (f32, f32) {
+    let bits = x.to_bits();
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    if m >= core::f32::consts::SQRT_2 {
+        (m * 0.5, (e + 1) as f32)
+    } else {
+        (m, e as f32)
     }
 }
 

@@ -118,3 +118,78 @@ fn c_api_matches_mmdet_golden_vectors() {
         });
     }
 }
+
+/// The three-phase API over every case, the class-index layout included: loss, gradient,
+/// the reduction "none" values (mmdetection's `reduction_override='none'`) and the EMA.
+#[test]
+fn three_phase_api_with_class_index_and_reduction_none_matches_mmdet() {
+    use ghm::{ClassLayout, Output, OutputKind};
+    let none_out = Output {
+        kind: OutputKind::ElementLoss,
+        scale: 1.0,
+        accumulate: false,
+    };
+    let cases = read_fixtures();
+    assert!(
+        cases.iter().filter(|c| c.labels_layout).count() >= 2,
+        "labels cases missing"
+    );
+    for case in cases {
+        let mut c = GhmC::new(case.config).unwrap();
+        let mut r = GhmR::new(case.config).unwrap();
+        check_case(&case, &mut |call| {
+            let w = call.weight.as_deref();
+            let mut grad = vec![0.0; call.pred.len()];
+            let mut none = vec![0.0; call.pred.len()];
+            let (weights, state) = match (case.kind, case.labels_layout) {
+                (Kind::Classification, true) => {
+                    let layout = ClassLayout::rows(call.n, case.classes);
+                    let mut s = c.stats();
+                    c.accumulate_labels(&mut s, &call.pred, layout, &call.labels, w)
+                        .unwrap();
+                    let wt = c.commit(&s).unwrap();
+                    wt.apply_labels(
+                        &call.pred,
+                        layout,
+                        &call.labels,
+                        w,
+                        Output::GRADIENT,
+                        &mut grad,
+                    )
+                    .unwrap();
+                    wt.apply_labels(&call.pred, layout, &call.labels, w, none_out, &mut none)
+                        .unwrap();
+                    (wt, *c.state())
+                }
+                (Kind::Classification, false) => {
+                    let mut s = c.stats();
+                    c.accumulate(&mut s, &call.pred, &call.target, w).unwrap();
+                    let wt = c.commit(&s).unwrap();
+                    wt.apply(&call.pred, &call.target, w, Output::GRADIENT, &mut grad)
+                        .unwrap();
+                    wt.apply(&call.pred, &call.target, w, none_out, &mut none)
+                        .unwrap();
+                    (wt, *c.state())
+                }
+                (Kind::Regression, _) => {
+                    let mut s = r.stats();
+                    r.accumulate(&mut s, &call.pred, &call.target, w).unwrap();
+                    let wt = r.commit(&s).unwrap();
+                    wt.apply(&call.pred, &call.target, w, Output::GRADIENT, &mut grad)
+                        .unwrap();
+                    wt.apply(&call.pred, &call.target, w, none_out, &mut none)
+                        .unwrap();
+                    (wt, *r.state())
+                }
+            };
+            let want = call
+                .none
+                .as_ref()
+                .expect("fixture has reduction none values");
+            let want: Vec<f64> = want.iter().map(|&x| f64::from(x)).collect();
+            close_all(&none, &want, GRAD_REL, GRAD_ABS_FRAC)
+                .unwrap_or_else(|e| panic!("{} reduction none: {e}", case.name));
+            (weights.loss(), grad, state)
+        });
+    }
+}

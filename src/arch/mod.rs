@@ -4,14 +4,26 @@
 //! `#[target_feature]` entry points; [`kernels`] picks the entry points for a requested
 //! [`Isa`], after checking that the CPU has it.
 
-use crate::histogram::{Bins, Tally, MAX_BINS};
+use crate::histogram::{Bins, Stats};
 use crate::math::Model;
-use crate::pass::Inputs;
+use crate::pass::{Inputs, Plan};
 use crate::status::Error;
 
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod aarch64;
+pub mod probe;
 mod scalar;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod x86_64;
 
 /// An instruction-set path for the kernels.
+///
+/// Every variant exists on every target, so code naming one compiles everywhere; a path of
+/// another architecture (e.g. `Neon` on x86_64) is simply never available: it is not in
+/// [`Isa::ALL`], [`is_available`](Isa::is_available) is false, and forcing it with
+/// `set_isa` is [`Error::Isa`]. The same holds for SIMD paths on targets whose ABI has no
+/// vector registers: x86_64 targets without SSE2 (soft-float kernel targets such as
+/// `x86_64-unknown-none`) and aarch64 targets without NEON get the scalar path only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum Isa {
@@ -19,43 +31,90 @@ pub enum Isa {
     Auto = 0,
     /// Portable one-lane code, available everywhere.
     Scalar = 1,
+    /// x86_64 AVX2 with FMA, 8 lanes (detected at run time with cpuid and xgetbv).
+    Avx2 = 2,
+    /// aarch64 Advanced SIMD, 4 lanes (part of the aarch64 baseline).
+    Neon = 3,
 }
 
 impl Isa {
-    /// Every path this build knows, whether or not the CPU supports it.
-    pub const ALL: [Isa; 1] = [Isa::Scalar];
+    /// Every concrete path compiled into this build for this target architecture, slowest
+    /// first, whether or not this CPU supports it (see [`is_available`](Isa::is_available)).
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    pub const ALL: &'static [Isa] = &[Isa::Scalar, Isa::Avx2];
+    /// Every concrete path compiled into this build for this target architecture, slowest
+    /// first, whether or not this CPU supports it (see [`is_available`](Isa::is_available)).
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    pub const ALL: &'static [Isa] = &[Isa::Scalar, Isa::Neon];
+    /// Every concrete path compiled into this build for this target architecture, slowest
+    /// first, whether or not this CPU supports it (see [`is_available`](Isa::is_available)).
+    #[cfg(not(any(
+        all(target_arch = "x86_64", target_feature = "sse2"),
+        all(target_arch = "aarch64", target_feature = "neon")
+    )))]
+    pub const ALL: &'static [Isa] = &[Isa::Scalar];
 
-    /// Whether this CPU can run the path (`Auto` always can).
+    /// Whether this CPU can run the path (`Auto` and `Scalar` always can; a path of another
+    /// architecture never can).
     pub fn is_available(self) -> bool {
         match self {
             Isa::Auto | Isa::Scalar => true,
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => x86_64::has_avx2_fma(),
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Isa::Neon => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
         }
     }
 
-    /// The concrete path `Auto` stands for on this CPU; other paths are returned as they are.
+    /// The concrete path `Auto` stands for on this CPU (the fastest available); other paths
+    /// are returned as they are.
     pub fn resolve(self) -> Isa {
         match self {
-            Isa::Auto => Isa::Scalar,
+            Isa::Auto => Isa::ALL
+                .iter()
+                .rev()
+                .copied()
+                .find(|isa| isa.is_available())
+                .unwrap_or(Isa::Scalar),
             other => other,
         }
     }
 }
 
-/// The two passes of one ISA path for one loss model.
+/// The passes of one ISA path for one loss model (see `pass.rs`).
 pub(crate) struct Kernels<M> {
-    pub accumulate: unsafe fn(&M, &Bins, &Inputs, &mut Tally) -> Result<(), Error>,
-    pub apply: unsafe fn(&M, &Bins, &[f32; MAX_BINS], &Inputs, *mut f32),
+    pub validate: unsafe fn(&M, &Inputs) -> Result<(), Error>,
+    pub accumulate: unsafe fn(&M, &Bins, &Inputs, &mut Stats) -> Result<(), Error>,
+    pub apply: unsafe fn(&M, &Bins, &Plan<'_>, &Inputs, *mut f32),
 }
 
-/// The kernels for `isa`; [`Error::Isa`] if this CPU cannot run it.
+/// The kernels for `isa`; [`Error::Isa`] if this CPU cannot run it. This is the only place
+/// that hands out `#[target_feature]` entry points, and only after the check.
 pub(crate) fn kernels<M: Model>(isa: Isa) -> Result<Kernels<M>, Error> {
     if !isa.is_available() {
         return Err(Error::Isa);
     }
     Ok(match isa.resolve() {
-        Isa::Auto | Isa::Scalar => Kernels {
+        Isa::Scalar => Kernels {
+            validate: scalar::validate::<M>,
             accumulate: scalar::accumulate::<M>,
             apply: scalar::apply::<M>,
         },
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        Isa::Avx2 => Kernels {
+            validate: x86_64::validate::<M>,
+            accumulate: x86_64::accumulate::<M>,
+            apply: x86_64::apply::<M>,
+        },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        Isa::Neon => Kernels {
+            validate: aarch64::validate::<M>,
+            accumulate: aarch64::accumulate::<M>,
+            apply: aarch64::apply::<M>,
+        },
+        #[allow(unreachable_patterns)]
+        _ => return Err(Error::Isa),
     })
 }

@@ -1,0 +1,169 @@
+//! The NEON path: the generic passes instantiated for four lanes in a `float32x4_t`. NEON
+//! is part of the aarch64 baseline (this module is compiled only where the target enables
+//! it), so the path needs no run-time detection.
+
+use core::arch::aarch64::*;
+
+use crate::histogram::{Bins, Stats};
+use crate::math::Model;
+use crate::pass::{self, Inputs, LaneTable, Plan};
+use crate::status::Error;
+use crate::vector::Vector;
+
+#[inline(always)]
+unsafe fn bits(v: float32x4_t) -> uint32x4_t {
+    vreinterpretq_u32_f32(v)
+}
+
+#[inline(always)]
+unsafe fn float(v: uint32x4_t) -> float32x4_t {
+    vreinterpretq_f32_u32(v)
+}
+
+/// Four f32 lanes. `mul_add` is fused (`fmla`); everything else is exactly rounded as in the
+/// scalar instantiation. `min`/`max` are built from a comparison and a select, because
+/// `fmin`/`fmax` propagate NaN where the trait (and the scalar path) returns `b`.
+impl Vector for float32x4_t {
+    const LANES: usize = 4;
+
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        vdupq_n_f32(x)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        vld1q_f32(p)
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        vst1q_f32(p, self)
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        vaddq_f32(self, b)
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        vsubq_f32(self, b)
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        vmulq_f32(self, b)
+    }
+    #[inline(always)]
+    unsafe fn div(self, b: Self) -> Self {
+        vdivq_f32(self, b)
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        vfmaq_f32(c, self, b)
+    }
+    #[inline(always)]
+    unsafe fn sqrt(self) -> Self {
+        vsqrtq_f32(self)
+    }
+    #[inline(always)]
+    unsafe fn abs(self) -> Self {
+        vabsq_f32(self)
+    }
+    #[inline(always)]
+    unsafe fn floor(self) -> Self {
+        vrndmq_f32(self)
+    }
+    #[inline(always)]
+    unsafe fn min(self, b: Self) -> Self {
+        Self::select(self.lt(b), self, b)
+    }
+    #[inline(always)]
+    unsafe fn max(self, b: Self) -> Self {
+        Self::select(b.lt(self), self, b)
+    }
+    #[inline(always)]
+    unsafe fn lt(self, b: Self) -> Self {
+        float(vcltq_f32(self, b))
+    }
+    #[inline(always)]
+    unsafe fn le(self, b: Self) -> Self {
+        float(vcleq_f32(self, b))
+    }
+    #[inline(always)]
+    unsafe fn eq(self, b: Self) -> Self {
+        float(vceqq_f32(self, b))
+    }
+    #[inline(always)]
+    unsafe fn and(self, b: Self) -> Self {
+        float(vandq_u32(bits(self), bits(b)))
+    }
+    #[inline(always)]
+    unsafe fn or(self, b: Self) -> Self {
+        float(vorrq_u32(bits(self), bits(b)))
+    }
+    #[inline(always)]
+    unsafe fn select(m: Self, a: Self, b: Self) -> Self {
+        vbslq_f32(bits(m), a, b)
+    }
+    #[inline(always)]
+    unsafe fn bitmask(self) -> u32 {
+        let signs = vshrq_n_u32::<31>(bits(self));
+        let shifts: [i32; 4] = [0, 1, 2, 3];
+        vaddvq_u32(vshlq_u32(signs, vld1q_s32(shifts.as_ptr())))
+    }
+    #[inline(always)]
+    unsafe fn none(self) -> bool {
+        vmaxvq_u32(bits(self)) == 0
+    }
+    #[inline(always)]
+    unsafe fn pow2(n: Self) -> Self {
+        let e = vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127));
+        vreinterpretq_f32_s32(vshlq_n_s32::<23>(e))
+    }
+    #[inline(always)]
+    unsafe fn indices(self, out: &mut [u8; 16]) {
+        // fcvtzs saturates and gives 0 for NaN; the mask keeps every lane in 0..=63.
+        let k = vandq_s32(vcvtq_s32_f32(self), vdupq_n_s32(63));
+        let mut lanes = [0i32; 4];
+        vst1q_s32(lanes.as_mut_ptr(), k);
+        for (o, &l) in out.iter_mut().zip(lanes.iter()) {
+            *o = l as u8;
+        }
+    }
+}
+
+/// # Safety
+/// As for [`pass::validate`].
+pub(crate) unsafe fn validate<M: Model>(model: &M, x: &Inputs) -> Result<(), Error> {
+    pass::validate::<float32x4_t, M>(model, x)
+}
+
+/// # Safety
+/// As for [`pass::accumulate`].
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn accumulate<M: Model>(
+    model: &M,
+    bins: &Bins,
+    x: &Inputs,
+    stats: &mut Stats,
+) -> Result<(), Error> {
+    let mut tables = [LaneTable::EMPTY; 4];
+    pass::accumulate::<float32x4_t, M, 4>(model, bins, x, &mut tables, stats)
+}
+
+/// # Safety
+/// As for [`pass::apply`].
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn apply<M: Model>(
+    model: &M,
+    bins: &Bins,
+    plan: &Plan<'_>,
+    x: &Inputs,
+    out: *mut f32,
+) {
+    pass::apply::<float32x4_t, M>(model, bins, plan, x, out)
+}
+
+/// # Safety
+/// As for [`super::probe::eval`].
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn probe(f: super::probe::Func, a: &[f32], b: &[f32], out: &mut [f32]) {
+    super::probe::eval::<float32x4_t>(f, a, b, out)
+}

@@ -1,0 +1,193 @@
+//! The options that fix the reference's weak points (off by default) each do what they say,
+//! and the trainer conventions (probability inputs) follow PyTorch's definitions.
+
+mod common;
+
+use common::{batch, Rng};
+use ghm::{
+    Config, Error, GhmC, GhmR, Kind, Output, OutputKind, OPT_DECAY_EMPTY_BINS,
+    OPT_EMA_BIAS_CORRECTION, OPT_NORM_BY_BINS, OPT_PROBABILITY_INPUT,
+};
+
+fn ghmc(options: u32, momentum: f32, bins: u32) -> GhmC {
+    GhmC::new(Config {
+        bins,
+        momentum,
+        options,
+        ..Config::ghm_c()
+    })
+    .unwrap()
+}
+
+/// Logits whose gradient norms fall in regions 0 and 1 of 10 (targets 0): g = sigmoid(x).
+fn two_region_batch(n0: usize, n1: usize) -> (Vec<f32>, Vec<f32>) {
+    let logit = |g: f64| ((g / (1.0 - g)).ln()) as f32;
+    let mut x: Vec<f32> = (0..n0)
+        .map(|i| logit(0.01 + 0.08 * i as f64 / n0 as f64))
+        .collect();
+    x.extend((0..n1).map(|i| logit(0.11 + 0.08 * i as f64 / n1 as f64)));
+    let t = vec![0.0; x.len()];
+    (x, t)
+}
+
+/// Normalising by M instead of the n non-empty regions scales a batch that fills 2 of 10
+/// regions by 2/10.
+#[test]
+fn norm_by_bins_divides_by_m_instead_of_nonempty_regions() {
+    let (x, t) = two_region_batch(300, 20);
+    let plain = ghmc(0, 0.0, 10).loss(&x, &t, None).unwrap();
+    let by_m = ghmc(OPT_NORM_BY_BINS, 0.0, 10).loss(&x, &t, None).unwrap();
+    assert!((by_m / plain - 0.2).abs() < 1e-6, "{by_m} vs {plain}");
+}
+
+/// The reference's EMA starts at 0, so a region's first hit has density (1 - alpha) R and
+/// its weight is inflated by 1 / (1 - alpha); with bias correction the first call equals
+/// the momentum-0 result.
+#[test]
+fn ema_bias_correction_removes_the_first_hit_inflation() {
+    let (x, t) = two_region_batch(300, 20);
+    let no_ema = ghmc(0, 0.0, 10).loss(&x, &t, None).unwrap();
+    let raw = ghmc(0, 0.75, 10).loss(&x, &t, None).unwrap();
+    let corrected = ghmc(OPT_EMA_BIAS_CORRECTION, 0.75, 10)
+        .loss(&x, &t, None)
+        .unwrap();
+    assert!(
+        (raw / no_ema - 4.0).abs() < 1e-5,
+        "inflated by 1/(1-0.75): {raw} vs {no_ema}"
+    );
+    assert!(
+        (corrected / no_ema - 1.0).abs() < 1e-6,
+        "{corrected} vs {no_ema}"
+    );
+}
+
+/// With decay, a region that is empty in a call still decays (S <- alpha S); the reference
+/// leaves it unchanged.
+#[test]
+fn decay_empty_bins_updates_every_region_every_call() {
+    let (x, t) = two_region_batch(300, 20);
+    let (x0, t0) = two_region_batch(50, 0);
+    for (options, want_region1) in [
+        (0u32, 0.25f32 * 20.0),
+        (OPT_DECAY_EMPTY_BINS, 0.75 * 0.25 * 20.0),
+    ] {
+        let mut g = ghmc(options, 0.75, 10);
+        g.loss(&x, &t, None).unwrap();
+        g.loss(&x0, &t0, None).unwrap(); // region 1 empty
+        let s1 = g.state().ema()[1];
+        assert!(
+            (s1 - want_region1).abs() < 1e-5,
+            "options {options}: {s1} vs {want_region1}"
+        );
+    }
+}
+
+/// A cap bounds every element's weight beta; without it a sparse region's weight exceeds it.
+#[test]
+fn weight_cap_bounds_every_element_weight() {
+    let (x, t) = two_region_batch(1000, 2);
+    let beta_max = |cap: f32| {
+        let mut g = GhmC::new(Config {
+            weight_cap: cap,
+            ..Config::ghm_c()
+        })
+        .unwrap();
+        let mut s = g.stats();
+        g.accumulate(&mut s, &x, &t, None).unwrap();
+        let w = g.commit(&s).unwrap();
+        let mut ew = vec![0.0; x.len()];
+        let o = Output {
+            kind: OutputKind::ElementWeight,
+            scale: 1.0,
+            accumulate: false,
+        };
+        w.apply(&x, &t, None, o, &mut ew).unwrap();
+        ew.iter()
+            .map(|&e| f64::from(e) * w.tot())
+            .fold(0.0, f64::max)
+    };
+    let uncapped = beta_max(0.0);
+    assert!(
+        uncapped > 100.0,
+        "sparse region gets weight tot/(2 R) = {uncapped}"
+    );
+    let capped = beta_max(10.0);
+    assert!((capped - 10.0).abs() < 1e-4, "{capped}");
+}
+
+#[test]
+fn options_are_validated() {
+    for (kind, options) in [
+        (Kind::Classification, 1u32 << 20),
+        (Kind::Regression, OPT_PROBABILITY_INPUT),
+    ] {
+        let c = Config {
+            options,
+            ..Config::default_for(kind)
+        };
+        assert_eq!(c.validate(kind), Err(Error::Config));
+    }
+    for cap in [-1.0f32, f32::NAN, f32::INFINITY] {
+        assert_eq!(
+            GhmR::new(Config {
+                weight_cap: cap,
+                ..Config::ghm_r()
+            }),
+            Err(Error::Config)
+        );
+    }
+}
+
+/// Probability inputs (Darknet's convention): the term is PyTorch's binary_cross_entropy on
+/// p (logs floored at -100) and the gradient, still with respect to the logit, equals the one
+/// computed from the logit itself.
+#[test]
+fn probability_input_follows_binary_cross_entropy_and_keeps_logit_gradient() {
+    let mut rng = Rng::new(77);
+    let (x, t, w) = batch(Kind::Classification, &mut rng, 800, true);
+    let p: Vec<f32> = x
+        .iter()
+        .map(|&x| (1.0 / (1.0 + (-f64::from(x)).exp())) as f32)
+        .collect();
+    let mut from_p = ghmc(OPT_PROBABILITY_INPUT, 0.0, 30);
+    let mut s = from_p.stats();
+    from_p.accumulate(&mut s, &p, &t, w.as_deref()).unwrap();
+    let wt = from_p.commit(&s).unwrap();
+    let o = Output {
+        kind: OutputKind::ElementLoss,
+        scale: 1.0,
+        accumulate: false,
+    };
+    let mut el = vec![0.0; p.len()];
+    wt.apply(&p, &t, w.as_deref(), o, &mut el).unwrap();
+    let mut ew = vec![0.0; p.len()];
+    let ow = Output {
+        kind: OutputKind::ElementWeight,
+        ..o
+    };
+    wt.apply(&p, &t, w.as_deref(), ow, &mut ew).unwrap();
+    let mut grad = vec![0.0; p.len()];
+    wt.apply(&p, &t, w.as_deref(), Output::GRADIENT, &mut grad)
+        .unwrap();
+    for i in 0..p.len() {
+        let (pd, td) = (f64::from(p[i]), f64::from(t[i]));
+        let bce = -(td * pd.ln().max(-100.0) + (1.0 - td) * (1.0 - pd).ln().max(-100.0));
+        let want = f64::from(ew[i]) * wt.tot() * bce;
+        assert!(
+            (f64::from(el[i]) - want).abs() <= 1e-5 * want.abs() + 1e-7,
+            "{i}: {} vs {want}",
+            el[i]
+        );
+        let want_g = f64::from(ew[i]) * (pd - td);
+        assert!(
+            (f64::from(grad[i]) - want_g).abs() <= 1e-6 * want_g.abs() + 1e-9,
+            "{i}"
+        );
+    }
+    // floors: p = 0 with target 1 costs 100, not infinity
+    let mut g = ghmc(OPT_PROBABILITY_INPUT, 0.0, 10);
+    let l = g.loss(&[0.0, 1.0], &[1.0, 0.0], None).unwrap();
+    assert!((l - 100.0).abs() < 1e-3, "{l}");
+    assert_eq!(g.loss(&[1.5], &[1.0], None), Err(Error::Probability));
+    assert_eq!(g.loss(&[f32::NAN], &[1.0], None), Err(Error::NonFinite));
+}

@@ -1,0 +1,369 @@
+//! The three-phase API (accumulate, commit, apply): the one-shot calls equal the three in a
+//! row, chunks and workers merge exactly, caller-filled stats commit, class-index layouts
+//! equal materialised one-hot targets, and every output mode writes what it says.
+
+mod common;
+
+use common::{batch, Rng};
+use ghm::{ClassLayout, Config, Error, Ghm, GhmC, GhmR, Kind, Loss, Output, OutputKind, Stats};
+
+fn cfg(kind: Kind) -> Config {
+    Config {
+        bins: 30,
+        momentum: 0.75,
+        ..Config::default_for(kind)
+    }
+}
+
+/// A state that has seen a few calls.
+fn warmed<L: Loss>(kind: Kind, seed: u64) -> Ghm<L> {
+    let mut g = Ghm::<L>::new(cfg(kind)).unwrap();
+    let mut rng = Rng::new(seed);
+    for _ in 0..3 {
+        let (a, b, w) = batch(kind, &mut rng, 300, true);
+        g.loss(&a, &b, w.as_deref()).unwrap();
+    }
+    g
+}
+
+fn phases_equal_one_shot<L: Loss>(kind: Kind) {
+    let mut rng = Rng::new(11);
+    let (a, b, w) = batch(kind, &mut rng, 1234, true);
+    let mut one = warmed::<L>(kind, 5);
+    let mut three = one.clone();
+    let mut g1 = vec![0.0; a.len()];
+    let l1 = one.loss_grad(&a, &b, w.as_deref(), &mut g1).unwrap();
+
+    let mut stats = three.stats();
+    three.accumulate(&mut stats, &a, &b, w.as_deref()).unwrap();
+    let weights = three.commit(&stats).unwrap();
+    let mut g3 = vec![0.0; a.len()];
+    weights
+        .apply(&a, &b, w.as_deref(), Output::GRADIENT, &mut g3)
+        .unwrap();
+    assert_eq!(l1.to_bits(), weights.loss().to_bits());
+    assert_eq!(g1, g3);
+    assert_eq!(one.state(), three.state());
+}
+
+#[test]
+fn one_shot_equals_accumulate_commit_apply() {
+    phases_equal_one_shot::<ghm::Classification>(Kind::Classification);
+    phases_equal_one_shot::<ghm::Regression>(Kind::Regression);
+}
+
+/// Chunks accumulated separately (as threads would) and merged give the same counts, the
+/// same EMA step and the same gradients as one pass; the loss differs at most by f64
+/// summation order. Merging by a flat sum of doubles (an allreduce) is the same as `merge`.
+fn chunks_merge_exactly<L: Loss>(kind: Kind) {
+    let mut rng = Rng::new(21);
+    let (a, b, w) = batch(kind, &mut rng, 2000, true);
+    let w = w.unwrap();
+    let base = warmed::<L>(kind, 9);
+    let mut whole = base.stats();
+    base.accumulate(&mut whole, &a, &b, Some(&w)).unwrap();
+
+    let cuts = [0usize, 3, 517, 518, 1400, 2000];
+    let mut parts: Vec<Stats> = Vec::new();
+    for c in cuts.windows(2) {
+        let mut s = base.stats();
+        base.accumulate(&mut s, &a[c[0]..c[1]], &b[c[0]..c[1]], Some(&w[c[0]..c[1]]))
+            .unwrap();
+        parts.push(s);
+    }
+    let mut merged = parts[0];
+    for p in &parts[1..] {
+        merged.merge(p);
+    }
+    assert_eq!(merged.count, whole.count);
+    for k in 0..ghm::MAX_BINS {
+        assert!((merged.loss_sum[k] - whole.loss_sum[k]).abs() <= 1e-9 * whole.loss_sum[k].abs());
+    }
+
+    // A flat sum of the doubles, as MPI_Allreduce(MPI_SUM) does.
+    let as_doubles = |s: &Stats| -> Vec<f64> {
+        assert_eq!(std::mem::size_of::<Stats>(), Stats::LEN * 8);
+        let p = s as *const Stats as *const f64;
+        (0..Stats::LEN).map(|i| unsafe { *p.add(i) }).collect()
+    };
+    let mut flat = vec![0.0f64; Stats::LEN];
+    for p in &parts {
+        for (f, x) in flat.iter_mut().zip(as_doubles(p)) {
+            *f += x;
+        }
+    }
+    let mut reduced = base.stats();
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            flat.as_ptr(),
+            &mut reduced as *mut Stats as *mut f64,
+            Stats::LEN,
+        )
+    };
+    assert_eq!(reduced, merged);
+
+    let (mut x, mut y) = (base.clone(), base.clone());
+    let wx = x.commit(&merged).unwrap();
+    let wy = y.commit(&whole).unwrap();
+    assert_eq!(x.state(), y.state());
+    assert!((wx.loss() - wy.loss()).abs() <= 1e-6 * wy.loss().abs());
+    assert_eq!(wx.coefficients(), wy.coefficients());
+}
+
+#[test]
+fn chunked_and_merged_stats_equal_one_pass() {
+    chunks_merge_exactly::<ghm::Classification>(Kind::Classification);
+    chunks_merge_exactly::<ghm::Regression>(Kind::Regression);
+}
+
+/// A trainer that histograms on its own device ships only the counts (and tot): the
+/// weights are those of the full stats; the loss is then the caller's business (0 here).
+#[test]
+fn caller_filled_counts_commit_to_the_same_weights() {
+    for kind in [Kind::Classification, Kind::Regression] {
+        let mut rng = Rng::new(31);
+        let (a, b, w) = batch(kind, &mut rng, 999, true);
+        let (wa, wb) = match kind {
+            Kind::Classification => {
+                let mut g = GhmC::new(cfg(kind)).unwrap();
+                let mut h = g.clone();
+                let mut full = g.stats();
+                g.accumulate(&mut full, &a, &b, w.as_deref()).unwrap();
+                let mut counts = h.stats();
+                counts.count = full.count;
+                counts.weight_sum = full.weight_sum;
+                (g.commit(&full).unwrap(), h.commit(&counts).unwrap())
+            }
+            Kind::Regression => {
+                let mut g = GhmR::new(cfg(kind)).unwrap();
+                let mut h = g.clone();
+                let mut full = g.stats();
+                g.accumulate(&mut full, &a, &b, w.as_deref()).unwrap();
+                let mut counts = h.stats();
+                counts.count = full.count;
+                counts.weight_sum = full.weight_sum;
+                (g.commit(&full).unwrap(), h.commit(&counts).unwrap())
+            }
+        };
+        assert_eq!(wa.coefficients(), wb.coefficients());
+        assert_eq!(wb.loss(), 0.0);
+        assert!(wa.loss() > 0.0);
+    }
+}
+
+#[test]
+fn mismatched_stats_and_weights_are_refused() {
+    let mut c = GhmC::new(cfg(Kind::Classification)).unwrap();
+    let mut r = GhmR::new(cfg(Kind::Regression)).unwrap();
+    let other_bins = GhmC::new(Config {
+        bins: 10,
+        ..cfg(Kind::Classification)
+    })
+    .unwrap();
+    let before = *c.state();
+    assert_eq!(c.commit(&r.stats()), Err(Error::StatsMismatch));
+    assert_eq!(c.commit(&other_bins.stats()), Err(Error::StatsMismatch));
+    let mut s = c.stats();
+    assert_eq!(
+        c.accumulate(&mut r.stats(), &[0.0], &[0.0], None),
+        Err(Error::StatsMismatch)
+    );
+    s.count[40] = 1.0; // beyond 30 bins
+    assert_eq!(c.commit(&s), Err(Error::StatsMismatch));
+    let mut s = c.stats();
+    s.count[2] = -1.0;
+    assert_eq!(c.commit(&s), Err(Error::StatsMismatch));
+    assert_eq!(c.state(), &before, "a refused commit leaves the state");
+    // Weights of one loss applied as the other loss's (through the C boundary's rule).
+    let wr = r.commit(&r.stats()).unwrap();
+    let mut out = [7.0f32];
+    let st = unsafe {
+        ghm::ffi::ghm_c_apply(
+            &wr,
+            [0.5f32].as_ptr(),
+            [1.0f32].as_ptr(),
+            std::ptr::null(),
+            1,
+            std::ptr::null(),
+            out.as_mut_ptr(),
+        )
+    };
+    assert_eq!(st, ghm::ffi::GHM_ERR_WRONG_LOSS);
+    assert_eq!(out, [7.0]);
+}
+
+/// Class-index targets give exactly what materialised one-hot targets and per-element
+/// weights give, for mmdetection's `[anchors][classes]` rows and for Darknet-style planes
+/// (the transpose, written at the transposed positions).
+#[test]
+fn class_index_layouts_equal_materialised_one_hot() {
+    let (anchors, classes) = (53usize, 7usize);
+    let mut rng = Rng::new(41);
+    let logits: Vec<f32> = (0..anchors * classes)
+        .map(|_| -3.0 + 2.0 * rng.normal())
+        .collect();
+    let labels: Vec<i32> = (0..anchors)
+        .map(|i| match i % 9 {
+            0 => -1,
+            1..=3 => (rng.next_u64() % classes as u64) as i32,
+            _ => classes as i32,
+        })
+        .collect();
+    let aw: Vec<f32> = (0..anchors)
+        .map(|i| if i % 11 == 0 { 0.0 } else { 1.0 })
+        .collect();
+    let onehot: Vec<f32> = (0..anchors * classes)
+        .map(|i| f32::from(u8::from(labels[i / classes] == (i % classes) as i32)))
+        .collect();
+    let ew: Vec<f32> = (0..anchors * classes).map(|i| aw[i / classes]).collect();
+
+    let base = warmed::<ghm::Classification>(Kind::Classification, 3);
+    let (mut v, mut r, mut p) = (base.clone(), base.clone(), base.clone());
+    let mut gv = vec![0.0; logits.len()];
+    let lv = v.loss_grad(&logits, &onehot, Some(&ew), &mut gv).unwrap();
+    let mut gr = vec![0.0; logits.len()];
+    let lr = r
+        .loss_grad_labels(
+            &logits,
+            ClassLayout::rows(anchors, classes),
+            &labels,
+            Some(&aw),
+            &mut gr,
+        )
+        .unwrap();
+    assert_eq!(lv.to_bits(), lr.to_bits());
+    assert_eq!(gv, gr);
+    assert_eq!(v.state(), r.state());
+
+    // Planes: element (anchor i, class c) at c * anchors + i.
+    let planes = ClassLayout {
+        anchors,
+        classes,
+        anchor_stride: 1,
+        class_stride: anchors,
+    };
+    let mut t = vec![0.0; logits.len()];
+    for i in 0..anchors {
+        for c in 0..classes {
+            t[c * anchors + i] = logits[i * classes + c];
+        }
+    }
+    let mut gp = vec![0.0; logits.len()];
+    let lp = p
+        .loss_grad_labels(&t, planes, &labels, Some(&aw), &mut gp)
+        .unwrap();
+    assert!((lp - lv).abs() <= 1e-6 * lv.abs());
+    for i in 0..anchors {
+        for c in 0..classes {
+            assert_eq!(gp[c * anchors + i], gv[i * classes + c]);
+        }
+    }
+    assert_eq!(p.state(), v.state());
+
+    let bad = ClassLayout {
+        anchors,
+        classes,
+        anchor_stride: 2,
+        class_stride: 3,
+    };
+    assert_eq!(
+        p.clone().loss_grad_labels(&t, bad, &labels, None, &mut gp),
+        Err(Error::Layout)
+    );
+}
+
+/// Element weights are the gradient divided by the direction; element losses sum to the
+/// loss times tot; `scale` and `accumulate` do what they say; Darknet's delta is `-factor`
+/// times the gradient.
+#[test]
+fn output_modes_write_weights_losses_deltas_and_accumulate() {
+    for kind in [Kind::Classification, Kind::Regression] {
+        let mut rng = Rng::new(51);
+        let (a, b, w) = batch(kind, &mut rng, 500, true);
+        let w = w.unwrap();
+        let (weights, grad) = match kind {
+            Kind::Classification => {
+                let mut g = GhmC::new(cfg(kind)).unwrap();
+                let mut s = g.stats();
+                g.accumulate(&mut s, &a, &b, Some(&w)).unwrap();
+                let wt = g.commit(&s).unwrap();
+                let mut grad = vec![0.0; a.len()];
+                wt.apply(&a, &b, Some(&w), Output::GRADIENT, &mut grad)
+                    .unwrap();
+                (wt, grad)
+            }
+            Kind::Regression => {
+                let mut g = GhmR::new(cfg(kind)).unwrap();
+                let mut s = g.stats();
+                g.accumulate(&mut s, &a, &b, Some(&w)).unwrap();
+                let wt = g.commit(&s).unwrap();
+                let mut grad = vec![0.0; a.len()];
+                wt.apply(&a, &b, Some(&w), Output::GRADIENT, &mut grad)
+                    .unwrap();
+                (wt, grad)
+            }
+        };
+        let run = |kind_out: OutputKind, scale: f32, accumulate: bool, init: f32| {
+            let mut out = vec![init; a.len()];
+            let o = Output {
+                kind: kind_out,
+                scale,
+                accumulate,
+            };
+            weights.apply(&a, &b, Some(&w), o, &mut out).unwrap();
+            out
+        };
+        let ew = run(OutputKind::ElementWeight, 1.0, false, 0.0);
+        let el = run(OutputKind::ElementLoss, 1.0, false, 0.0);
+        let mut loss_sum = 0.0f64;
+        for i in 0..a.len() {
+            let (_, term, dir) = common::element(kind, cfg(kind).mu, a[i], b[i]);
+            let want = f64::from(ew[i]) * dir;
+            // f32 direction vs f64: cancellation in p - t costs up to ~1e-7 absolute
+            let tol = 1e-6 * want.abs() + 2e-7 * f64::from(ew[i]);
+            assert!((f64::from(grad[i]) - want).abs() <= tol, "{kind:?} {i}");
+            assert_eq!(ew[i] == 0.0, w[i] == 0.0);
+            let want_l = f64::from(ew[i]) * weights.tot() * term;
+            assert!((f64::from(el[i]) - want_l).abs() <= 1e-5 * want_l.abs() + 1e-12);
+            loss_sum += f64::from(el[i]);
+        }
+        let mean = loss_sum / weights.tot();
+        assert!(
+            (mean - f64::from(weights.loss())).abs() <= 1e-5 * mean.abs(),
+            "{kind:?}"
+        );
+        let delta = run(OutputKind::Gradient, -2.5, false, 0.0);
+        let acc = run(OutputKind::Gradient, 1.0, true, 0.25);
+        for i in 0..a.len() {
+            assert_eq!(delta[i], -2.5 * grad[i]);
+            assert_eq!(acc[i], 0.25 + grad[i]);
+        }
+        let inf = Output {
+            kind: OutputKind::Gradient,
+            scale: f32::INFINITY,
+            accumulate: false,
+        };
+        let mut out = vec![1.0; a.len()];
+        assert_eq!(
+            weights.apply(&a, &b, Some(&w), inf, &mut out),
+            Err(Error::Output)
+        );
+        assert!(out.iter().all(|&x| x == 1.0));
+    }
+}
+
+/// GHM-R given the residuals equals GHM-R given predictions and targets whose difference
+/// is exact.
+#[test]
+fn ghm_r_residual_input_equals_pred_minus_target() {
+    let mut rng = Rng::new(61);
+    let d: Vec<f32> = (0..700).map(|_| rng.normal() * 0.1).collect();
+    let pred: Vec<f32> = d.iter().map(|&x| x + 1.0).collect();
+    let target = vec![1.0f32; d.len()];
+    let d2: Vec<f32> = pred.iter().zip(&target).map(|(p, t)| p - t).collect();
+    let g = GhmR::new(cfg(Kind::Regression)).unwrap();
+    let (mut s1, mut s2) = (g.stats(), g.stats());
+    g.accumulate(&mut s1, &pred, &target, None).unwrap();
+    g.accumulate_residual(&mut s2, &d2, None).unwrap();
+    assert_eq!(s1, s2);
+}
