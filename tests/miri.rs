@@ -1,0 +1,315 @@
+//! Every unsafe pass on small inputs, sized for Miri (also runs, fast, under `cargo test`):
+//! both losses; lengths 0, 1, one vector, odd tails; sub-slices at odd offsets; the three
+//! phases; residual inputs; gradients in place; errors in the tail; and the C entry points
+//! with NULL, length 0, in place, overlapping and misaligned buffers.
+//!
+//!   cargo +nightly miri test --features libm/force-soft-floats --test miri
+//!   RUSTFLAGS='-C target-feature=+avx2,+fma' \
+//!     cargo +nightly miri test --features libm/force-soft-floats --test miri
+//!
+//! (`libm/force-soft-floats`: libm's default `arch` feature computes sqrt with inline
+//! assembly, which Miri cannot run.)
+//!
+//! Under Miri the SIMD path is used only when compiled in with `target-feature` (Miri cannot
+//! run the cpuid probe), and the C entry points, which pick the path at run time, only then.
+
+use ghm::{Config, Error, GhmC, GhmR, Isa, Output};
+
+const LENS: &[usize] = &[0, 1, 7, 8, 9, 17];
+
+/// The paths this run can take without a run-time CPU probe under Miri.
+fn isas() -> Vec<Isa> {
+    if cfg!(miri) && cfg!(all(target_feature = "avx2", target_feature = "fma")) {
+        // The SIMD run of Miri: the scalar path has its own run.
+        return vec![Isa::Avx2];
+    }
+    let mut v = vec![Isa::Scalar];
+    if auto_path_runs() {
+        v.extend(
+            Isa::ALL
+                .iter()
+                .copied()
+                .filter(|i| *i != Isa::Scalar && i.is_available()),
+        );
+    }
+    v
+}
+
+/// Whether `Isa::Auto` can run: always natively; under Miri only if no CPU probe is needed.
+fn auto_path_runs() -> bool {
+    !cfg!(miri)
+        || cfg!(all(target_feature = "avx2", target_feature = "fma"))
+        || !cfg!(target_arch = "x86_64")
+}
+
+/// Deterministic values in [-6, 6).
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as f32 / (1u32 << 24) as f32 * 12.0 - 6.0
+        })
+        .collect()
+}
+
+fn targets_c(n: usize) -> Vec<f32> {
+    (0..n).map(|i| [0.0, 1.0, 0.25][i % 3]).collect()
+}
+
+fn weights(n: usize) -> Vec<f32> {
+    (0..n).map(|i| [1.0, 0.0, 2.5][i % 3]).collect()
+}
+
+fn config() -> Config {
+    Config {
+        bins: 7,
+        momentum: 0.5,
+        ..Config::ghm_c()
+    }
+}
+
+#[test]
+fn one_shot_both_losses_every_length_and_path() {
+    for isa in isas() {
+        for &n in LENS {
+            // Sub-slices at offset 1 of a longer buffer: not aligned to the vector width.
+            let buf = values(n + 2, n as u32);
+            let a = &buf[1..n + 1];
+            let bc = targets_c(n);
+            let br = values(n, 99);
+            let w = weights(n);
+            for wopt in [None, Some(&w[..])] {
+                let mut c = GhmC::new(config()).unwrap();
+                c.set_isa(isa).unwrap();
+                let mut grad = vec![0.0; n];
+                let l1 = c.loss_grad(a, &bc, wopt, &mut grad).unwrap();
+                let mut inplace = a.to_vec();
+                let mut c2 = GhmC::new(config()).unwrap();
+                c2.set_isa(isa).unwrap();
+                let l2 = c2.loss_grad_in_place(&mut inplace, &bc, wopt).unwrap();
+                assert_eq!(l1.to_bits(), l2.to_bits());
+                assert_eq!(grad, inplace);
+                assert!(c.loss(a, &bc, wopt).unwrap().is_finite());
+
+                let mut r = GhmR::new(config()).unwrap();
+                r.set_isa(isa).unwrap();
+                let mut grad = vec![0.0; n];
+                assert!(r.loss_grad(a, &br, wopt, &mut grad).unwrap().is_finite());
+                let mut inplace = a.to_vec();
+                let mut r2 = GhmR::new(config()).unwrap();
+                r2.set_isa(isa).unwrap();
+                r2.loss_grad_in_place(&mut inplace, &br, wopt).unwrap();
+                assert_eq!(grad, inplace);
+            }
+        }
+    }
+}
+
+#[test]
+fn three_phases_in_chunks_and_residuals() {
+    for isa in isas() {
+        let n = 19;
+        let a = values(n, 5);
+        let b = targets_c(n);
+        let w = weights(n);
+        let mut c = GhmC::new(config()).unwrap();
+        c.set_isa(isa).unwrap();
+        let mut stats = c.stats();
+        c.accumulate(&mut stats, &a[..5], &b[..5], Some(&w[..5]))
+            .unwrap();
+        let mut rest = c.stats();
+        c.accumulate(&mut rest, &a[5..], &b[5..], Some(&w[5..]))
+            .unwrap();
+        stats.merge(&rest);
+        let weights = c.commit(&stats).unwrap();
+        let mut r = GhmR::new(config()).unwrap();
+        r.set_isa(isa).unwrap();
+        let mut stats = r.stats();
+        r.accumulate_residual(&mut stats, &a[1..], None).unwrap();
+        assert!(r.commit(&stats).unwrap().loss().is_finite());
+        if !auto_path_runs() {
+            continue; // `Weights::apply` takes the run-time-detected path.
+        }
+        let mut out = vec![0.0; n];
+        let (lo, hi) = out.split_at_mut(5);
+        weights
+            .apply(&a[..5], &b[..5], Some(&w[..5]), Output::GRADIENT, lo)
+            .unwrap();
+        weights
+            .apply(&a[5..], &b[5..], Some(&w[5..]), Output::GRADIENT, hi)
+            .unwrap();
+        let mut inplace = a.clone();
+        weights
+            .apply_in_place(&mut inplace, &b, Some(&w), Output::GRADIENT)
+            .unwrap();
+        assert_eq!(out, inplace);
+    }
+}
+
+#[test]
+fn errors_in_the_tail_write_nothing() {
+    for isa in isas() {
+        for &n in &LENS[1..] {
+            let mut a = values(n, 3);
+            let b = targets_c(n);
+            a[n - 1] = f32::NAN;
+            let mut c = GhmC::new(config()).unwrap();
+            c.set_isa(isa).unwrap();
+            let before = c.clone();
+            let mut grad = vec![7.0; n];
+            assert_eq!(c.loss_grad(&a, &b, None, &mut grad), Err(Error::NonFinite));
+            assert!(grad.iter().all(|g| *g == 7.0));
+            let mut inplace = a.clone();
+            assert_eq!(
+                c.loss_grad_in_place(&mut inplace, &b, None),
+                Err(Error::NonFinite)
+            );
+            assert_eq!(inplace[..n - 1], a[..n - 1]);
+            assert_eq!(c, before);
+            let mut w = weights(n);
+            w[n - 1] = -1.0;
+            a[n - 1] = 0.5;
+            assert_eq!(c.loss(&a, &b, Some(&w)), Err(Error::Weight));
+        }
+    }
+}
+
+/// The C entry points choose the path at run time; under Miri only when it is compiled in.
+#[cfg(any(
+    not(miri),
+    all(target_feature = "avx2", target_feature = "fma"),
+    not(target_arch = "x86_64")
+))]
+mod c_abi {
+    use super::*;
+    use core::ptr::{null, null_mut};
+    use ghm::ffi::*;
+    use ghm::State;
+    use std::mem::MaybeUninit;
+
+    fn init_c() -> State {
+        let mut st = MaybeUninit::<State>::uninit();
+        let cfg = ghm_c_config_default();
+        assert_eq!(unsafe { ghm_c_init(st.as_mut_ptr(), &cfg) }, GHM_OK);
+        unsafe { st.assume_init() }
+    }
+
+    #[test]
+    fn null_len0_in_place_overlap_misaligned() {
+        unsafe {
+            let mut st = init_c();
+            let mut loss = -1.0f32;
+            // n = 0 with NULL arrays: loss 0, state unchanged.
+            let before = st;
+            assert_eq!(
+                ghm_c_loss(&mut st, null(), null(), null(), 0, &mut loss, null_mut()),
+                GHM_OK
+            );
+            assert_eq!(loss, 0.0);
+            assert_eq!(st, before);
+            // NULL where required.
+            assert_eq!(
+                ghm_c_loss(&mut st, null(), null(), null(), 3, &mut loss, null_mut()),
+                GHM_ERR_NULL
+            );
+            assert_eq!(
+                ghm_c_loss(null_mut(), null(), null(), null(), 0, &mut loss, null_mut()),
+                GHM_ERR_NULL
+            );
+
+            for &n in &LENS[1..] {
+                let mut buf = values(2 * n + 1, n as u32);
+                let b = targets_c(n);
+                let mut r = ghm_r_config_default();
+                r.bins = 5;
+                let mut rst = MaybeUninit::<State>::uninit();
+                assert_eq!(ghm_r_init(rst.as_mut_ptr(), &r), GHM_OK);
+                let mut rst = rst.assume_init();
+                // Separate gradient, then in place: the same bits.
+                let mut g = vec![0.0; n];
+                let mut s1 = init_c();
+                let a = buf[1..n + 1].to_vec();
+                assert_eq!(
+                    ghm_c_loss(
+                        &mut s1,
+                        a.as_ptr(),
+                        b.as_ptr(),
+                        null(),
+                        n,
+                        &mut loss,
+                        g.as_mut_ptr()
+                    ),
+                    GHM_OK
+                );
+                let mut s2 = init_c();
+                let mut l2 = 0.0;
+                let p = buf.as_mut_ptr().add(1);
+                assert_eq!(
+                    ghm_c_loss(&mut s2, p, b.as_ptr(), null(), n, &mut l2, p),
+                    GHM_OK
+                );
+                assert_eq!(loss.to_bits(), l2.to_bits());
+                assert_eq!(&buf[1..n + 1], &g[..]);
+                assert_eq!(s1, s2);
+                // Partial overlap of the gradient with the input: refused, nothing written.
+                let snapshot = buf.clone();
+                let st_before = s2;
+                let q = buf.as_mut_ptr();
+                if n > 1 {
+                    let e = ghm_c_loss(&mut s2, q.add(1), b.as_ptr(), null(), n, &mut l2, q.add(2));
+                    assert_eq!(e, GHM_ERR_OVERLAP);
+                    assert_eq!(buf, snapshot);
+                    assert_eq!(s2, st_before);
+                }
+                // A misaligned float pointer.
+                let bytes = buf.as_mut_ptr().cast::<u8>().add(1).cast::<f32>();
+                let e = ghm_r_loss(
+                    &mut rst,
+                    b.as_ptr(),
+                    b.as_ptr(),
+                    null(),
+                    n - 1,
+                    &mut l2,
+                    bytes,
+                );
+                assert_eq!(e, GHM_ERR_MISALIGNED);
+                // GHM-R with weights, then the wrong loss's state.
+                let w = weights(n);
+                let mut gr = vec![0.0; n];
+                assert_eq!(
+                    ghm_r_loss(
+                        &mut rst,
+                        a.as_ptr(),
+                        b.as_ptr(),
+                        w.as_ptr(),
+                        n,
+                        &mut l2,
+                        gr.as_mut_ptr()
+                    ),
+                    GHM_OK
+                );
+                assert_eq!(
+                    ghm_r_loss(
+                        &mut s1,
+                        a.as_ptr(),
+                        b.as_ptr(),
+                        null(),
+                        n,
+                        &mut l2,
+                        null_mut()
+                    ),
+                    GHM_ERR_WRONG_LOSS
+                );
+            }
+            // Never initialised.
+            let mut junk = MaybeUninit::<State>::zeroed().assume_init();
+            assert_eq!(
+                ghm_c_loss(&mut junk, null(), null(), null(), 0, &mut loss, null_mut()),
+                GHM_ERR_STATE
+            );
+        }
+    }
+}
