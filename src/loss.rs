@@ -129,8 +129,9 @@ impl<L: Loss> Ghm<L> {
         self.state.config()
     }
 
-    /// Forces an instruction-set path for the following calls ([`Isa::Auto`] by default);
-    /// [`Error::Isa`] if this CPU cannot run it.
+    /// Forces an instruction-set path for this loss's following calls, one-shot and
+    /// accumulate ([`Isa::Auto`] by default); [`Error::Isa`] if this CPU cannot run it.
+    /// ([`Weights::apply`] always takes the fastest path.)
     pub fn set_isa(&mut self, isa: Isa) -> Result<(), Error> {
         if !isa.is_available() {
             return Err(Error::Isa);
@@ -247,16 +248,12 @@ impl<L: Loss> Ghm<L> {
     /// The pointers of `x` are valid for reads of the lengths they describe.
     pub(crate) unsafe fn accumulate_raw(&self, stats: &mut Stats, x: &Inputs) -> Result<(), Error> {
         stats.check(L::KIND, self.config().bins)?;
-        let mut chunk = Stats::new(L::KIND, self.config().bins);
         let job = Accumulate {
             x,
             bins: self.config().bins,
-            stats: &mut chunk,
+            stats,
         };
-        dispatch(L::KIND, self.config(), self.isa, job)?;
-        (chunk.parts, chunk.tag) = (0.0, 0.0);
-        stats.merge(&chunk);
-        Ok(())
+        dispatch(L::KIND, self.config(), self.isa, job)
     }
 }
 
