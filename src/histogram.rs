@@ -37,6 +37,11 @@ impl Bins {
         Bins { m, edges }
     }
 
+    /// Number of regions M.
+    pub(crate) fn len(&self) -> usize {
+        self.m
+    }
+
     /// The region of `g` by the reference's definition: the largest `k < M` with
     /// `e_k <= g` (0 for NaN, which validation rejects before it matters).
     pub(crate) fn index_exact(&self, g: f32) -> usize {
@@ -390,7 +395,11 @@ impl State {
         let lambda = f64::from(cfg.loss_weight);
         let mut coef = [0f32; MAX_BINS];
         let mut loss = 0.0f64;
-        let regions = counts.iter().zip(&density).zip(&stats.loss_sum).zip(coef.iter_mut());
+        let regions = counts
+            .iter()
+            .zip(&density)
+            .zip(&stats.loss_sum)
+            .zip(coef.iter_mut());
         for (((&r, &d), &sum), c_out) in regions {
             if r > 0.0 {
                 let beta = (tot / (d * norm)).min(cap);

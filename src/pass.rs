@@ -359,14 +359,12 @@ unsafe fn first_error<M: Model>(model: &M, x: &Inputs, run: &Run, j: usize) -> E
 pub(crate) struct LaneTable {
     count: [u64; MAX_BINS],
     sum: [f64; MAX_BINS],
-    weight: f64,
 }
 
 impl LaneTable {
     pub(crate) const EMPTY: LaneTable = LaneTable {
         count: [0; MAX_BINS],
         sum: [0.0; MAX_BINS],
-        weight: 0.0,
     };
 }
 
@@ -402,6 +400,14 @@ pub(crate) unsafe fn accumulate<V: Vector, M: Model, const T: usize>(
     tables: &mut [LaneTable; T],
     stats: &mut Stats,
 ) -> Result<(), Error> {
+    // The two end regions hold most elements (GHM-C's easy negatives near g = 0, GHM-R's
+    // large residuals near g = 1): they are summed in vector registers; the elements of the
+    // other regions go to per-lane tables one by one.
+    let zero = V::splat(0.0);
+    let last = bins.len() - 1;
+    let last_v = V::splat(if last == 0 { -1.0 } else { last as f32 });
+    let (mut n_first, mut n_last) = (0u64, 0u64);
+    let (mut sum_first, mut sum_last, mut weight) = (V::sum_zero(), V::sum_zero(), V::sum_zero());
     let mut runs = Runs::new(x);
     while let Some(run) = runs.next() {
         let run = &run;
@@ -411,18 +417,26 @@ pub(crate) unsafe fn accumulate<V: Vector, M: Model, const T: usize>(
             check(model, x, run, j, a, b, w)?;
             let (dir, term) = model.forward(a, b);
             let k = bins.index(dir.abs());
-            let valid = V::splat(0.0).lt(w).bitmask();
-            let (mut idx, mut terms, mut ws) = ([0u8; 16], [0f32; 16], [0f32; 16]);
-            k.indices(&mut idx);
-            term.store(terms.as_mut_ptr());
-            w.store(ws.as_mut_ptr());
-            for l in 0..V::LANES {
-                if valid >> l & 1 != 0 {
+            let valid = zero.lt(w);
+            let first = k.eq(zero).and(valid);
+            let end = k.eq(last_v).and(valid);
+            n_first += u64::from(first.bitmask().count_ones());
+            n_last += u64::from(end.bitmask().count_ones());
+            sum_first = V::select(first, term, zero).sum_add(sum_first);
+            sum_last = V::select(end, term, zero).sum_add(sum_last);
+            weight = V::select(valid, w, zero).sum_add(weight);
+            let mut rest = valid.bitmask() & !(first.bitmask() | end.bitmask());
+            if rest != 0 {
+                let (mut idx, mut terms) = ([0u8; 16], [0f32; 16]);
+                k.indices(&mut idx);
+                term.store(terms.as_mut_ptr());
+                while rest != 0 {
+                    let l = rest.trailing_zeros() as usize & 15;
+                    rest &= rest - 1;
                     let t = &mut tables[l % T];
                     let k = usize::from(idx[l]) & (MAX_BINS - 1);
                     t.count[k] += 1;
                     t.sum[k] += f64::from(terms[l]);
-                    t.weight += f64::from(ws[l]);
                 }
             }
             j += V::LANES;
@@ -433,8 +447,12 @@ pub(crate) unsafe fn accumulate<V: Vector, M: Model, const T: usize>(
             stats.count[k] += t.count[k] as f64;
             stats.loss_sum[k] += t.sum[k];
         }
-        stats.weight_sum += t.weight;
     }
+    stats.count[0] += n_first as f64;
+    stats.loss_sum[0] += V::sum_total(sum_first);
+    stats.count[last & (MAX_BINS - 1)] += n_last as f64;
+    stats.loss_sum[last & (MAX_BINS - 1)] += V::sum_total(sum_last);
+    stats.weight_sum += V::sum_total(weight);
     Ok(())
 }
 

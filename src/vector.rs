@@ -12,6 +12,13 @@
 pub(crate) trait Vector: Copy {
     /// Number of f32 lanes.
     const LANES: usize;
+    /// A running sum of many vectors' lanes, in f64.
+    type Sum: Copy;
+
+    unsafe fn sum_zero() -> Self::Sum;
+    /// `acc` plus every lane of `self`, widened to f64.
+    unsafe fn sum_add(self, acc: Self::Sum) -> Self::Sum;
+    unsafe fn sum_total(acc: Self::Sum) -> f64;
 
     unsafe fn splat(x: f32) -> Self;
     /// Loads `LANES` values from `p` (no alignment needed).
@@ -92,6 +99,20 @@ pub(crate) trait Vector: Copy {
 /// The portable one-lane instantiation: plain IEEE-754 f32 arithmetic, no fused operations.
 impl Vector for f32 {
     const LANES: usize = 1;
+    type Sum = f64;
+
+    #[inline(always)]
+    unsafe fn sum_zero() -> f64 {
+        0.0
+    }
+    #[inline(always)]
+    unsafe fn sum_add(self, acc: f64) -> f64 {
+        acc + f64::from(self)
+    }
+    #[inline(always)]
+    unsafe fn sum_total(acc: f64) -> f64 {
+        acc
+    }
 
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {

@@ -24,6 +24,23 @@ unsafe fn float(v: uint32x4_t) -> float32x4_t {
 /// scalar instantiation. `min`/`max` are built from a comparison and a select, because
 /// `fmin`/`fmax` propagate NaN where the trait (and the scalar path) returns `b`.
 impl Vector for float32x4_t {
+    type Sum = (float64x2_t, float64x2_t);
+
+    #[inline(always)]
+    unsafe fn sum_zero() -> Self::Sum {
+        (vdupq_n_f64(0.0), vdupq_n_f64(0.0))
+    }
+    #[inline(always)]
+    unsafe fn sum_add(self, acc: Self::Sum) -> Self::Sum {
+        let lo = vcvt_f64_f32(vget_low_f32(self));
+        let hi = vcvt_high_f64_f32(self);
+        (vaddq_f64(acc.0, lo), vaddq_f64(acc.1, hi))
+    }
+    #[inline(always)]
+    unsafe fn sum_total(acc: Self::Sum) -> f64 {
+        vaddvq_f64(vaddq_f64(acc.0, acc.1))
+    }
+
     const LANES: usize = 4;
 
     #[inline(always)]

@@ -13,6 +13,25 @@ use crate::vector::Vector;
 /// Eight f32 lanes. `mul_add` is fused (`vfmadd`); everything else is exactly rounded as in
 /// the scalar instantiation, with the same NaN conventions for `min`/`max`.
 impl Vector for __m256 {
+    type Sum = (__m256d, __m256d);
+
+    #[inline(always)]
+    unsafe fn sum_zero() -> Self::Sum {
+        (_mm256_setzero_pd(), _mm256_setzero_pd())
+    }
+    #[inline(always)]
+    unsafe fn sum_add(self, acc: Self::Sum) -> Self::Sum {
+        let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(self));
+        let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(self));
+        (_mm256_add_pd(acc.0, lo), _mm256_add_pd(acc.1, hi))
+    }
+    #[inline(always)]
+    unsafe fn sum_total(acc: Self::Sum) -> f64 {
+        let mut lanes = [0f64; 4];
+        _mm256_storeu_pd(lanes.as_mut_ptr(), _mm256_add_pd(acc.0, acc.1));
+        lanes.iter().sum()
+    }
+
     const LANES: usize = 8;
 
     #[inline(always)]
