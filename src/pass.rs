@@ -15,7 +15,7 @@
 //! through the same vector code on a padded copy.
 
 use crate::histogram::{Bins, Stats, MAX_BINS};
-use crate::math::{full, Model};
+use crate::math::{full, Bce, Model};
 use crate::status::Error;
 use crate::vector::Vector;
 
@@ -522,4 +522,39 @@ pub(crate) unsafe fn apply<V: Vector, M: Model>(
             j += V::LANES;
         }
     }
+}
+
+/// Plain (not harmonized) mean BCE-with-logits in one pass, with the same per-element math:
+/// the sum of the terms, and `out[i] = scale * (sigmoid(x_i) - t_i)`. Inputs are not
+/// validated. It exists as a baseline for the benchmarks: what any loss costs.
+///
+/// # Safety
+/// `x` and `t` are valid for reads and `out` for writes of `n` f32; the target features `V`
+/// needs are enabled.
+#[inline(always)]
+pub(crate) unsafe fn plain_bce<V: Vector>(
+    x: *const f32,
+    t: *const f32,
+    n: usize,
+    scale: f32,
+    out: *mut f32,
+) -> f64 {
+    let model = Bce {
+        probabilities: false,
+    };
+    let mut sum = V::sum_zero();
+    let mut i = 0;
+    while i + V::LANES <= n {
+        let (dir, term) = model.forward(V::load(x.add(i)), V::load(t.add(i)));
+        sum = term.sum_add(sum);
+        dir.mul(V::splat(scale)).store(out.add(i));
+        i += V::LANES;
+    }
+    let mut total = V::sum_total(sum);
+    for j in i..n {
+        let (dir, term) = model.forward(*x.add(j), *t.add(j));
+        total += f64::from(term);
+        *out.add(j) = dir * scale;
+    }
+    total
 }

@@ -179,6 +179,18 @@ pub(crate) unsafe fn apply<M: Model>(
 }
 
 /// # Safety
+/// # Safety
+/// As for [`pass::plain_bce`].
+pub(crate) unsafe fn plain_bce(
+    x: *const f32,
+    t: *const f32,
+    n: usize,
+    scale: f32,
+    out: *mut f32,
+) -> f64 {
+    pass::plain_bce::<float32x4_t>(x, t, n, scale, out)
+}
+
 /// As for [`super::probe::eval`].
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn probe(f: super::probe::Func, a: &[f32], b: &[f32], out: &mut [f32]) {

@@ -72,6 +72,32 @@ fn run(isa: Isa, f: Func, a: &[f32], b: &[f32], out: &mut [f32]) -> Result<(), E
     Ok(())
 }
 
+/// Plain mean BCE-with-logits and its gradient `(sigmoid(x) - t) / n` in one pass, with the
+/// kernels' math and no harmonizing and no input checks: the benchmarks' baseline for what
+/// any loss costs.
+pub fn plain_bce(isa: Isa, x: &[f32], t: &[f32], grad: &mut [f32]) -> Result<f32, Error> {
+    let n = x.len();
+    if t.len() != n || grad.len() != n {
+        return Err(Error::Length);
+    }
+    if !isa.is_available() {
+        return Err(Error::Isa);
+    }
+    let scale = 1.0 / n.max(1) as f32;
+    let (px, pt, po) = (x.as_ptr(), t.as_ptr(), grad.as_mut_ptr());
+    // SAFETY: slices of length n; the path's target features are available (checked above).
+    let sum = unsafe {
+        match isa.resolve() {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => super::x86_64::plain_bce(px, pt, n, scale, po),
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Isa::Neon => super::aarch64::plain_bce(px, pt, n, scale, po),
+            _ => crate::pass::plain_bce::<f32>(px, pt, n, scale, po),
+        }
+    };
+    Ok((sum / n.max(1) as f64) as f32)
+}
+
 /// `out[i] = e^x[i]` as the kernels compute it, for `x[i] <= 0`.
 pub fn exp_nonpos(isa: Isa, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
     run(isa, Func::Exp, x, x, out)

@@ -177,6 +177,19 @@ pub(crate) unsafe fn apply<M: Model>(
 }
 
 /// # Safety
+/// # Safety
+/// As for [`pass::plain_bce`], and the CPU has AVX2 and FMA ([`has_avx2_fma`]).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn plain_bce(
+    x: *const f32,
+    t: *const f32,
+    n: usize,
+    scale: f32,
+    out: *mut f32,
+) -> f64 {
+    pass::plain_bce::<__m256>(x, t, n, scale, out)
+}
+
 /// As for [`super::probe::eval`], and the CPU has AVX2 and FMA ([`has_avx2_fma`]).
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn probe(f: super::probe::Func, a: &[f32], b: &[f32], out: &mut [f32]) {
