@@ -474,6 +474,20 @@ fn c_darknet_yolo_layer_deltas_match_reference_loop() {
 }
 
 /// The MPI tools, or a panic naming the Debian packages that provide them.
+/// The C trainer example (examples/c/trainer.c) runs, and its checkpointed-and-restored run
+/// equals its straight run bit for bit.
+#[test]
+fn c_trainer_example_checkpoints_and_restores_exactly() {
+    build_and_run_everywhere(
+        &c_compilers(),
+        C_STDS,
+        "examples/c/trainer.c",
+        &[],
+        "trainer:",
+        &[],
+    );
+}
+
 fn mpi_tools() -> (Tool, Tool) {
     let mpicc = Tool::parse(&env_nonempty("GHM_FFI_MPICC").unwrap_or_else(|| "mpicc".into()));
     let mpirun = Tool::parse(&env_nonempty("GHM_FFI_MPIRUN").unwrap_or_else(|| "mpirun".into()));
