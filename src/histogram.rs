@@ -254,6 +254,21 @@ impl Weights {
     }
 }
 
+/// The decimal with the fewest digits (up to 9 after the point) that rounds to `x`, as an
+/// f64. A momentum written as 0.7 is stored as the f32 0.699999988; the reference computes
+/// `1 - momentum` in double from the 0.7 it was written as, and so does the EMA step here.
+fn as_written(x: f32) -> f64 {
+    let mut scale = 1.0f64;
+    for _ in 0..9 {
+        scale *= 10.0;
+        let d = libm::round(f64::from(x) * scale) / scale;
+        if d as f32 == x {
+            return d;
+        }
+    }
+    f64::from(x)
+}
+
 /// FNV-1a over the little-endian bytes of `words`.
 fn fnv1a(words: impl Iterator<Item = u32>) -> u32 {
     let mut h = 0x811c_9dc5u32;
@@ -369,7 +384,7 @@ impl State {
         for (k, d) in density.iter_mut().enumerate().take(m) {
             let r = stats.count[k];
             if alpha > 0.0 && (r > 0.0 || decay_all) {
-                let rest = ((1.0 - f64::from(alpha)) * r) as f32;
+                let rest = ((1.0 - as_written(alpha)) * r) as f32;
                 next.ema[k] = alpha * self.ema[k] + rest;
                 next.ema_norm[k] = alpha * self.ema_norm[k] + (1.0 - alpha);
             }
@@ -497,6 +512,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The EMA step rounds as the reference's does: `(1 - momentum)` from the decimal the
+    /// momentum was written as (mmdetection: acc_sum 87.5999984741211 after one call with 292
+    /// elements in the region and momentum 0.7; with `1 - f32(0.7)` it would be 87.60000610).
+    #[test]
+    fn ema_step_takes_one_minus_momentum_as_written() {
+        assert_eq!(as_written(0.7), 0.7);
+        assert_eq!(as_written(0.75), 0.75);
+        assert_eq!(as_written(0.999), 0.999);
+        let cfg = Config {
+            bins: 1,
+            momentum: 0.7,
+            ..Config::ghm_r()
+        };
+        let s = State::new(Kind::Regression, &cfg).unwrap();
+        let mut stats = Stats::new(Kind::Regression, 1);
+        stats.count[0] = 292.0;
+        stats.weight_sum = 292.0;
+        let (next, _) = s.harmonize(&stats).unwrap();
+        assert_eq!(next.ema[0], 87.599_998_474_121_1);
     }
 
     #[test]
