@@ -74,6 +74,18 @@ impl Config {
         }
     }
 
+    /// Every field's bits, for checksums (a field added to the struct belongs here too).
+    pub(crate) fn to_words(self) -> [u32; 6] {
+        [
+            self.bins,
+            self.momentum.to_bits(),
+            self.mu.to_bits(),
+            self.loss_weight.to_bits(),
+            self.options,
+            self.weight_cap.to_bits(),
+        ]
+    }
+
     /// Checks every field that `kind` uses.
     pub fn validate(&self, kind: Kind) -> Result<(), Error> {
         let bins_ok = (1..=MAX_BINS as u32).contains(&self.bins);

@@ -232,23 +232,14 @@ impl Weights {
     }
 
     fn digest(&self) -> u32 {
-        let c = &self.config;
-        let head = [
-            self.magic,
-            self.kind,
-            c.bins,
-            c.momentum.to_bits(),
-            c.mu.to_bits(),
-            c.loss_weight.to_bits(),
-            c.options,
-            c.weight_cap.to_bits(),
-            self.tot.to_bits() as u32,
-            (self.tot.to_bits() >> 32) as u32,
-            self.loss.to_bits(),
-        ];
+        let tot = self.tot.to_bits();
+        let scalars = [tot as u32, (tot >> 32) as u32, self.loss.to_bits()];
+        let words = [self.magic, self.kind]
+            .into_iter()
+            .chain(self.config.to_words());
         fnv1a(
-            head.iter()
-                .copied()
+            words
+                .chain(scalars)
                 .chain(self.coef.iter().map(|c| c.to_bits())),
         )
     }
@@ -469,19 +460,11 @@ impl State {
 
     /// FNV-1a over every field but the checksum.
     fn digest(&self) -> u32 {
-        let c = &self.config;
-        let head = [
-            self.magic,
-            self.kind,
-            c.bins,
-            c.momentum.to_bits(),
-            c.mu.to_bits(),
-            c.loss_weight.to_bits(),
-            c.options,
-            c.weight_cap.to_bits(),
-        ];
+        let words = [self.magic, self.kind]
+            .into_iter()
+            .chain(self.config.to_words());
         let arrays = self.ema.iter().chain(&self.ema_norm).map(|s| s.to_bits());
-        fnv1a(head.iter().copied().chain(arrays))
+        fnv1a(words.chain(arrays))
     }
 }
 

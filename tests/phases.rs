@@ -118,37 +118,26 @@ fn chunked_and_merged_stats_equal_one_pass() {
 
 /// A trainer that histograms on its own device ships only the counts (and tot): the
 /// weights are those of the full stats; the loss is then the caller's business (0 here).
+fn caller_filled_counts<L: Loss>(kind: Kind) {
+    let mut rng = Rng::new(31);
+    let (a, b, w) = batch(kind, &mut rng, 999, true);
+    let mut g = Ghm::<L>::new(cfg(kind)).unwrap();
+    let mut h = g.clone();
+    let mut full = g.stats();
+    g.accumulate(&mut full, &a, &b, w.as_deref()).unwrap();
+    let mut counts = h.stats();
+    counts.count = full.count;
+    counts.weight_sum = full.weight_sum;
+    let (wa, wb) = (g.commit(&full).unwrap(), h.commit(&counts).unwrap());
+    assert_eq!(wa.coefficients(), wb.coefficients());
+    assert_eq!(wb.loss(), 0.0);
+    assert!(wa.loss() > 0.0);
+}
+
 #[test]
 fn caller_filled_counts_commit_to_the_same_weights() {
-    for kind in [Kind::Classification, Kind::Regression] {
-        let mut rng = Rng::new(31);
-        let (a, b, w) = batch(kind, &mut rng, 999, true);
-        let (wa, wb) = match kind {
-            Kind::Classification => {
-                let mut g = GhmC::new(cfg(kind)).unwrap();
-                let mut h = g.clone();
-                let mut full = g.stats();
-                g.accumulate(&mut full, &a, &b, w.as_deref()).unwrap();
-                let mut counts = h.stats();
-                counts.count = full.count;
-                counts.weight_sum = full.weight_sum;
-                (g.commit(&full).unwrap(), h.commit(&counts).unwrap())
-            }
-            Kind::Regression => {
-                let mut g = GhmR::new(cfg(kind)).unwrap();
-                let mut h = g.clone();
-                let mut full = g.stats();
-                g.accumulate(&mut full, &a, &b, w.as_deref()).unwrap();
-                let mut counts = h.stats();
-                counts.count = full.count;
-                counts.weight_sum = full.weight_sum;
-                (g.commit(&full).unwrap(), h.commit(&counts).unwrap())
-            }
-        };
-        assert_eq!(wa.coefficients(), wb.coefficients());
-        assert_eq!(wb.loss(), 0.0);
-        assert!(wa.loss() > 0.0);
-    }
+    caller_filled_counts::<ghm::Classification>(Kind::Classification);
+    caller_filled_counts::<ghm::Regression>(Kind::Regression);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{away_from_edges, batch, close_all, reference_call, rel_close, RefState, Rng};
-use ghm::{Config, Ghm, GhmC, GhmR, Kind, Loss};
+use ghm::{Config, Ghm, Kind, Loss};
 
 fn run_sequence<L: Loss>(kind: Kind, cfg: Config, seed: u64, weights: bool) {
     let mut rng = Rng::new(seed);
@@ -73,57 +73,32 @@ fn ghm_r_matches_float64_reference_over_configs_and_call_sequences() {
     }
 }
 
+fn loss_only_and_in_place_equal_separate_gradient<L: Loss>(kind: Kind) {
+    let mut rng = Rng::new(7);
+    let (a, b, w) = batch(kind, &mut rng, 777, true);
+    let cfg = Config {
+        bins: 30,
+        momentum: 0.75,
+        ..Config::default_for(kind)
+    };
+    let fresh = || Ghm::<L>::new(cfg).unwrap();
+    let (mut separate, mut in_place, mut loss_only) = (fresh(), fresh(), fresh());
+    let mut g1 = vec![0.0; a.len()];
+    let l1 = separate.loss_grad(&a, &b, w.as_deref(), &mut g1).unwrap();
+    let mut g2 = a.clone();
+    let l2 = in_place
+        .loss_grad_in_place(&mut g2, &b, w.as_deref())
+        .unwrap();
+    let l3 = loss_only.loss(&a, &b, w.as_deref()).unwrap();
+    assert_eq!(l1.to_bits(), l2.to_bits());
+    assert_eq!(l1.to_bits(), l3.to_bits());
+    assert_eq!(g1, g2);
+    assert_eq!(separate.state(), in_place.state());
+    assert_eq!(separate.state(), loss_only.state());
+}
+
 #[test]
 fn loss_only_equals_loss_with_gradient_and_in_place_equals_separate() {
-    for kind in [Kind::Classification, Kind::Regression] {
-        let mut rng = Rng::new(7);
-        let (a, b, w) = batch(kind, &mut rng, 777, true);
-        let cfg = Config {
-            bins: 30,
-            momentum: 0.75,
-            ..Config::default_for(kind)
-        };
-        let (l1, s1, g1, l2, s2, g2, l3, s3);
-        match kind {
-            Kind::Classification => {
-                let (mut x, mut y, mut z) = (
-                    GhmC::new(cfg).unwrap(),
-                    GhmC::new(cfg).unwrap(),
-                    GhmC::new(cfg).unwrap(),
-                );
-                let mut g = vec![0.0; a.len()];
-                l1 = x.loss_grad(&a, &b, w.as_deref(), &mut g).unwrap();
-                g1 = g;
-                let mut inplace = a.clone();
-                l2 = y
-                    .loss_grad_in_place(&mut inplace, &b, w.as_deref())
-                    .unwrap();
-                g2 = inplace;
-                l3 = z.loss(&a, &b, w.as_deref()).unwrap();
-                (s1, s2, s3) = (*x.state(), *y.state(), *z.state());
-            }
-            Kind::Regression => {
-                let (mut x, mut y, mut z) = (
-                    GhmR::new(cfg).unwrap(),
-                    GhmR::new(cfg).unwrap(),
-                    GhmR::new(cfg).unwrap(),
-                );
-                let mut g = vec![0.0; a.len()];
-                l1 = x.loss_grad(&a, &b, w.as_deref(), &mut g).unwrap();
-                g1 = g;
-                let mut inplace = a.clone();
-                l2 = y
-                    .loss_grad_in_place(&mut inplace, &b, w.as_deref())
-                    .unwrap();
-                g2 = inplace;
-                l3 = z.loss(&a, &b, w.as_deref()).unwrap();
-                (s1, s2, s3) = (*x.state(), *y.state(), *z.state());
-            }
-        }
-        assert_eq!(l1.to_bits(), l2.to_bits());
-        assert_eq!(l1.to_bits(), l3.to_bits());
-        assert_eq!(g1, g2);
-        assert_eq!(s1, s2);
-        assert_eq!(s1, s3);
-    }
+    loss_only_and_in_place_equal_separate_gradient::<ghm::Classification>(Kind::Classification);
+    loss_only_and_in_place_equal_separate_gradient::<ghm::Regression>(Kind::Regression);
 }
