@@ -1,6 +1,7 @@
 //! Every unsafe pass on small inputs, sized for Miri (also runs, fast, under `cargo test`):
 //! both losses; lengths 0, 1, one vector, odd tails; sub-slices at odd offsets; the three
-//! phases; residual inputs; gradients in place; errors in the tail; and the C entry points
+//! phases; residual inputs; gradients in place; errors in the tail; class-index layouts (rows
+//! and planes, apply_labels) with logits and probability inputs; and the C entry points
 //! with NULL, length 0, in place, overlapping and misaligned buffers.
 //!
 //!   cargo +nightly miri test --features libm/force-soft-floats --test miri
@@ -13,7 +14,7 @@
 //! Under Miri the SIMD path is used only when compiled in with `target-feature` (Miri cannot
 //! run the cpuid probe), and the C entry points, which pick the path at run time, only then.
 
-use ghm::{Config, Error, GhmC, GhmR, Isa, Output};
+use ghm::{ClassLayout, Config, Error, GhmC, GhmR, Isa, Output, OutputKind, OPT_PROBABILITY_INPUT};
 
 const LENS: &[usize] = &[0, 1, 7, 8, 9, 17];
 
@@ -177,6 +178,137 @@ fn errors_in_the_tail_write_nothing() {
     }
 }
 
+/// Logits of a 3 x 5 class-index batch (logits or, with `prob`, probabilities) in the rows
+/// layout, and the same values in a padded planes layout (class c of anchor r at
+/// `r + c * 5`) whose gaps hold NaN, which no pass may read.
+fn class_batch(prob: bool) -> (ClassLayout, Vec<f32>, ClassLayout, Vec<f32>) {
+    let (anchors, classes) = (3, 5);
+    let v = values(anchors * classes, 13);
+    let rows: Vec<f32> = if prob {
+        v.iter().map(|x| (x + 6.0) / 12.0).collect()
+    } else {
+        v
+    };
+    let planes = ClassLayout {
+        anchors,
+        classes,
+        anchor_stride: 1,
+        class_stride: anchors + 2,
+    };
+    let mut p = vec![f32::NAN; planes.extent().unwrap()];
+    for r in 0..anchors {
+        for c in 0..classes {
+            p[r + c * planes.class_stride] = rows[r * classes + c];
+        }
+    }
+    (ClassLayout::rows(anchors, classes), rows, planes, p)
+}
+
+/// A label of every kind (a class, none, background) and a zero anchor weight.
+const LABELS: [i32; 3] = [2, -1, 5];
+const ANCHOR_WEIGHTS: [f32; 3] = [1.0, 0.0, 2.5];
+
+#[test]
+fn class_index_rows_and_planes_with_probability_inputs() {
+    for isa in isas() {
+        for prob in [false, true] {
+            let cfg = Config {
+                options: if prob { OPT_PROBABILITY_INPUT } else { 0 },
+                ..config()
+            };
+            let (rows, x, planes, xp) = class_batch(prob);
+            let w = Some(&ANCHOR_WEIGHTS[..]);
+            let mut one = GhmC::new(cfg).unwrap();
+            one.set_isa(isa).unwrap();
+            let mut grad = vec![0.0; x.len()];
+            let loss = one
+                .loss_grad_labels(&x, rows, &LABELS, w, &mut grad)
+                .unwrap();
+            assert!(loss.is_finite());
+
+            // Both layouts, the planes one in two chunks of anchors: the same counts, EMA
+            // step and loss.
+            let mut c = GhmC::new(cfg).unwrap();
+            c.set_isa(isa).unwrap();
+            let mut by_rows = c.stats();
+            c.accumulate_labels(&mut by_rows, &x, rows, &LABELS, w)
+                .unwrap();
+            let mut by_planes = c.stats();
+            let first = ClassLayout {
+                anchors: 1,
+                ..planes
+            };
+            let rest = ClassLayout {
+                anchors: 2,
+                ..planes
+            };
+            c.accumulate_labels(
+                &mut by_planes,
+                &xp,
+                first,
+                &LABELS[..1],
+                Some(&ANCHOR_WEIGHTS[..1]),
+            )
+            .unwrap();
+            let mut tail = c.stats();
+            c.accumulate_labels(
+                &mut tail,
+                &xp[1..],
+                rest,
+                &LABELS[1..],
+                Some(&ANCHOR_WEIGHTS[1..]),
+            )
+            .unwrap();
+            by_planes.merge(&tail);
+            assert_eq!(by_rows.count, by_planes.count);
+            let mut c2 = c.clone();
+            let weights = c.commit(&by_rows).unwrap();
+            assert_eq!(weights.loss().to_bits(), loss.to_bits());
+            assert_eq!(c.state(), one.state());
+            let wp = c2.commit(&by_planes).unwrap();
+            assert!((wp.loss() - loss).abs() <= 1e-6 * loss.abs());
+            assert_eq!(c2.state(), one.state());
+
+            // A probability outside [0, 1] is refused (only with the option).
+            let mut bad = x.clone();
+            bad[7] = 1.5;
+            let mut s = c.stats();
+            let r = c.accumulate_labels(&mut s, &bad, rows, &LABELS, w);
+            assert_eq!(r.is_err(), prob);
+            if prob {
+                assert_eq!(r, Err(Error::Probability));
+            }
+
+            if !auto_path_runs() {
+                continue; // `Weights::apply_labels` takes the run-time-detected path.
+            }
+            // apply_labels: the one-shot gradient, at the layout's elements only.
+            let mut out = vec![0.0; x.len()];
+            weights
+                .apply_labels(&x, rows, &LABELS, w, Output::GRADIENT, &mut out)
+                .unwrap();
+            assert_eq!(out, grad);
+            let mut outp = vec![f32::from_bits(0x7fc0_dead); xp.len()];
+            let delta = Output {
+                kind: OutputKind::Gradient,
+                scale: -2.0,
+                accumulate: false,
+            };
+            weights
+                .apply_labels(&xp, planes, &LABELS, w, delta, &mut outp)
+                .unwrap();
+            for (i, o) in outp.iter().enumerate() {
+                let (c, r) = (i / planes.class_stride, i % planes.class_stride);
+                if r < planes.anchors {
+                    assert_eq!(*o, -2.0 * grad[r * rows.classes + c]);
+                } else {
+                    assert_eq!(o.to_bits(), 0x7fc0_dead, "a gap was written");
+                }
+            }
+        }
+    }
+}
+
 /// The C entry points choose the path at run time; under Miri only when it is compiled in.
 #[cfg(any(
     not(miri),
@@ -310,6 +442,181 @@ mod c_abi {
                 ghm_c_loss(&mut junk, null(), null(), null(), 0, &mut loss, null_mut()),
                 GHM_ERR_STATE
             );
+        }
+    }
+
+    /// The class-index C entry points: stats_init, accumulate_labels (planes, in two
+    /// chunks), merge, commit and apply_labels with a `ghm_output`, against
+    /// `ghm_c_loss_labels` on the rows layout; probability inputs; layout errors.
+    #[test]
+    fn class_index_phases_through_the_c_abi() {
+        for prob in [false, true] {
+            unsafe {
+                let mut cfg = config();
+                cfg.options = if prob { OPT_PROBABILITY_INPUT } else { 0 };
+                let mut st = MaybeUninit::<State>::uninit();
+                assert_eq!(ghm_c_init(st.as_mut_ptr(), &cfg), GHM_OK);
+                let st = st.assume_init();
+                let (rows, x, planes, xp) = class_batch(prob);
+                let (l, w) = (LABELS.as_ptr(), ANCHOR_WEIGHTS.as_ptr());
+
+                let mut one = st;
+                let (mut loss, mut grad) = (0.0f32, vec![0.0f32; x.len()]);
+                let r = ghm_c_loss_labels(
+                    &mut one,
+                    x.as_ptr(),
+                    3,
+                    5,
+                    l,
+                    w,
+                    &mut loss,
+                    grad.as_mut_ptr(),
+                );
+                assert_eq!(r, GHM_OK);
+
+                let mut three = st;
+                let mut total = MaybeUninit::<ghm::Stats>::uninit();
+                let mut part = MaybeUninit::<ghm::Stats>::uninit();
+                assert_eq!(ghm_stats_init(&three, total.as_mut_ptr()), GHM_OK);
+                assert_eq!(ghm_stats_init(&three, part.as_mut_ptr()), GHM_OK);
+                let (mut total, mut part) = (total.assume_init(), part.assume_init());
+                let first = ClassLayout {
+                    anchors: 1,
+                    ..planes
+                };
+                let rest = ClassLayout {
+                    anchors: 2,
+                    ..planes
+                };
+                let acc = |lay: &ClassLayout, off: usize, into: &mut ghm::Stats| {
+                    ghm_c_accumulate_labels(
+                        &three,
+                        xp.as_ptr().add(off),
+                        lay,
+                        l.add(off),
+                        w.add(off),
+                        into,
+                    )
+                };
+                assert_eq!(acc(&first, 0, &mut total), GHM_OK);
+                assert_eq!(acc(&rest, 1, &mut part), GHM_OK);
+                assert_eq!(ghm_stats_merge(&part, &mut total), GHM_OK);
+                assert_eq!(ghm_stats_merge(&total, &mut total), GHM_ERR_OVERLAP);
+                let mut weights = MaybeUninit::<ghm::Weights>::uninit();
+                let mut l3 = 0.0f32;
+                assert_eq!(
+                    ghm_commit(&total, &mut three, weights.as_mut_ptr(), &mut l3),
+                    GHM_OK
+                );
+                let weights = weights.assume_init();
+                assert_eq!(three, one);
+                assert!((l3 - loss).abs() <= 1e-6 * loss.abs());
+
+                // Darknet's delta: the negative gradient, written at the layout's elements.
+                let delta = ghm_output {
+                    kind: GHM_OUTPUT_GRADIENT,
+                    scale: -1.0,
+                    accumulate: 0,
+                };
+                let mut out = vec![f32::from_bits(0x7fc0_dead); xp.len()];
+                let r = ghm_c_apply_labels(
+                    &weights,
+                    xp.as_ptr(),
+                    &planes,
+                    l,
+                    w,
+                    &delta,
+                    out.as_mut_ptr(),
+                );
+                assert_eq!(r, GHM_OK);
+                for (i, o) in out.iter().enumerate() {
+                    let (c, r) = (i / planes.class_stride, i % planes.class_stride);
+                    if r < planes.anchors {
+                        assert_eq!(*o, -grad[r * rows.classes + c]);
+                    } else {
+                        assert_eq!(o.to_bits(), 0x7fc0_dead, "a gap was written");
+                    }
+                }
+                // Rows with NULL output (the gradient), accumulating element losses.
+                let mut outr = vec![0.0f32; x.len()];
+                let r = ghm_c_apply_labels(
+                    &weights,
+                    x.as_ptr(),
+                    &rows,
+                    l,
+                    w,
+                    null(),
+                    outr.as_mut_ptr(),
+                );
+                assert_eq!(r, GHM_OK);
+                assert_eq!(outr, grad);
+                let add_loss = ghm_output {
+                    kind: GHM_OUTPUT_ELEMENT_LOSS,
+                    scale: 1.0,
+                    accumulate: 1,
+                };
+                let r = ghm_c_apply_labels(
+                    &weights,
+                    x.as_ptr(),
+                    &rows,
+                    l,
+                    w,
+                    &add_loss,
+                    outr.as_mut_ptr(),
+                );
+                assert_eq!(r, GHM_OK);
+                assert!(outr.iter().all(|v| v.is_finite()));
+
+                // Errors write nothing: overlapping rows, a bad output, out over the logits.
+                let snapshot = out.clone();
+                let overlapping = ClassLayout {
+                    anchor_stride: 4,
+                    ..rows
+                };
+                let r = ghm_c_apply_labels(
+                    &weights,
+                    x.as_ptr(),
+                    &overlapping,
+                    l,
+                    w,
+                    null(),
+                    out.as_mut_ptr(),
+                );
+                assert_eq!(r, GHM_ERR_LAYOUT);
+                let bad = ghm_output { kind: 3, ..delta };
+                let r = ghm_c_apply_labels(
+                    &weights,
+                    xp.as_ptr(),
+                    &planes,
+                    l,
+                    w,
+                    &bad,
+                    out.as_mut_ptr(),
+                );
+                assert_eq!(r, GHM_ERR_OUTPUT);
+                assert_eq!(
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    snapshot.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                );
+                let r = ghm_c_apply_labels(
+                    &weights,
+                    xp.as_ptr(),
+                    &planes,
+                    l,
+                    w,
+                    null(),
+                    xp.as_ptr().cast_mut(),
+                );
+                assert_eq!(r, GHM_ERR_OVERLAP);
+                if prob {
+                    let mut bad = x.clone();
+                    bad[4] = -0.5;
+                    let before = total;
+                    let r = ghm_c_accumulate_labels(&three, bad.as_ptr(), &rows, l, w, &mut total);
+                    assert_eq!(r, GHM_ERR_PROBABILITY);
+                    assert_eq!(total, before);
+                }
+            }
         }
     }
 }
