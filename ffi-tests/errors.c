@@ -1114,14 +1114,20 @@ static void fill_probabilities(void) {
 /* Two halves of BIG_HALF floats (zero pages, never touched) for the layouts with more than
  * 2^24 classes: logits in the first, an apply's out in the second. Outside the world: the
  * library must refuse the layout without reading or writing either. */
+static float *big = NULL;
+
+static void free_big_buffer(void) {
+    free(big);
+}
+
 static float *big_buffer(void) {
-    static float *big = NULL;
     if (big == NULL) {
         big = (float *)calloc(2 * BIG_HALF, sizeof(float));
         if (big == NULL) {
             printf("errors: out of memory\n");
             exit(2);
         }
+        atexit(free_big_buffer); /* leak checkers see every block freed */
     }
     return big;
 }
