@@ -48,8 +48,8 @@ pub const GHM_ERR_NONFINITE: ghm_status = 8;
 pub const GHM_ERR_TARGET: ghm_status = 9;
 /// A label weight is negative, NaN or infinite.
 pub const GHM_ERR_WEIGHT: ghm_status = 10;
-/// A result is not representable as a finite float: `pred - target` overflows, or the loss
-/// or a harmonized weight does.
+/// A result is not representable as a finite float: `pred - target` overflows, or the loss,
+/// a harmonized weight, or a value an apply would write (scaled, or added to the buffer).
 pub const GHM_ERR_OVERFLOW: ghm_status = 11;
 /// An internal invariant failed (never expected).
 pub const GHM_ERR_INTERNAL: ghm_status = 12;
@@ -517,8 +517,10 @@ struct Span {
 impl Span {
     const EMPTY: Span = Span { start: 0, end: 0 };
 
+    /// Empty ranges overlap nothing.
     fn overlaps(self, other: Span) -> bool {
-        self.start < other.end && other.start < self.end
+        let both_nonempty = self.start < self.end && other.start < other.end;
+        both_nonempty && self.start < other.end && other.start < self.end
     }
 }
 
@@ -532,7 +534,7 @@ fn span<T>(p: *const T, count: usize, optional: bool) -> Result<Span, Error> {
             Err(Error::Null)
         };
     }
-    if (p as usize) % align_of::<T>() != 0 {
+    if !(p as usize).is_multiple_of(align_of::<T>()) {
         return Err(Error::Misaligned);
     }
     let bytes = count

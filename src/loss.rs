@@ -483,21 +483,23 @@ struct Apply<'a> {
 impl Job for Apply<'_> {
     type Out = ();
     unsafe fn run<M: Model>(self, model: &M, k: &Kernels<M>) -> Result<(), Error> {
-        if self.validate {
-            (k.validate)(model, self.x)?;
-        }
-        let plan = Plan {
+        let bins = Bins::new(self.weights.config().bins);
+        let mut plan = Plan {
             coef: self.weights.coef_table(),
             tot: self.weights.tot() as f32,
             output: self.output,
+            write: false,
         };
-        (k.apply)(
-            model,
-            &Bins::new(self.weights.config().bins),
-            &plan,
-            self.x,
-            self.out,
-        );
+        if self.validate {
+            (k.validate)(model, self.x)?;
+            // Only the one-shot gradient is bounded by the commit's own checks; any other
+            // output may overflow, and then nothing is written.
+            if !(k.apply)(model, &bins, &plan, self.x, self.out) {
+                return Err(Error::Overflow);
+            }
+        }
+        plan.write = true;
+        (k.apply)(model, &bins, &plan, self.x, self.out);
         Ok(())
     }
 }

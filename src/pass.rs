@@ -248,6 +248,7 @@ impl<'x> Runs<'x> {
     fn new(x: &'x Inputs) -> Self {
         let by_rows = |l: &ClassLayout| l.by_rows();
         let count = match x.b {
+            Targets::Labels { .. } if x.n == 0 => 0,
             Targets::Labels { layout, .. } if by_rows(&layout) => layout.anchors,
             Targets::Labels { layout, .. } => layout.classes,
             Targets::Values(_) | Targets::Zero => 1,
@@ -457,15 +458,18 @@ pub(crate) unsafe fn accumulate<V: Vector, M: Model, const T: usize>(
 }
 
 /// What [`apply`] needs from a commit: per-region coefficients `lambda * beta_k / tot`, the
-/// normaliser `tot`, and the output.
+/// normaliser `tot`, the output, and whether to write it or only to check that every value
+/// it would write is finite (a dry run).
 pub(crate) struct Plan<'a> {
     pub coef: &'a [f32; MAX_BINS],
     pub tot: f32,
     pub output: Output,
+    pub write: bool,
 }
 
 /// The writing pass: for element i of region k, `value = coef[k] * dir_i` (or the element
-/// weight or loss), 0 where the label weight is 0; `out[i] = scale * value` or `+=`.
+/// weight or loss), 0 where the label weight is 0; `out[i] = scale * value` or `+=`. With
+/// `plan.write` false it writes nothing and only reports whether every value is finite.
 ///
 /// # Safety
 /// As for [`validate`], and `out` is valid for reads and writes of `x.n` f32; `out` may equal
@@ -477,8 +481,9 @@ pub(crate) unsafe fn apply<V: Vector, M: Model>(
     plan: &Plan<'_>,
     x: &Inputs,
     out: *mut f32,
-) {
+) -> bool {
     let scale = V::splat(plan.output.scale);
+    let mut finite = V::splat(0.0).le(V::splat(0.0));
     let mut runs = Runs::new(x);
     while let Some(run) = runs.next() {
         let run = &run;
@@ -511,7 +516,9 @@ pub(crate) unsafe fn apply<V: Vector, M: Model>(
             } else {
                 v
             };
-            if full_vector {
+            if !plan.write {
+                finite = finite.and(v.abs().lt(V::splat(f32::INFINITY)));
+            } else if full_vector {
                 v.store(dst.add(j));
             } else {
                 v.store(lanes.as_mut_ptr());
@@ -522,6 +529,7 @@ pub(crate) unsafe fn apply<V: Vector, M: Model>(
             j += V::LANES;
         }
     }
+    finite.bitmask() == full::<V>()
 }
 
 /// Plain (not harmonized) mean BCE-with-logits in one pass, with the same per-element math:

@@ -30,8 +30,8 @@ pub enum Error {
     Target = 9,
     /// A label weight that is negative, NaN or infinite.
     Weight = 10,
-    /// A result is not representable as a finite f32 (a residual `pred - target`, the loss,
-    /// or a harmonized weight overflows).
+    /// A result is not representable as a finite f32: a residual `pred - target`, the loss, a
+    /// harmonized weight, or a value an apply would write (scaled, or added to the buffer).
     Overflow = 11,
     /// An internal invariant failed; never expected, reported instead of panicking.
     Internal = 12,

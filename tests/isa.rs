@@ -67,7 +67,7 @@ fn every_compiled_path_is_available_on_this_cpu() {
     assert!(Isa::ALL.contains(&Isa::Scalar));
     assert!(!Isa::ALL.contains(&Isa::Auto));
     if cfg!(all(target_arch = "x86_64", target_feature = "sse2")) {
-        assert_eq!(Isa::ALL, &[Isa::Scalar, Isa::Avx2]);
+        assert_eq!(Isa::ALL, &[Isa::Scalar, Isa::Avx2, Isa::Avx512]);
     }
     if cfg!(all(target_arch = "aarch64", target_feature = "neon")) {
         assert_eq!(Isa::ALL, &[Isa::Scalar, Isa::Neon]);
@@ -181,16 +181,16 @@ fn case(seed: u64, kind: Kind) -> Case {
         ..Config::default_for(kind)
     };
     let n = pick(&mut rng, 1001);
-    let weights = rng.next_u64() % 2 == 0;
+    let weights = rng.next_u64().is_multiple_of(2);
     let (mut a, mut b, w) = batch(kind, &mut rng, n, weights);
     // Plant elements on region edges (to within a few ULP) in a third of the cases.
     let mut planted = 0;
-    if n > 0 && cfg.bins > 1 && rng.next_u64() % 3 == 0 {
+    if n > 0 && cfg.bins > 1 && rng.next_u64().is_multiple_of(3) {
         for _ in 0..1 + pick(&mut rng, 32) {
             let i = pick(&mut rng, n);
             let k = 1 + pick(&mut rng, cfg.bins as usize - 1);
             let q = f64::from(k as f32 / cfg.bins as f32);
-            let (x, t) = at_norm(kind, cfg.mu, q, rng.next_u64() % 2 == 0);
+            let (x, t) = at_norm(kind, cfg.mu, q, rng.next_u64().is_multiple_of(2));
             // Prefer a value that the fastest path puts in another region than the scalar
             // path does (to exercise that rule); else a few ULP off the edge.
             let jitter = pick(&mut rng, 9) as i32 - 4;

@@ -356,3 +356,37 @@ fn ghm_r_residual_input_equals_pred_minus_target() {
     g.accumulate_residual(&mut s2, &d2, None).unwrap();
     assert_eq!(s1, s2);
 }
+
+/// An apply whose scaled or accumulated values would overflow f32 refuses with
+/// `Error::Overflow` and writes nothing (the committed weights themselves are finite).
+#[test]
+fn apply_that_would_overflow_writes_nothing() {
+    let mut g = GhmC::new(Config {
+        loss_weight: 100.0,
+        ..Config::ghm_c()
+    })
+    .unwrap();
+    let (x, t) = ([3.0f32, -2.0], [0.0f32, 1.0]);
+    let mut s = g.stats();
+    g.accumulate(&mut s, &x, &t, None).unwrap();
+    let w = g.commit(&s).unwrap();
+    let huge = Output {
+        kind: OutputKind::Gradient,
+        scale: 3e38,
+        accumulate: false,
+    };
+    let mut out = [1.5f32, 2.5];
+    assert_eq!(w.apply(&x, &t, None, huge, &mut out), Err(Error::Overflow));
+    assert_eq!(out, [1.5, 2.5]);
+    // finite on its own (|value| < 1e38), infinite when added to f32::MAX
+    let add = Output {
+        kind: OutputKind::Gradient,
+        scale: 1e36,
+        accumulate: true,
+    };
+    let mut big = [f32::MAX, -f32::MAX];
+    assert_eq!(w.apply(&x, &t, None, add, &mut big), Err(Error::Overflow));
+    assert_eq!(big, [f32::MAX, -f32::MAX]);
+    let mut fine = [0.0f32; 2];
+    assert_eq!(w.apply(&x, &t, None, add, &mut fine), Ok(()));
+}

@@ -77,7 +77,7 @@ macro_rules! check_both_losses {
 fn gradient_equals_finite_difference_of_loss_with_weights_fixed() {
     fn prop<L: Loss>(kind: Kind, seed: u64, n: u16) -> TestResult {
         let n = 1 + n as usize % 40;
-        let (cfg, a, b, w) = setup(kind, seed, n, seed % 2 == 0);
+        let (cfg, a, b, w) = setup(kind, seed, n, seed.is_multiple_of(2));
         let state = warmed::<L>(kind, cfg, seed);
         let (_, grad, s0) = call::<L>(&state, &a, &b, w.as_deref());
         let i = (seed as usize / 7) % n;
@@ -108,7 +108,7 @@ fn gradient_equals_finite_difference_of_loss_with_weights_fixed() {
 fn permutation_permutes_gradient_and_keeps_loss_and_state() {
     fn prop<L: Loss>(kind: Kind, seed: u64, n: u16) -> TestResult {
         let n = n as usize % 600;
-        let (cfg, a, b, w) = setup(kind, seed, n, seed % 3 == 0);
+        let (cfg, a, b, w) = setup(kind, seed, n, seed.is_multiple_of(3));
         let state = warmed::<L>(kind, cfg, seed);
         let mut perm: Vec<usize> = (0..n).collect();
         let mut rng = Rng::new(seed);

@@ -69,7 +69,7 @@ fn sweep(isa: Isa, lo: u32, hi: u32, f: Probe, want: fn(f32) -> f32) -> (u32, f3
                         }
                         let n = if stride > 1 {
                             let mut m = 0;
-                            for j in (0..n).filter(|j| (i + *j as u64) % stride == 0) {
+                            for j in (0..n).filter(|j| (i + *j as u64).is_multiple_of(stride)) {
                                 xs[m] = xs[j];
                                 m += 1;
                             }

@@ -174,11 +174,10 @@ pub(crate) unsafe fn apply<M: Model>(
     plan: &Plan<'_>,
     x: &Inputs,
     out: *mut f32,
-) {
+) -> bool {
     pass::apply::<float32x4_t, M>(model, bins, plan, x, out)
 }
 
-/// # Safety
 /// # Safety
 /// As for [`pass::plain_bce`].
 pub(crate) unsafe fn plain_bce(

@@ -11,6 +11,8 @@ use crate::status::Error;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod aarch64;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod avx512;
 pub mod probe;
 mod scalar;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -35,13 +37,16 @@ pub enum Isa {
     Avx2 = 2,
     /// aarch64 Advanced SIMD, 4 lanes (part of the aarch64 baseline).
     Neon = 3,
+    /// x86_64 AVX-512F (with AVX2 and FMA), 16 lanes (detected at run time with cpuid and
+    /// xgetbv, including that the OS saves the ZMM and opmask registers).
+    Avx512 = 4,
 }
 
 impl Isa {
     /// Every concrete path compiled into this build for this target architecture, slowest
     /// first, whether or not this CPU supports it (see [`is_available`](Isa::is_available)).
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    pub const ALL: &'static [Isa] = &[Isa::Scalar, Isa::Avx2];
+    pub const ALL: &'static [Isa] = &[Isa::Scalar, Isa::Avx2, Isa::Avx512];
     /// Every concrete path compiled into this build for this target architecture, slowest
     /// first, whether or not this CPU supports it (see [`is_available`](Isa::is_available)).
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
@@ -61,6 +66,8 @@ impl Isa {
             Isa::Auto | Isa::Scalar => true,
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => x86_64::has_avx2_fma(),
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => x86_64::has_avx512f(),
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
             Isa::Neon => true,
             #[allow(unreachable_patterns)]
@@ -87,7 +94,7 @@ impl Isa {
 pub(crate) struct Kernels<M> {
     pub validate: unsafe fn(&M, &Inputs) -> Result<(), Error>,
     pub accumulate: unsafe fn(&M, &Bins, &Inputs, &mut Stats) -> Result<(), Error>,
-    pub apply: unsafe fn(&M, &Bins, &Plan<'_>, &Inputs, *mut f32),
+    pub apply: unsafe fn(&M, &Bins, &Plan<'_>, &Inputs, *mut f32) -> bool,
 }
 
 /// The kernels for `isa`; [`Error::Isa`] if this CPU cannot run it. This is the only place
@@ -107,6 +114,12 @@ pub(crate) fn kernels<M: Model>(isa: Isa) -> Result<Kernels<M>, Error> {
             validate: x86_64::validate::<M>,
             accumulate: x86_64::accumulate::<M>,
             apply: x86_64::apply::<M>,
+        },
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        Isa::Avx512 => Kernels {
+            validate: avx512::validate::<M>,
+            accumulate: avx512::accumulate::<M>,
+            apply: avx512::apply::<M>,
         },
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         Isa::Neon => Kernels {

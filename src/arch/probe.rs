@@ -63,6 +63,8 @@ fn run(isa: Isa, f: Func, a: &[f32], b: &[f32], out: &mut [f32]) -> Result<(), E
             Isa::Scalar => eval::<f32>(f, a, b, out),
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => super::x86_64::probe(f, a, b, out),
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => super::avx512::probe(f, a, b, out),
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
             Isa::Neon => super::aarch64::probe(f, a, b, out),
             #[allow(unreachable_patterns)]
@@ -90,6 +92,8 @@ pub fn plain_bce(isa: Isa, x: &[f32], t: &[f32], grad: &mut [f32]) -> Result<f32
         match isa.resolve() {
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => super::x86_64::plain_bce(px, pt, n, scale, po),
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => super::avx512::plain_bce(px, pt, n, scale, po),
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
             Isa::Neon => super::aarch64::plain_bce(px, pt, n, scale, po),
             _ => crate::pass::plain_bce::<f32>(px, pt, n, scale, po),

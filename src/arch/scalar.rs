@@ -31,6 +31,6 @@ pub(crate) unsafe fn apply<M: Model>(
     plan: &Plan<'_>,
     x: &Inputs,
     out: *mut f32,
-) {
+) -> bool {
     pass::apply::<f32, M>(model, bins, plan, x, out)
 }

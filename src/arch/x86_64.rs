@@ -172,11 +172,10 @@ pub(crate) unsafe fn apply<M: Model>(
     plan: &Plan<'_>,
     x: &Inputs,
     out: *mut f32,
-) {
+) -> bool {
     pass::apply::<__m256, M>(model, bins, plan, x, out)
 }
 
-/// # Safety
 /// # Safety
 /// As for [`pass::plain_bce`], and the CPU has AVX2 and FMA ([`has_avx2_fma`]).
 #[target_feature(enable = "avx2,fma")]
@@ -200,22 +199,41 @@ pub(crate) unsafe fn probe(f: super::probe::Func, a: &[f32], b: &[f32], out: &mu
 static FEATURES: AtomicU8 = AtomicU8::new(0);
 const DETECTED: u8 = 1;
 const AVX2_FMA: u8 = 2;
+const AVX512F: u8 = 4;
 
 /// Whether this CPU has AVX2 and FMA and the OS saves the YMM registers.
 pub(crate) fn has_avx2_fma() -> bool {
     if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
         return true;
     }
+    features() & AVX2_FMA != 0
+}
+
+/// Whether this CPU has AVX-512F (besides AVX2 and FMA) and the OS saves the ZMM and opmask
+/// registers.
+pub(crate) fn has_avx512f() -> bool {
+    if cfg!(all(
+        target_feature = "avx512f",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )) {
+        return true;
+    }
+    features() & AVX512F != 0
+}
+
+fn features() -> u8 {
     let mut f = FEATURES.load(Ordering::Relaxed);
     if f == 0 {
         f = detect();
         FEATURES.store(f, Ordering::Relaxed);
     }
-    f & AVX2_FMA != 0
+    f
 }
 
 /// cpuid leaf 1: FMA (ecx 12), OSXSAVE (ecx 27), AVX (ecx 28); XCR0 bits 1 and 2 (the OS
-/// saves XMM and YMM state); cpuid leaf 7: AVX2 (ebx 5).
+/// saves XMM and YMM state); cpuid leaf 7: AVX2 (ebx 5), AVX-512F (ebx 16); for AVX-512
+/// also XCR0 bits 5, 6 and 7 (opmask, upper halves of ZMM0-15, ZMM16-31).
 #[allow(unused_unsafe)] // __cpuid_count is a safe fn in newer toolchains
 fn detect() -> u8 {
     // SAFETY: cpuid exists on every x86_64 CPU.
@@ -231,12 +249,18 @@ fn detect() -> u8 {
     let avx = bit(l1.ecx, 28);
     let avx2 = bit(l7.ebx, 5);
     // SAFETY: xgetbv is only executed when the OS has enabled XSAVE (OSXSAVE).
-    let ymm_saved = osxsave && unsafe { xcr0() } & 0b110 == 0b110;
+    let xcr0 = if osxsave { unsafe { xcr0() } } else { 0 };
+    let ymm_saved = xcr0 & 0b110 == 0b110;
+    let zmm_saved = xcr0 & 0b1110_0110 == 0b1110_0110;
+    let avx512f = bit(l7.ebx, 16);
+    let mut f = DETECTED;
     if fma && avx && avx2 && ymm_saved {
-        DETECTED | AVX2_FMA
-    } else {
-        DETECTED
+        f |= AVX2_FMA;
+        if avx512f && zmm_saved {
+            f |= AVX512F;
+        }
     }
+    f
 }
 
 /// # Safety
