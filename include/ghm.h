@@ -281,8 +281,8 @@ typedef struct ghm_output {
 #define GHM_ERR_WEIGHT 10
 
 /**
- * A result is not representable as a finite float: `pred - target` overflows, or the loss
- * or a harmonized weight does.
+ * A result is not representable as a finite float: `pred - target` overflows, or the loss,
+ * a harmonized weight, or a value an apply would write (scaled, or added to the buffer).
  */
 #define GHM_ERR_OVERFLOW 11
 
