@@ -5,6 +5,7 @@
 use crate::config::{
     Config, Kind, OPT_DECAY_EMPTY_BINS, OPT_EMA_BIAS_CORRECTION, OPT_NORM_BY_BINS,
 };
+use crate::pass::{Output, OutputKind};
 use crate::status::Error;
 use crate::vector::Vector;
 
@@ -214,6 +215,18 @@ impl Weights {
         [Kind::Classification, Kind::Regression]
             .into_iter()
             .find(|k| *k as u32 == self.kind)
+    }
+
+    /// Whether every value an apply with `output` can write is finite whatever the inputs:
+    /// true for gradients and element weights (|value| <= |coef| * |scale|, as |dir| <= 1)
+    /// that overwrite and whose largest coefficient times the scale is finite.
+    pub(crate) fn bounds_output(&self, output: &Output) -> bool {
+        let largest = self
+            .coef
+            .iter()
+            .fold(0.0f64, |m, c| m.max(f64::from(c.abs())));
+        let bound = largest * f64::from(output.scale.abs()) * (1.0 + 1e-6);
+        !output.accumulate && output.kind != OutputKind::ElementLoss && bound < f64::from(f32::MAX)
     }
 
     pub(crate) fn coef_table(&self) -> &[f32; MAX_BINS] {

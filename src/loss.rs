@@ -492,9 +492,10 @@ impl Job for Apply<'_> {
         };
         if self.validate {
             (k.validate)(model, self.x)?;
-            // Only the one-shot gradient is bounded by the commit's own checks; any other
-            // output may overflow, and then nothing is written.
-            if !(k.apply)(model, &bins, &plan, self.x, self.out) {
+            // An output that may overflow is computed once without writing, so that an
+            // overflow writes nothing.
+            let bounded = self.weights.bounds_output(&self.output);
+            if !bounded && !(k.apply)(model, &bins, &plan, self.x, self.out) {
                 return Err(Error::Overflow);
             }
         }
