@@ -26,7 +26,6 @@
 //! dispatch), `loss` (the safe API) and `ffi` (the C boundary).
 
 #![no_std]
-#![allow(unsafe_op_in_unsafe_fn)]
 
 #[cfg(feature = "std")]
 extern crate std;
