@@ -1598,7 +1598,7 @@ static void test_accumulate_labels(const kind *k) {
 static void test_commit(const kind *k) {
     static const unsigned char fills[] = {0x00, 0x5A, 0xFF, POISON};
     float *ar = arena8();
-    ghm_stats *ST = (ghm_stats *)(void *)ar;              /* floats 0 .. 262 */
+    ghm_stats *ST = (ghm_stats *)(void *)ar;              /* floats 0 .. 264 */
     ghm_state *S = (ghm_state *)(void *)(ar + 300);       /* floats 300 .. 437 */
     ghm_weights *WG = (ghm_weights *)(void *)(ar + 450);  /* floats 450 .. 526 */
     float *L = ar + 540;
@@ -1668,9 +1668,9 @@ static void test_commit(const kind *k) {
     UNTOUCHED(label("%s commit: weights == state", k->name), GHM_ERR_OVERLAP,
               ghm_commit(ST, S, (ghm_weights *)(void *)S, L));
     COMMIT_LAYOUT();
-    memcpy(ar + 262, &W.st, sizeof W.st);
+    memcpy(ar + sizeof(ghm_stats) / sizeof(float), &W.st, sizeof W.st);
     SUCCEEDS(label("%s commit: state right after the stats", k->name),
-             ghm_commit(ST, (ghm_state *)(void *)(ar + 262), WG, L));
+             ghm_commit(ST, (ghm_state *)(void *)(ar + sizeof(ghm_stats) / sizeof(float)), WG, L));
 
     /* stats that do not fit the state */
     for (f = 0; f < N_STATS_FAULTS; f++) {

@@ -265,8 +265,8 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
     if (sizeof(ghm_stats) % sizeof(double) != 0 ||
-        sizeof(ghm_stats) / sizeof(double) != (size_t)ghm_stats_LEN) {
-        printf("mpi: ghm_stats is not %d doubles\n", (int)ghm_stats_LEN);
+        sizeof(ghm_stats) / sizeof(double) != (size_t)GHM_STATS_LEN) {
+        printf("mpi: ghm_stats is not %d doubles\n", (int)GHM_STATS_LEN);
         failed++;
     }
     run(GHM_C);

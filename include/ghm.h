@@ -66,6 +66,11 @@
 #define GHM_MAX_BINS 64
 
 /**
+ * Number of f64 values in a `Stats` (`GHM_STATS_LEN`), for a flat allreduce.
+ */
+#define GHM_STATS_LEN (4 + (2 * GHM_MAX_BINS))
+
+/**
  * A status code: `GHM_OK` (0) or one of the `GHM_ERR_*` codes.
  */
 typedef int32_t ghm_status;
@@ -129,7 +134,7 @@ typedef struct ghm_state {
  * `accumulate`, added together by [`merge`](Stats::merge), turned into weights by `commit`.
  *
  * Every field is an `f64` and every field merges by addition, so a flat sum-allreduce of
- * `Stats::LEN` doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
+ * [`STATS_LEN`] doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
  * data-parallel workers. A trainer that histograms on its own device may fill `count` (and
  * `loss_sum`, `weight_sum`) itself in a `Stats` made by `Ghm::stats`.
  */
@@ -143,6 +148,11 @@ typedef struct ghm_stats {
    */
   double tag;
   /**
+   * `parts` times the tag's square: with `tag`, it tells stats merged from other losses or
+   * bin counts (whose tags might average to this one's) from stats of one kind.
+   */
+  double tag_sq;
+  /**
    * R_k: number of valid elements in region k.
    */
   double count[GHM_MAX_BINS];
@@ -155,10 +165,6 @@ typedef struct ghm_stats {
    */
   double weight_sum;
 } ghm_stats;
-/**
- * Number of f64 values in a `Stats`, for a flat allreduce.
- */
-#define ghm_stats_LEN (3 + (2 * GHM_MAX_BINS))
 
 /**
  * Where the logits of a class-index layout lie: element (anchor r, class c) is at offset
@@ -250,8 +256,9 @@ typedef struct ghm_output {
 #define GHM_ERR_OVERLAP 4
 
 /**
- * A configuration field is out of range (bins not in 1..=GHM_MAX_BINS, momentum not in
- * [0, 1), loss_weight not finite, GHM-R mu not finite and > 0).
+ * A configuration field is out of range: bins not in 1..=GHM_MAX_BINS, momentum not in
+ * [0, 1), loss_weight not finite, GHM-R mu not finite and > 0, unknown option bits or a
+ * GHM-C-only option on GHM-R, weight_cap negative or not finite.
  */
 #define GHM_ERR_CONFIG 5
 
@@ -331,13 +338,6 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Without std, the precompiled `core` of hosted targets still names the unwinding
- * personality routine in its unwind tables. Nothing here unwinds (panics abort), so it is
- * never called; defining it keeps the C libraries free of an unresolved symbol.
- */
-void rust_eh_personality(void);
-
-/**
  * A static, NUL-terminated description of `status` ("unknown status" for codes this
  * library does not define). Never NULL; the caller must not free it.
  */
@@ -385,7 +385,8 @@ ghm_status ghm_r_init(struct ghm_state *state,
  * Array pointers may be NULL when `n` is 0; `n` = 0 gives loss 0 and leaves the state as it
  * was. Float pointers must be 4-byte aligned.
  * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_LENGTH, GHM_ERR_OVERLAP, GHM_ERR_STATE,
- * GHM_ERR_WRONG_LOSS, GHM_ERR_NONFINITE, GHM_ERR_TARGET, GHM_ERR_WEIGHT, GHM_ERR_OVERFLOW.
+ * GHM_ERR_WRONG_LOSS, GHM_ERR_NONFINITE, GHM_ERR_TARGET, GHM_ERR_PROBABILITY (with
+ * GHM_OPT_PROBABILITY_INPUT), GHM_ERR_WEIGHT, GHM_ERR_OVERFLOW.
  *
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of the length stated.
@@ -405,6 +406,7 @@ ghm_status ghm_c_loss(struct ghm_state *state,
  * Inputs (read only, not retained): `pred[n]` and `target[n]` finite with `pred - target`
  * finite, `label_weights[n]` finite and >= 0 or NULL for all 1 (their sum normalises).
  * Outputs (written only on success): `*state`, `*loss`, `grad[n]` (may be exactly `pred`).
+ * `target` is required here; the accumulate and apply functions also take residuals.
  * Array pointers may be NULL when `n` is 0; `n` = 0 gives loss 0 and leaves the state as it
  * was. Float pointers must be 4-byte aligned.
  * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_LENGTH, GHM_ERR_OVERLAP, GHM_ERR_STATE,
@@ -427,8 +429,9 @@ ghm_status ghm_r_loss(struct ghm_state *state,
  * and the others 0; any other value, such as `n_classes` for background or -1, gives an
  * all-zero row), `anchor_weights[n_anchors]` or NULL (all valid), applying to every class of
  * the anchor. Otherwise as `ghm_c_loss`; `grad[n_anchors * n_classes]` may not alias `logits`.
- * Errors: as `ghm_c_loss`, and GHM_ERR_LAYOUT for n_classes above 2^24 (0 anchors or 0
- * classes is an empty batch: loss 0, state unchanged).
+ * Errors: as `ghm_c_loss`; GHM_ERR_LENGTH if n_anchors * n_classes overflows;
+ * GHM_ERR_LAYOUT for n_classes above 2^24. 0 anchors or 0 classes (at most 2^24) is an empty
+ * batch: loss 0, state unchanged.
  *
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of the length stated.
@@ -531,7 +534,10 @@ ghm_status ghm_commit(const struct ghm_stats *stats,
  * Phase 3 of GHM-C: validates a chunk (as `ghm_c_loss`) and writes `out[n]` from committed
  * weights: by default (`output` NULL) the gradient. `out` may be exactly `logits`. Only reads
  * `*weights`, so threads may apply the same weights to disjoint chunks at once.
- * Errors: as `ghm_c_loss`, GHM_ERR_NOT_COMMITTED, GHM_ERR_WRONG_LOSS, GHM_ERR_OUTPUT.
+ * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_LENGTH, GHM_ERR_OVERLAP,
+ * GHM_ERR_NOT_COMMITTED, GHM_ERR_WRONG_LOSS (weights of the other loss), GHM_ERR_OUTPUT, the
+ * input errors of `ghm_c_loss` (GHM_ERR_NONFINITE, GHM_ERR_TARGET, GHM_ERR_PROBABILITY,
+ * GHM_ERR_WEIGHT), and GHM_ERR_OVERFLOW if a value it would write overflows.
  *
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of the length stated.

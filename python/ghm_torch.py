@@ -138,6 +138,7 @@ class ghm_stats(ctypes.Structure):
     _fields_ = [
         ("parts", ctypes.c_double),
         ("tag", ctypes.c_double),
+        ("tag_sq", ctypes.c_double),
         ("count", ctypes.c_double * GHM_MAX_BINS),
         ("loss_sum", ctypes.c_double * GHM_MAX_BINS),
         ("weight_sum", ctypes.c_double),

@@ -35,8 +35,9 @@ pub const GHM_ERR_LENGTH: ghm_status = 3;
 /// An output overlaps an input or another output. The gradient may be exactly the
 /// logits/pred buffer (in place); any other overlap is refused.
 pub const GHM_ERR_OVERLAP: ghm_status = 4;
-/// A configuration field is out of range (bins not in 1..=GHM_MAX_BINS, momentum not in
-/// [0, 1), loss_weight not finite, GHM-R mu not finite and > 0).
+/// A configuration field is out of range: bins not in 1..=GHM_MAX_BINS, momentum not in
+/// [0, 1), loss_weight not finite, GHM-R mu not finite and > 0, unknown option bits or a
+/// GHM-C-only option on GHM-R, weight_cap negative or not finite.
 pub const GHM_ERR_CONFIG: ghm_status = 5;
 /// The state was never initialised or is corrupted.
 pub const GHM_ERR_STATE: ghm_status = 6;
@@ -185,7 +186,8 @@ pub unsafe extern "C" fn ghm_r_init(state: *mut State, config: *const Config) ->
 /// Array pointers may be NULL when `n` is 0; `n` = 0 gives loss 0 and leaves the state as it
 /// was. Float pointers must be 4-byte aligned.
 /// Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_LENGTH, GHM_ERR_OVERLAP, GHM_ERR_STATE,
-/// GHM_ERR_WRONG_LOSS, GHM_ERR_NONFINITE, GHM_ERR_TARGET, GHM_ERR_WEIGHT, GHM_ERR_OVERFLOW.
+/// GHM_ERR_WRONG_LOSS, GHM_ERR_NONFINITE, GHM_ERR_TARGET, GHM_ERR_PROBABILITY (with
+/// GHM_OPT_PROBABILITY_INPUT), GHM_ERR_WEIGHT, GHM_ERR_OVERFLOW.
 ///
 /// # Safety
 /// Every non-NULL pointer is valid for the reads or writes of the length stated.
@@ -216,6 +218,7 @@ pub unsafe extern "C" fn ghm_c_loss(
 /// Inputs (read only, not retained): `pred[n]` and `target[n]` finite with `pred - target`
 /// finite, `label_weights[n]` finite and >= 0 or NULL for all 1 (their sum normalises).
 /// Outputs (written only on success): `*state`, `*loss`, `grad[n]` (may be exactly `pred`).
+/// `target` is required here; the accumulate and apply functions also take residuals.
 /// Array pointers may be NULL when `n` is 0; `n` = 0 gives loss 0 and leaves the state as it
 /// was. Float pointers must be 4-byte aligned.
 /// Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_LENGTH, GHM_ERR_OVERLAP, GHM_ERR_STATE,
@@ -249,8 +252,9 @@ pub unsafe extern "C" fn ghm_r_loss(
 /// and the others 0; any other value, such as `n_classes` for background or -1, gives an
 /// all-zero row), `anchor_weights[n_anchors]` or NULL (all valid), applying to every class of
 /// the anchor. Otherwise as `ghm_c_loss`; `grad[n_anchors * n_classes]` may not alias `logits`.
-/// Errors: as `ghm_c_loss`, and GHM_ERR_LAYOUT for n_classes above 2^24 (0 anchors or 0
-/// classes is an empty batch: loss 0, state unchanged).
+/// Errors: as `ghm_c_loss`; GHM_ERR_LENGTH if n_anchors * n_classes overflows;
+/// GHM_ERR_LAYOUT for n_classes above 2^24. 0 anchors or 0 classes (at most 2^24) is an empty
+/// batch: loss 0, state unchanged.
 ///
 /// # Safety
 /// Every non-NULL pointer is valid for the reads or writes of the length stated.
@@ -429,7 +433,10 @@ pub unsafe extern "C" fn ghm_commit(
 /// Phase 3 of GHM-C: validates a chunk (as `ghm_c_loss`) and writes `out[n]` from committed
 /// weights: by default (`output` NULL) the gradient. `out` may be exactly `logits`. Only reads
 /// `*weights`, so threads may apply the same weights to disjoint chunks at once.
-/// Errors: as `ghm_c_loss`, GHM_ERR_NOT_COMMITTED, GHM_ERR_WRONG_LOSS, GHM_ERR_OUTPUT.
+/// Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_LENGTH, GHM_ERR_OVERLAP,
+/// GHM_ERR_NOT_COMMITTED, GHM_ERR_WRONG_LOSS (weights of the other loss), GHM_ERR_OUTPUT, the
+/// input errors of `ghm_c_loss` (GHM_ERR_NONFINITE, GHM_ERR_TARGET, GHM_ERR_PROBABILITY,
+/// GHM_ERR_WEIGHT), and GHM_ERR_OVERFLOW if a value it would write overflows.
 ///
 /// # Safety
 /// Every non-NULL pointer is valid for the reads or writes of the length stated.

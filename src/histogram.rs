@@ -84,7 +84,7 @@ impl Bins {
 /// `accumulate`, added together by [`merge`](Stats::merge), turned into weights by `commit`.
 ///
 /// Every field is an `f64` and every field merges by addition, so a flat sum-allreduce of
-/// `Stats::LEN` doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
+/// [`STATS_LEN`] doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
 /// data-parallel workers. A trainer that histograms on its own device may fill `count` (and
 /// `loss_sum`, `weight_sum`) itself in a `Stats` made by `Ghm::stats`.
 #[repr(C)]
@@ -94,6 +94,9 @@ pub struct Stats {
     pub parts: f64,
     /// `parts` times the tag of the loss and bin count these stats are for.
     pub tag: f64,
+    /// `parts` times the tag's square: with `tag`, it tells stats merged from other losses or
+    /// bin counts (whose tags might average to this one's) from stats of one kind.
+    pub tag_sq: f64,
     /// R_k: number of valid elements in region k.
     pub count: [f64; MAX_BINS],
     /// Sum of the valid elements' unweighted loss terms in region k.
@@ -102,14 +105,16 @@ pub struct Stats {
     pub weight_sum: f64,
 }
 
-impl Stats {
-    /// Number of f64 values in a `Stats`, for a flat allreduce.
-    pub const LEN: usize = 3 + 2 * MAX_BINS;
+/// Number of f64 values in a `Stats` (`GHM_STATS_LEN`), for a flat allreduce.
+pub const STATS_LEN: usize = 4 + 2 * MAX_BINS;
 
+impl Stats {
     pub(crate) fn new(kind: Kind, bins: u32) -> Stats {
+        let t = tag(kind, bins);
         Stats {
             parts: 1.0,
-            tag: tag(kind, bins),
+            tag: t,
+            tag_sq: t * t,
             count: [0.0; MAX_BINS],
             loss_sum: [0.0; MAX_BINS],
             weight_sum: 0.0,
@@ -120,6 +125,7 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         self.parts += other.parts;
         self.tag += other.tag;
+        self.tag_sq += other.tag_sq;
         for k in 0..MAX_BINS {
             self.count[k] += other.count[k];
             self.loss_sum[k] += other.loss_sum[k];
@@ -132,7 +138,8 @@ impl Stats {
     pub(crate) fn check(&self, kind: Kind, bins: u32) -> Result<(), Error> {
         let parts_ok =
             (1.0..=9.0e15).contains(&self.parts) && libm::trunc(self.parts) == self.parts;
-        if !parts_ok || self.tag != self.parts * tag(kind, bins) {
+        let t = tag(kind, bins);
+        if !parts_ok || self.tag != self.parts * t || self.tag_sq != self.parts * (t * t) {
             return Err(Error::StatsMismatch);
         }
         let m = (bins as usize).min(MAX_BINS);
@@ -382,7 +389,9 @@ impl State {
         stats.check(self.own_kind(), cfg.bins)?;
         let m = (cfg.bins as usize).min(MAX_BINS);
         let alpha = cfg.momentum;
-        let decay_all = cfg.options & OPT_DECAY_EMPTY_BINS != 0;
+        // An empty batch is no step: even the decay of empty regions waits for data.
+        let any = stats.count.iter().any(|&r| r > 0.0);
+        let decay_all = cfg.options & OPT_DECAY_EMPTY_BINS != 0 && any;
         let mut next = *self;
         let mut density = [0f64; MAX_BINS];
         for (k, d) in density.iter_mut().enumerate().take(m) {

@@ -45,7 +45,7 @@ pub use config::{
     Config, Kind, OPT_ALL, OPT_DECAY_EMPTY_BINS, OPT_EMA_BIAS_CORRECTION, OPT_NORM_BY_BINS,
     OPT_PROBABILITY_INPUT,
 };
-pub use histogram::{State, Stats, Weights, MAX_BINS};
+pub use histogram::{State, Stats, Weights, MAX_BINS, STATS_LEN};
 pub use loss::{Classification, Ghm, GhmC, GhmR, Loss, Regression};
 pub use pass::{ClassLayout, Output, OutputKind};
 pub use status::Error;

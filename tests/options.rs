@@ -191,3 +191,14 @@ fn probability_input_follows_binary_cross_entropy_and_keeps_logit_gradient() {
     assert_eq!(g.loss(&[1.5], &[1.0], None), Err(Error::Probability));
     assert_eq!(g.loss(&[f32::NAN], &[1.0], None), Err(Error::NonFinite));
 }
+
+/// An empty batch is no step, even for the option that decays empty regions every call.
+#[test]
+fn empty_batch_leaves_the_state_even_with_decay_of_empty_bins() {
+    let (x, t) = two_region_batch(300, 20);
+    let mut g = ghmc(OPT_DECAY_EMPTY_BINS, 0.75, 10);
+    g.loss(&x, &t, None).unwrap();
+    let before = *g.state();
+    assert_eq!(g.loss(&[], &[], None), Ok(0.0));
+    assert_eq!(*g.state(), before);
+}

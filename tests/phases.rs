@@ -5,7 +5,9 @@
 mod common;
 
 use common::{batch, Rng};
-use ghm::{ClassLayout, Config, Error, Ghm, GhmC, GhmR, Kind, Loss, Output, OutputKind, Stats};
+use ghm::{
+    ClassLayout, Config, Error, Ghm, GhmC, GhmR, Kind, Loss, Output, OutputKind, Stats, STATS_LEN,
+};
 
 fn cfg(kind: Kind) -> Config {
     Config {
@@ -82,11 +84,11 @@ fn chunks_merge_exactly<L: Loss>(kind: Kind) {
 
     // A flat sum of the doubles, as MPI_Allreduce(MPI_SUM) does.
     let as_doubles = |s: &Stats| -> Vec<f64> {
-        assert_eq!(std::mem::size_of::<Stats>(), Stats::LEN * 8);
+        assert_eq!(std::mem::size_of::<Stats>(), STATS_LEN * 8);
         let p = s as *const Stats as *const f64;
-        (0..Stats::LEN).map(|i| unsafe { *p.add(i) }).collect()
+        (0..STATS_LEN).map(|i| unsafe { *p.add(i) }).collect()
     };
-    let mut flat = vec![0.0f64; Stats::LEN];
+    let mut flat = vec![0.0f64; STATS_LEN];
     for p in &parts {
         for (f, x) in flat.iter_mut().zip(as_doubles(p)) {
             *f += x;
@@ -97,7 +99,7 @@ fn chunks_merge_exactly<L: Loss>(kind: Kind) {
         std::ptr::copy_nonoverlapping(
             flat.as_ptr(),
             &mut reduced as *mut Stats as *mut f64,
-            Stats::LEN,
+            STATS_LEN,
         )
     };
     assert_eq!(reduced, merged);
@@ -389,4 +391,28 @@ fn apply_that_would_overflow_writes_nothing() {
     assert_eq!(big, [f32::MAX, -f32::MAX]);
     let mut fine = [0.0f32; 2];
     assert_eq!(w.apply(&x, &t, None, add, &mut fine), Ok(()));
+}
+
+/// Stats merged from two other bin counts whose tags average to this loss's are refused too.
+#[test]
+fn merged_stats_of_other_bin_counts_are_refused_even_when_their_tags_average_out() {
+    let three = GhmC::new(Config {
+        bins: 3,
+        ..Config::ghm_c()
+    })
+    .unwrap();
+    let two = GhmC::new(Config {
+        bins: 2,
+        ..Config::ghm_c()
+    })
+    .unwrap();
+    let four = GhmC::new(Config {
+        bins: 4,
+        ..Config::ghm_c()
+    })
+    .unwrap();
+    let mut s = two.stats();
+    s.merge(&four.stats());
+    let mut three = three;
+    assert_eq!(three.commit(&s), Err(Error::StatsMismatch));
 }
