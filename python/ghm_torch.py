@@ -46,6 +46,7 @@ registry when mmdet (with mmengine) is importable; see `register_mmdet`.
 """
 
 import ctypes
+import math
 import ctypes.util
 import os
 import re
@@ -110,6 +111,18 @@ _STATUS_NAMES = {
     17: "GHM_ERR_OUTPUT",
     18: "GHM_ERR_PROBABILITY",
 }
+
+
+def _as_written(x):
+    """The decimal with the fewest digits (up to 9 after the point) that rounds to the float32
+    `x`, as the library's EMA step takes `1 - momentum` from it (0.7 for the f32 0.699999988)."""
+    scale = 1.0
+    for _ in range(9):
+        scale *= 10.0
+        d = math.floor(x * scale + 0.5) / scale
+        if float(ctypes.c_float(d).value) == x:
+            return d
+    return x
 
 
 class ghm_config(ctypes.Structure):
@@ -463,7 +476,7 @@ class _GHMBase(nn.Module):
                 raise ValueError("cannot import an EMA into a state with GHM_OPT_EMA_BIAS_CORRECTION")
             stats = ghm_stats()
             lib.check("ghm_stats_init", lib.ghm_stats_init(ctypes.addressof(st), ctypes.byref(stats)))
-            one_minus = 1.0 - float(ctypes.c_float(self.momentum).value)
+            one_minus = 1.0 - _as_written(float(ctypes.c_float(self.momentum).value))
             for k, v in enumerate(ema):
                 stats.count[k] = v / one_minus
             stats.weight_sum = 1.0
