@@ -46,6 +46,11 @@
 #define GHM_OPT_ALL (((GHM_OPT_NORM_BY_BINS | GHM_OPT_EMA_BIAS_CORRECTION) | GHM_OPT_DECAY_EMPTY_BINS) | GHM_OPT_PROBABILITY_INPUT)
 
 /**
+ * The largest GHM-R mu: with it, `sqrt(d^2 + mu^2) - mu` is finite for every finite d.
+ */
+#define MAX_MU 1e18
+
+/**
  * `ghm_output.kind`: dL/dlogit (GHM-C) or dL/dpred (GHM-R).
  */
 #define GHM_OUTPUT_GRADIENT 0
@@ -88,7 +93,7 @@ typedef struct ghm_config {
    */
   float momentum;
   /**
-   * ASL1 smoothing mu, finite and `> 0` (GHM-R only; GHM-C ignores it).
+   * ASL1 smoothing mu, in `(0, 1e18]` (GHM-R only; GHM-C ignores it).
    */
   float mu;
   /**
@@ -257,7 +262,7 @@ typedef struct ghm_output {
 
 /**
  * A configuration field is out of range: bins not in 1..=GHM_MAX_BINS, momentum not in
- * [0, 1), loss_weight not finite, GHM-R mu not finite and > 0, unknown option bits or a
+ * [0, 1), loss_weight not finite, GHM-R mu not in (0, 1e18], unknown option bits or a
  * GHM-C-only option on GHM-R, weight_cap negative or not finite.
  */
 #define GHM_ERR_CONFIG 5

@@ -30,6 +30,9 @@ pub const OPT_PROBABILITY_INPUT: u32 = 8;
 pub const OPT_ALL: u32 =
     OPT_NORM_BY_BINS | OPT_EMA_BIAS_CORRECTION | OPT_DECAY_EMPTY_BINS | OPT_PROBABILITY_INPUT;
 
+/// The largest GHM-R mu: with it, `sqrt(d^2 + mu^2) - mu` is finite for every finite d.
+pub const MAX_MU: f32 = 1e18;
+
 /// Hyper-parameters of GHM-C and GHM-R (`ghm_config` in C).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,7 +41,7 @@ pub struct Config {
     pub bins: u32,
     /// EMA momentum alpha in `[0, 1)`; 0 uses each call's own counts.
     pub momentum: f32,
-    /// ASL1 smoothing mu, finite and `> 0` (GHM-R only; GHM-C ignores it).
+    /// ASL1 smoothing mu, in `(0, 1e18]` (GHM-R only; GHM-C ignores it).
     pub mu: f32,
     /// Factor lambda on the loss and its gradient, finite.
     pub loss_weight: f32,
@@ -91,7 +94,7 @@ impl Config {
         let bins_ok = (1..=MAX_BINS as u32).contains(&self.bins);
         let momentum_ok = (0.0..1.0).contains(&self.momentum);
         let weight_ok = self.loss_weight.is_finite();
-        let mu_ok = kind == Kind::Classification || (self.mu > 0.0 && self.mu.is_finite());
+        let mu_ok = kind == Kind::Classification || (self.mu > 0.0 && self.mu <= MAX_MU);
         let classification_only = if kind == Kind::Regression {
             OPT_PROBABILITY_INPUT
         } else {

@@ -36,7 +36,7 @@ pub const GHM_ERR_LENGTH: ghm_status = 3;
 /// logits/pred buffer (in place); any other overlap is refused.
 pub const GHM_ERR_OVERLAP: ghm_status = 4;
 /// A configuration field is out of range: bins not in 1..=GHM_MAX_BINS, momentum not in
-/// [0, 1), loss_weight not finite, GHM-R mu not finite and > 0, unknown option bits or a
+/// [0, 1), loss_weight not finite, GHM-R mu not in (0, 1e18], unknown option bits or a
 /// GHM-C-only option on GHM-R, weight_cap negative or not finite.
 pub const GHM_ERR_CONFIG: ghm_status = 5;
 /// The state was never initialised or is corrupted.

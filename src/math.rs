@@ -374,8 +374,8 @@ mod tests {
                         dir.is_finite() && dir.abs() <= 1.0,
                         "mu={mu} d={d} dir={dir}"
                     );
-                    // Only a mu near f32::MAX can overflow the root (the call then reports
-                    // Error::Overflow for the loss).
+                    // Only a mu near f32::MAX can overflow the root; configurations refuse
+                    // any mu above MAX_MU (1e18), where every term is finite.
                     assert!(term >= 0.0, "mu={mu} d={d} term={term}");
                     assert!(term.is_finite() || mu > 1e38, "mu={mu} d={d} term={term}");
                 }

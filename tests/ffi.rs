@@ -303,6 +303,9 @@ fn execute(bin: &Path, args: &[&Path]) -> Result<String, String> {
         }
         None => Command::new(bin),
     };
+    // cargo points LD_LIBRARY_PATH at its own output folders, which hold a libghm.so of
+    // another build; it would win over the program's run path to the library under test.
+    cmd.env_remove("LD_LIBRARY_PATH");
     cmd.args(args);
     run(cmd).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
 }

@@ -127,6 +127,21 @@ fn options_are_validated() {
         };
         assert_eq!(c.validate(kind), Err(Error::Config));
     }
+    for mu in [0.0f32, -1.0, 1.1e18, f32::MAX, f32::INFINITY, f32::NAN] {
+        let c = Config {
+            mu,
+            ..Config::ghm_r()
+        };
+        assert_eq!(c.validate(Kind::Regression), Err(Error::Config), "mu {mu}");
+    }
+    assert_eq!(
+        Config {
+            mu: 1e18,
+            ..Config::ghm_r()
+        }
+        .validate(Kind::Regression),
+        Ok(())
+    );
     for cap in [-1.0f32, f32::NAN, f32::INFINITY] {
         assert_eq!(
             GhmR::new(Config {
