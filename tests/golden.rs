@@ -159,26 +159,14 @@ fn three_phase_api_with_class_index_and_reduction_none_matches_mmdet() {
                         .unwrap();
                     (wt, *c.state())
                 }
-                (Kind::Classification, false) => {
-                    let mut s = c.stats();
-                    c.accumulate(&mut s, &call.pred, &call.target, w).unwrap();
-                    let wt = c.commit(&s).unwrap();
-                    wt.apply(&call.pred, &call.target, w, Output::GRADIENT, &mut grad)
-                        .unwrap();
-                    wt.apply(&call.pred, &call.target, w, none_out, &mut none)
-                        .unwrap();
-                    (wt, *c.state())
-                }
-                (Kind::Regression, _) => {
-                    let mut s = r.stats();
-                    r.accumulate(&mut s, &call.pred, &call.target, w).unwrap();
-                    let wt = r.commit(&s).unwrap();
-                    wt.apply(&call.pred, &call.target, w, Output::GRADIENT, &mut grad)
-                        .unwrap();
-                    wt.apply(&call.pred, &call.target, w, none_out, &mut none)
-                        .unwrap();
-                    (wt, *r.state())
-                }
+                (Kind::Classification, false) => (
+                    phases(&mut c, call, none_out, &mut grad, &mut none),
+                    *c.state(),
+                ),
+                (Kind::Regression, _) => (
+                    phases(&mut r, call, none_out, &mut grad, &mut none),
+                    *r.state(),
+                ),
             };
             let want = call
                 .none
@@ -190,4 +178,24 @@ fn three_phase_api_with_class_index_and_reduction_none_matches_mmdet() {
             (weights.loss(), grad, state)
         });
     }
+}
+
+/// One call of element-wise inputs through accumulate, commit and apply: the gradient into
+/// `grad` and the reduction "none" values into `none`.
+fn phases<L: ghm::Loss>(
+    g: &mut ghm::Ghm<L>,
+    call: &common::Call,
+    none_out: ghm::Output,
+    grad: &mut [f32],
+    none: &mut [f32],
+) -> ghm::Weights {
+    let w = call.weight.as_deref();
+    let mut s = g.stats();
+    g.accumulate(&mut s, &call.pred, &call.target, w).unwrap();
+    let wt = g.commit(&s).unwrap();
+    wt.apply(&call.pred, &call.target, w, ghm::Output::GRADIENT, grad)
+        .unwrap();
+    wt.apply(&call.pred, &call.target, w, none_out, none)
+        .unwrap();
+    wt
 }
