@@ -10,7 +10,7 @@ Setup (once; CPU only, torch is a large download):
 Build the shared library with its own target directory (so it does not fight other cargo
 builds in the tree):
 
-    cargo build --release --no-default-features --lib --target-dir target/py
+    cargo rustc --release --no-default-features --features panic-handler --lib --crate-type staticlib,cdylib --target-dir target/py
     # -> target/py/release/libghm.so (GHM_LIB=/path/to/libghm.so overrides)
 
 Run from the repository root:

@@ -6,7 +6,7 @@ Setup (CPU is enough):
     python3 -m venv /root/venv-ghm
     /root/venv-ghm/bin/pip install torch torchvision numpy
     /root/venv-ghm/bin/pip install --no-deps mmdet==3.3.0
-    cargo build --release --no-default-features --lib --target-dir target/py
+    cargo rustc --release --no-default-features --features panic-handler --lib --crate-type staticlib,cdylib --target-dir target/py
 
 Run from anywhere (GHM_LIB=/path/to/libghm.so overrides the library found):
 

@@ -3,7 +3,7 @@
 No compiled extension: the shared library of this crate is loaded with ctypes. Build it with
 its own target directory (so it does not fight other cargo builds in the tree):
 
-    cargo build --release --no-default-features --lib --target-dir target/py
+    cargo rustc --release --no-default-features --features panic-handler --lib --crate-type staticlib,cdylib --target-dir target/py
     # -> target/py/release/libghm.so
 
 The library is found through, in order: the environment variable GHM_LIB (a path to the
@@ -288,7 +288,7 @@ def load_library(path=None):
         else:
             raise OSError(
                 "libghm not found (tried: " + ", ".join(tried) + "). Build it with "
-                "`cargo build --release --no-default-features --lib --target-dir target/py` "
+                "`cargo rustc --release --no-default-features --features panic-handler --lib --crate-type staticlib,cdylib --target-dir target/py` "
                 "or set GHM_LIB to its path."
             )
     return _LIB

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target_dir=target/check-panics
-cargo rustc --quiet --release --no-default-features --lib --crate-type staticlib \
+cargo rustc --quiet --release --no-default-features --features panic-handler --lib --crate-type staticlib \
   --target-dir "$target_dir"
 lib="$target_dir/release/libghm.a"
 work=$(mktemp -d)

@@ -12,7 +12,7 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("$host" x86_64-unknown-none)
 status=0
 for target in "${targets[@]}"; do
-  cargo rustc --quiet --release --no-default-features --lib --crate-type staticlib \
+  cargo rustc --quiet --release --no-default-features --features panic-handler --lib --crate-type staticlib \
     --target "$target" --target-dir target/nostd
   lib="target/nostd/$target/release/libghm.a"
   so=$(mktemp --suffix=.so)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The C side under checkers, failing on any report:
-#  1. builds the no-std C library (libghm.a, libghm.so) with `cargo build --release
-#     --no-default-features --lib` into target/sanitize;
+#  1. builds the no-std C library (libghm.a, libghm.so) with `cargo rustc --release
+#     --no-default-features --features panic-handler --lib --crate-type staticlib,cdylib`
+#     into target/sanitize;
 #  2. compiles every ffi-tests/*.c and *.cpp with clang's AddressSanitizer and
 #     UndefinedBehaviorSanitizer (-fno-sanitize-recover=all) against the static library and
 #     runs it (programs that read argv[1] get tests/fixtures/mmdet.txt, as in tests/ffi.rs);
@@ -21,7 +22,7 @@ bin="$target_dir/bin"
 fixture=tests/fixtures/mmdet.txt
 mkdir -p "$bin"
 
-cargo build --quiet --release --no-default-features --lib --target-dir "$target_dir"
+cargo rustc --quiet --release --no-default-features --features panic-handler --lib --crate-type staticlib,cdylib --target-dir "$target_dir"
 static_lib="$lib_dir/libghm.a"
 shared_link=(-L"$lib_dir" -lghm -Wl,-rpath,"$PWD/$lib_dir")
 

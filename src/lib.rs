@@ -55,9 +55,11 @@ pub use status::Error;
 #[doc(hidden)]
 pub use arch::probe as __test;
 
-/// Without std nothing else provides a panic handler. No input reaches a panic (see the
-/// README's guarantees); if one ever did, the process traps rather than unwinding into C.
-#[cfg(all(not(feature = "std"), not(test)))]
+/// A panic handler for the C libraries (feature `panic-handler`), which must bring one
+/// since nothing else in a C program does. No input reaches a panic (see the README's
+/// guarantees); if one ever did, the process traps rather than unwinding into C. Rust
+/// firmware leaves the feature off and keeps its own handler (panic-halt, panic-probe, ...).
+#[cfg(all(feature = "panic-handler", not(feature = "std"), not(test)))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     loop {

@@ -15,7 +15,7 @@
 //!   a message, when cross-compiling (`GHM_FFI_TARGET`).
 //!
 //! Environment (all optional), for cross-compilation:
-//! - `GHM_FFI_TARGET`: a Rust target triple passed to `cargo build --target`;
+//! - `GHM_FFI_TARGET`: a Rust target triple passed to `cargo rustc --target`;
 //! - `GHM_FFI_CC`, `GHM_FFI_CXX`: the C and C++ compilers (default `cc`, `c++`; may carry
 //!   arguments, e.g. `zig cc -target aarch64-linux-gnu`);
 //! - `GHM_FFI_RUNNER`: a command prefix that runs the binaries (e.g.
@@ -170,7 +170,14 @@ fn build_libs() -> Result<Libs, String> {
     // The library paths below assume no target unless GHM_FFI_TARGET names one.
     cmd.env_remove("CARGO_BUILD_TARGET");
     cmd.current_dir(root())
-        .args(["build", "--release", "--no-default-features", "--lib"])
+        .args([
+            "rustc",
+            "--release",
+            "--no-default-features",
+            "--features",
+            "panic-handler",
+        ])
+        .args(["--lib", "--crate-type", "staticlib,cdylib"])
         .arg("--target-dir")
         .arg(&target_dir);
     if let Some(t) = &target {
@@ -186,7 +193,7 @@ fn build_libs() -> Result<Libs, String> {
     for name in names {
         if !built.join(name).is_file() {
             return Err(format!(
-                "cargo build succeeded but {} is missing",
+                "cargo rustc succeeded but {} is missing",
                 built.join(name).display()
             ));
         }
