@@ -1,42 +1,77 @@
 #!/usr/bin/env bash
 # Proves that no panic can start inside an exported function of the C library: builds the
-# release static library without std (panic = "abort", LTO, debug = 1), links it into a
-# shared object that exports only the `ghm_*` functions with --gc-sections (the linker then
-# keeps exactly the code reachable from them, through every call, jump, function-pointer
-# and data relocation), and fails if any panic machinery survived: core::panicking::*,
-# core::panic*, *_fail (slice index failures), unwrap_failed, expect_failed, the panic
-# handler rust_begin_unwind. For each call site it prints the Rust source location with
-# its inlining chain (from the debug info) and one call path from an exported symbol.
+# release static library without std (panic = "abort", LTO, debug = 1), links it keeping
+# only the code reachable from the `ghm_*` functions (--gc-sections: the linker keeps
+# exactly what is reachable from them, through every call, jump, function-pointer and data
+# relocation), and fails if any panic machinery survived: core::panicking::*, core::panic*,
+# *_fail (slice index failures), unwrap_failed, expect_failed, the panic handler
+# rust_begin_unwind. For each call site it prints the Rust source location with its
+# inlining chain (from the debug info) and one call path from an exported symbol.
+# It checks the host library, the thumbv7em-none-eabihf one (Cortex-M4F) and the aarch64
+# one: the code generated, and so the bounds checks the optimiser could not remove, differ.
 #
-# usage: scripts/check-panics.sh            (exit 0: no reachable panic; 1: some; 2: tool error)
-# needs: cargo, cc (GNU ld or lld), objdump, nm and addr2line (binutils), python3.
+# usage: scripts/check-panics.sh [host|thumbv7em|aarch64]...   (default: all three)
+#        exit 0: no reachable panic; 1: some; 2: tool error
+# needs: cargo, python3, cc and binutils (host), arm-none-eabi-gcc and -binutils
+# (gcc-arm-none-eabi), aarch64-linux-gnu-gcc and -binutils (gcc-aarch64-linux-gnu), and the
+# rustup targets thumbv7em-none-eabihf and aarch64-unknown-linux-gnu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-target_dir=target/check-panics
-cargo rustc --quiet --release --no-default-features --features panic-handler --lib --crate-type staticlib \
-  --target-dir "$target_dir"
-lib="$target_dir/release/libghm.a"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+status=0
 
-printf '{ global: ghm_*; local: *; };\n' >"$work/exports.map"
-so="$work/libghm-exported.so"
-cc -shared -nostdlib -Wl,--gc-sections -Wl,--version-script="$work/exports.map" -o "$so" \
-  -Wl,--whole-archive "$lib" -Wl,--no-whole-archive
-
-exported=$(nm -D --defined-only "$so" | awk '$3 ~ /^ghm_/ {print $3}' | sort)
-if [ -z "$exported" ]; then
-  echo "check-panics: no ghm_* symbol exported from $lib" >&2
-  exit 2
-fi
-# Mangled names in the disassembly (demangled ones contain '<' and '+'), demangled to print.
-objdump -d --no-show-raw-insn "$so" >"$work/disasm.txt"
-nm --defined-only "$so" >"$work/symbols.txt"
-nm -C --defined-only "$so" >"$work/demangled.txt"
-
-python3 - "$so" "$work/disasm.txt" "$work/symbols.txt" "$work/demangled.txt" $exported <<'PY'
-import collections, re, subprocess, sys
+check() {
+  local name=$1 target=$2 prefix=$3
+  local target_dir=target/check-panics
+  local lib
+  local -a target_args=()
+  if [ -n "$target" ]; then
+    target_args=(--target "$target")
+    lib="$target_dir/$target/release/libghm.a"
+  else
+    lib="$target_dir/release/libghm.a"
+  fi
+  local tool
+  for tool in "${prefix}gcc" "${prefix}objdump" "${prefix}nm" "${prefix}addr2line"; do
+    command -v "${tool}" >/dev/null || { echo "check-panics: $name: $tool not found" >&2; exit 2; }
+  done
+  cargo rustc --quiet --release --no-default-features --features panic-handler --lib \
+    --crate-type staticlib --target-dir "$target_dir" "${target_args[@]}"
+  local dir="$work/$name"
+  mkdir -p "$dir"
+  local out="$dir/libghm-reachable"
+  local -a roots
+  mapfile -t roots < <("${prefix}nm" --defined-only "$lib" 2>/dev/null | awk '$2 == "T" && $3 ~ /^ghm_/ {print $3}' | sort -u)
+  if [ "${#roots[@]}" -eq 0 ]; then
+    echo "check-panics: $name: no ghm_* symbol defined in $lib" >&2
+    exit 2
+  fi
+  if [ -z "$target" ]; then
+    # A shared object exporting exactly the ghm_* functions.
+    printf '{ global: ghm_*; local: *; };\n' >"$dir/exports.map"
+    cc -shared -nostdlib -Wl,--gc-sections -Wl,--version-script="$dir/exports.map" -o "$out" \
+      -Wl,--whole-archive "$lib" -Wl,--no-whole-archive
+  else
+    # A static image whose only roots are the ghm_* functions (symbols undefined on the
+    # command line are kept by --gc-sections); memcpy/memset stay unresolved.
+    local -a keep=()
+    local r
+    for r in "${roots[@]}"; do keep+=("-Wl,--undefined=$r"); done
+    "${prefix}gcc" -nostdlib -static -Wl,--gc-sections -Wl,-e,ghm_c_loss \
+      -Wl,--unresolved-symbols=ignore-all -Wl,-z,noexecstack "${keep[@]}" -o "$out" \
+      -Wl,--whole-archive "$lib" -Wl,--no-whole-archive
+  fi
+  local exported
+  exported=$("${prefix}nm" --defined-only "$out" | awk '$3 ~ /^ghm_/ && $2 ~ /[Tt]/ {print $3}' | sort -u)
+  # Mangled names in the disassembly (demangled ones contain '<' and '+'), demangled to print.
+  "${prefix}objdump" -d --no-show-raw-insn "$out" >"$dir/disasm.txt"
+  "${prefix}nm" --defined-only "$out" >"$dir/symbols.txt"
+  "${prefix}nm" -C --defined-only "$out" >"$dir/demangled.txt"
+  echo "check-panics: $name ($lib)"
+  ADDR2LINE="${prefix}addr2line" python3 - "$out" "$dir/disasm.txt" "$dir/symbols.txt" "$dir/demangled.txt" $exported <<'PY' || status=$?
+import collections, os, re, subprocess, sys
 
 so, disasm_path, symbols_path, demangled_path, *exported = sys.argv[1:]
 nice = {}
@@ -68,7 +103,8 @@ for line in open(disasm_path, encoding="utf-8", errors="replace"):
     if not m or current is None:
         continue
     addr, mnemonic, operands = m.groups()
-    if not (mnemonic.startswith("call") or mnemonic.startswith("j") or mnemonic == "lea"):
+    # x86: call, jumps, lea; ARM and AArch64: branches (b, bl, blx, b.ne, cbz, tbz), adr.
+    if not (mnemonic.startswith(("call", "j", "lea", "b", "cb", "tb", "adr"))):
         continue
     t = target_re.search(operands)
     if not t:
@@ -105,7 +141,7 @@ def path_to(fn):
     return None
 
 def source(addr):
-    out = subprocess.run(["addr2line", "-e", so, "-i", "-f", "-C", "-a", "0x" + addr],
+    out = subprocess.run([os.environ.get("ADDR2LINE", "addr2line"), "-e", so, "-i", "-f", "-C", "-a", "0x" + addr],
                          capture_output=True, text=True).stdout.splitlines()[1:]
     frames = []
     for i in range(0, len(out) - 1, 2):
@@ -115,8 +151,8 @@ def source(addr):
     return frames
 
 if not reachable_panic_syms and not sites:
-    print("check-panics: ok: no panic code reachable from %d exported functions (%s)"
-          % (len(exported), " ".join(exported)))
+    print("check-panics: ok: no panic code reachable from %d exported functions"
+          % len(exported))
     sys.exit(0)
 
 print("check-panics: FAIL: panic code is reachable from the exported functions")
@@ -138,3 +174,16 @@ for (callee, loc), hits in by_location.items():
     print("      path: " + (" -> ".join(pretty(f) for f in p) if p else "(through a function pointer)"))
 sys.exit(1)
 PY
+}
+
+targets=("$@")
+[ "${#targets[@]}" -gt 0 ] || targets=(host thumbv7em aarch64)
+for t in "${targets[@]}"; do
+  case "$t" in
+    host) check host "" "" ;;
+    thumbv7em) check thumbv7em thumbv7em-none-eabihf arm-none-eabi- ;;
+    aarch64) check aarch64 aarch64-unknown-linux-gnu aarch64-linux-gnu- ;;
+    *) echo "check-panics: unknown target $t (host, thumbv7em, aarch64)" >&2; exit 2 ;;
+  esac
+done
+exit "$status"

@@ -555,14 +555,13 @@ fn span<T>(p: *const T, count: usize, optional: bool) -> Result<Span, Error> {
 
 /// Fails with [`Error::Overlap`] if any output overlaps any input or another output.
 fn disjoint(outputs: &[Span], inputs: &[Span]) -> Result<(), Error> {
-    for (i, o) in outputs.iter().enumerate() {
-        let clash = inputs
-            .iter()
-            .chain(&outputs[i + 1..])
-            .any(|s| o.overlaps(*s));
-        if clash {
+    // split_first rather than `&outputs[i + 1..]`: no bounds check, so no panic path.
+    let mut rest = outputs;
+    while let Some((o, tail)) = rest.split_first() {
+        if inputs.iter().chain(tail).any(|s| o.overlaps(*s)) {
             return Err(Error::Overlap);
         }
+        rest = tail;
     }
     Ok(())
 }
