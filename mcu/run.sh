@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# ghm on a Cortex-M4F (QEMU mps2-an386): builds the firmware of mcu/ and runs it, then the
+# C API's golden and bad-input programs (ffi-tests/golden.c, errors.c) linked with
+# arm-none-eabi-gcc against the thumbv7em static library, then measures flash; fails on any
+# mismatch and when a figure (flash, stack, instructions per element) regresses past its
+# limit below. Run from the repository root:
+#   mcu/run.sh
+# needs: qemu-system-arm, gcc-arm-none-eabi, libnewlib-arm-none-eabi, binutils-arm-none-eabi,
+# the rustup target thumbv7em-none-eabihf.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+qemu=(timeout 600 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic -monitor none
+  -serial none)
+out=target/mcu
+mkdir -p "$out"
+fail=0
+
+# Limits: the figures measured when they were set plus about 5%, so that CI catches a
+# regression. The issue's targets (1 KB of stack, 10 KB of flash for one loss at opt-level
+# "s", 300 instructions per element) are not all met yet; mcu/run.sh prints each figure
+# against its target.
+declare -A LIMIT_STACK=([ghm_c_loss_grad]=6700 [ghm_c_loss]=6650 [ghm_c_loss_grad_labels]=6800
+  [ghm_c_loss_grad_capi]=8600 [ghm_r_loss_grad]=6700 [ghm_r_loss]=6650)
+declare -A LIMIT_INSN=([ghm_c_loss_grad]=1115 [ghm_c_loss]=875 [ghm_c_loss_grad_labels]=1140
+  [ghm_c_loss_grad_capi]=1120 [ghm_r_loss_grad]=870 [ghm_r_loss]=665)
+declare -A LIMIT_FLASH=([c]=21700 [r]=21700 [both]=22400)
+TARGET_STACK=1024 TARGET_INSN=300 TARGET_FLASH_ONE=10240
+
+echo "== Rust firmware: build (opt-level s and 3)"
+(cd mcu && nice -n 10 cargo build --release --quiet && nice -n 10 cargo build --profile release-o3 --quiet)
+elf=mcu/target/thumbv7em-none-eabihf
+
+run_rust() { # profile
+  echo "== Rust firmware ($1): golden vectors, bad inputs, stack and instructions"
+  local log="$out/ghm-mcu-$1.txt"
+  if ! "${qemu[@]}" -icount shift=0 -semihosting-config enable=on,target=native \
+    -kernel "$elf/$1/ghm-mcu" >"$log" 2>&1; then
+    cat "$log"
+    echo "FAIL: the firmware ($1) exited non-zero"
+    fail=1
+    return
+  fi
+  cat "$log"
+}
+run_rust release
+run_rust release-o3
+
+echo "== stack and instructions per element (opt-level s) against limits and targets"
+while read -r name insn stack; do
+  key=${name//(C API)/_capi}
+  printf '  %-26s %5s instr/element (limit %s, target %s)  stack %5s bytes (limit %s, target %s)\n' \
+    "$name" "$insn" "${LIMIT_INSN[$key]}" "$TARGET_INSN" "$stack" "${LIMIT_STACK[$key]}" "$TARGET_STACK"
+  if [ "$insn" -gt "${LIMIT_INSN[$key]}" ] || [ "$stack" -gt "${LIMIT_STACK[$key]}" ]; then
+    echo "FAIL: $name regressed past its limit"
+    fail=1
+  fi
+done < <(sed -n 's/^MEASURE \([^:]*\): [0-9]* instructions\/element at n=[0-9]* (\([0-9]*\) marginal).* stack \([0-9]*\) bytes.*/\1 \2 \3/p' \
+  "$out/ghm-mcu-release.txt")
+[ "$(grep -c '^MEASURE' "$out/ghm-mcu-release.txt")" -eq 6 ] || { echo "FAIL: measurements missing"; fail=1; }
+
+echo "== flash added by ghm (text + rodata + data, against a firmware without ghm)"
+flash() { arm-none-eabi-size -A "$1" | awk '$1 == ".text" || $1 == ".rodata" || $1 == ".data" {s += $2} END {print s}'; }
+for profile in release release-o3; do
+  base=$(flash "$elf/$profile/size-none")
+  for v in c r both; do
+    size=$(flash "$elf/$profile/size-$v")
+    add=$((size - base))
+    line="  $profile size-$v: +$add bytes"
+    if [ "$profile" = release ]; then
+      line="$line (limit ${LIMIT_FLASH[$v]}; target for one loss $TARGET_FLASH_ONE)"
+      if [ "$add" -gt "${LIMIT_FLASH[$v]}" ]; then
+        echo "FAIL: flash of size-$v regressed past its limit"
+        fail=1
+      fi
+    fi
+    echo "$line"
+  done
+done
+if arm-none-eabi-nm "$elf/release/size-c" | grep -q 'libm.*sqrt'; then
+  echo "  note: the GHM-C-only firmware still links the GHM-R kernel (sqrtf found)"
+fi
+
+echo "== C API: the thumbv7em static library with arm-none-eabi-gcc and newlib (semihosting)"
+nice -n 10 cargo rustc --quiet --release --no-default-features --features panic-handler --lib \
+  --crate-type staticlib --target thumbv7em-none-eabihf --target-dir target/mcu-c
+lib=target/mcu-c/thumbv7em-none-eabihf/release/libghm.a
+cflags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -O2 -std=c99 -Wall -Werror
+  -Iinclude -Iffi-tests --specs=rdimon.specs -Wl,--section-start=.vectors=0 -Wl,-z,noexecstack
+  -Wl,--no-warn-rwx-segments
+  -Wl,--wrap=printf,--wrap=fprintf,--wrap=snprintf,--wrap=vprintf,--wrap=vfprintf,--wrap=vsnprintf)
+for prog in golden errors; do
+  arm-none-eabi-gcc "${cflags[@]}" -o "$out/c-$prog.elf" mcu/c/startup.c mcu/c/zformat.c \
+    "ffi-tests/$prog.c" "$lib" -lm
+done
+c_run() { # name, args...
+  local name=$1
+  shift
+  local args=""
+  for a in "$name" "$@"; do args="$args,arg=$a"; done
+  if "${qemu[@]}" -semihosting-config "enable=on,target=native$args" -kernel "$out/c-$name.elf" \
+    >"$out/c-$name.txt" 2>&1; then
+    tail -1 "$out/c-$name.txt"
+  else
+    tail -20 "$out/c-$name.txt"
+    echo "FAIL: C program $name exited non-zero"
+    fail=1
+  fi
+}
+c_run golden tests/fixtures/mmdet.txt
+c_run errors
+
+if [ "$fail" -ne 0 ]; then
+  echo "mcu: FAILED"
+  exit 1
+fi
+echo "mcu: ok"
