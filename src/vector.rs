@@ -148,7 +148,33 @@ impl Vector for f32 {
     }
     #[inline(always)]
     unsafe fn sqrt(self) -> Self {
-        libm::sqrtf(self)
+        // The FPU's square root where the ABI says there is one (hard-float 32-bit ARM:
+        // Cortex-M4F/M7, every VFP has vsqrt.f32; ARM's target features are not stable
+        // cfgs). IEEE 754 correctly rounded, as libm's, so the results are the same bits.
+        #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+        {
+            let r: u32;
+            // SAFETY: VFP instructions on s0, which is saved and restored around them (the
+            // `sreg` operand class needs a target feature that is not stable on ARM).
+            unsafe {
+                core::arch::asm!(
+                    "vpush {{s0}}",
+                    "vmov s0, {x}",
+                    "vsqrt.f32 s0, s0",
+                    "vmov {r}, s0",
+                    "vpop {{s0}}",
+                    x = in(reg) self.to_bits(),
+                    r = lateout(reg) r,
+                    options(pure, readonly, preserves_flags),
+                );
+            }
+            let r = f32::from_bits(r);
+            r
+        }
+        #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+        {
+            libm::sqrtf(self)
+        }
     }
     #[inline(always)]
     unsafe fn abs(self) -> Self {
@@ -156,7 +182,7 @@ impl Vector for f32 {
     }
     #[inline(always)]
     unsafe fn floor(self) -> Self {
-        libm::floorf(self)
+        floor_f32(self)
     }
     #[inline(always)]
     unsafe fn min(self, b: Self) -> Self {
@@ -236,4 +262,81 @@ pub(crate) fn split_exp_lane(x: f32) -> (f32, f32) {
 #[inline(always)]
 fn mask(b: bool) -> f32 {
     f32::from_bits(if b { u32::MAX } else { 0 })
+}
+
+/// `floor` without a libm call: one float-to-int conversion and back (a single instruction
+/// each on an FPU). Every input gives `libm::floorf`'s bits: |x| >= 2^23, infinities and
+/// NaN are returned as they are (already integral), an integral x (-0.0 included) keeps its
+/// own bits, and otherwise the truncation is corrected downwards for negative x.
+#[inline(always)]
+pub(crate) fn floor_f32(x: f32) -> f32 {
+    if !(f32::from_bits(x.to_bits() & 0x7fff_ffff) < 8_388_608.0) {
+        return x;
+    }
+    let t = (x as i32) as f32;
+    if t == x {
+        x
+    } else if t > x {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// floor_f32 against libm::floorf on every 97th f32 bit pattern (44 million values) and
+    /// every f32 in [-2^24, 2^24] within 4 ULP of an integer or a half-integer below 2^12.
+    #[test]
+    fn floor_matches_libm_bit_for_bit() {
+        let check = |x: f32| {
+            let (got, want) = (super::floor_f32(x), libm::floorf(x));
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "floor({x:e}) = {got:e}, libm {want:e}"
+            );
+        };
+        let mut bits = 0u32;
+        loop {
+            check(f32::from_bits(bits));
+            match bits.checked_add(97) {
+                Some(b) => bits = b,
+                None => break,
+            }
+        }
+        for k in -8192i32..=8192 {
+            let c = k as f32 * 0.5;
+            let mut x = c;
+            for _ in 0..4 {
+                x = libm::nextafterf(x, f32::INFINITY);
+                check(x);
+            }
+            let mut x = c;
+            for _ in 0..4 {
+                x = libm::nextafterf(x, f32::NEG_INFINITY);
+                check(x);
+            }
+            check(c);
+            check(-c);
+        }
+        for x in [
+            0.0f32,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            8_388_608.0,
+            -8_388_608.0,
+            8_388_607.5,
+            -8_388_607.5,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            1e-45,
+            -1e-45,
+        ] {
+            check(x);
+        }
+    }
 }

@@ -612,7 +612,7 @@ fn main() -> ! {
         )
         .unwrap()
     });
-    report("ghm_c_loss_grad(C API)", &mut |n| {
+    report("ghm_c_loss_capi", &mut |n| {
         let mut s = *c.state();
         let mut v = 0.0f32;
         let st = unsafe {
