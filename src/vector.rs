@@ -270,7 +270,8 @@ fn mask(b: bool) -> f32 {
 /// own bits, and otherwise the truncation is corrected downwards for negative x.
 #[inline(always)]
 pub(crate) fn floor_f32(x: f32) -> f32 {
-    if !(f32::from_bits(x.to_bits() & 0x7fff_ffff) < 8_388_608.0) {
+    // |x| >= 2^23 (0x4b00_0000), infinity or NaN: the bits of |x| compare as integers.
+    if x.to_bits() & 0x7fff_ffff >= 0x4b00_0000 {
         return x;
     }
     let t = (x as i32) as f32;

@@ -109,10 +109,8 @@ fn golden(call: &mut Call, grad: &mut [f32; MAX]) -> (usize, usize, usize) {
             call.n_pred = fill(&mut call.pred, next(), "pred ");
             if labels_layout {
                 let l = next();
-                let mut j = 0;
-                for t in value(l, "labels ").split(' ') {
+                for (j, t) in value(l, "labels ").split(' ').enumerate() {
                     call.labels[j] = t.parse().unwrap();
-                    j += 1;
                 }
             } else {
                 fill(&mut call.target, next(), "target ");
