@@ -46,6 +46,17 @@ run_rust() { # profile
 run_rust release
 run_rust release-o3
 
+echo "== device against host: every output bit of mcu/src/agree.rs's workloads"
+nice -n 10 cargo run --quiet --release --manifest-path mcu/host/Cargo.toml >"$out/agree-host.txt"
+for profile in release release-o3; do
+  if [ -s "$out/agree-host.txt" ] && diff <(grep '^AGREE' "$out/ghm-mcu-$profile.txt") "$out/agree-host.txt"; then
+    echo "  $profile: $(wc -l <"$out/agree-host.txt") workloads bit-identical to the host's scalar path"
+  else
+    echo "FAIL: the M4F ($profile) and the host's scalar path differ"
+    fail=1
+  fi
+done
+
 echo "== stack and instructions per element (opt-level s) against limits and targets"
 while read -r name insn stack; do
   key=$name

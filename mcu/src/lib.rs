@@ -2,6 +2,8 @@
 //! the stack paint-and-scan, and instruction counting with SysTick under QEMU `-icount`.
 #![no_std]
 
+pub mod agree;
+
 use core::fmt::Write;
 use cortex_m::peripheral::{syst::SystClkSource, SYST};
 use cortex_m_semihosting::{debug, hio};

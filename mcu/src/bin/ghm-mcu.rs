@@ -540,6 +540,14 @@ fn main() -> ! {
         "bad inputs (safe API): {} refused, nothing written",
         bad_inputs()
     );
+    {
+        static mut AG: [[f32; ghm_mcu::agree::N]; 4] = [[0.0; ghm_mcu::agree::N]; 4];
+        // SAFETY: main runs once; nothing else touches AG.
+        let [a, b, w, g] = unsafe { &mut *core::ptr::addr_of_mut!(AG) };
+        ghm_mcu::agree::run(ghm::Isa::Scalar, a, b, w, g, |name, h| {
+            println!("AGREE {name}: {h:016x}");
+        });
+    }
 
     // Timing and stack: detector-like batches.
     static mut A: [f32; N] = [0.0; N];
