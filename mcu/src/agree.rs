@@ -42,7 +42,7 @@ impl Rng {
 
 /// Detector-like inputs: for GHM-C mostly easy negatives, positives, soft targets and
 /// mislabelled outliers; for GHM-R residuals over five scales; label weights with zeros.
-fn fill(seed: u32, a: &mut [f32], b: &mut [f32], w: &mut [f32], labels: &mut [i32]) {
+pub fn fill(seed: u32, a: &mut [f32], b: &mut [f32], w: &mut [f32], labels: &mut [i32]) {
     let mut rng = Rng(seed);
     for i in 0..a.len() {
         let u = rng.u();
@@ -146,4 +146,28 @@ pub fn run(
         }
         report(name, h.0);
     }
+}
+
+/// The profiling workloads (`profile-c`, `profile-r`): three calls each, COCO settings.
+pub fn profile_c(a: &[f32; N], b: &[f32; N], g: &mut [f32; N]) -> bool {
+    let mut c = GhmC::new(Config {
+        bins: 30,
+        momentum: 0.75,
+        ..Config::ghm_c()
+    })
+    .unwrap();
+    (0..3).all(|_| c.loss_grad(a, b, None, g).is_ok())
+}
+
+/// See [`profile_c`]; the targets of `b` are used as GHM-R targets as they are.
+pub fn profile_r(a: &[f32; N], b: &[f32; N], g: &mut [f32; N]) -> bool {
+    let cfg = Config {
+        mu: 0.02,
+        bins: 10,
+        momentum: 0.7,
+        loss_weight: 10.0,
+        ..Config::ghm_r()
+    };
+    let mut r = GhmR::new(cfg).unwrap();
+    (0..3).all(|_| r.loss_grad(a, b, None, g).is_ok())
 }

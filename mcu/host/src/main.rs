@@ -1,6 +1,8 @@
 //! Prints the hashes of mcu/src/agree.rs's workloads on the host's scalar path, in the
 //! format of the firmware's `AGREE` lines; mcu/run.sh compares the two.
 
+// Only the hashing workloads are used here, not the profiling ones.
+#[allow(dead_code)]
 #[path = "../../src/agree.rs"]
 mod agree;
 
