@@ -441,8 +441,12 @@ trait Job {
     unsafe fn run<M: Model>(self, model: &M, kernels: &Kernels<M>) -> Result<Self::Out, Error>;
 }
 
+/// Always inlined, so that where the kind is a constant (`L::KIND` in `Ghm<L>`) only its
+/// kernels are instantiated: a GHM-C-only firmware then links no GHM-R kernel.
+///
 /// # Safety
 /// As for `job`.
+#[inline(always)]
 unsafe fn dispatch<J: Job>(kind: Kind, config: &Config, isa: Isa, job: J) -> Result<J::Out, Error> {
     match kind {
         Kind::Classification => {
