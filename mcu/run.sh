@@ -22,7 +22,7 @@ fail=0
 # regression. The targets (1 KB of stack per call, 10 KB of flash for one loss at opt-level
 # "s", 300 instructions per element) are not met yet: each figure is printed against both.
 declare -A LIMIT_STACK=([ghm_c_loss_grad]=6700 [ghm_c_loss]=6650 [ghm_c_loss_grad_labels]=6770
-  [ghm_c_loss_capi]=8570 [ghm_r_loss_grad]=6700 [ghm_r_loss]=6650)
+  [ghm_c_loss_capi]=7950 [ghm_r_loss_grad]=6700 [ghm_r_loss]=6650)
 declare -A LIMIT_INSN=([ghm_c_loss_grad]=975 [ghm_c_loss]=765 [ghm_c_loss_grad_labels]=995
   [ghm_c_loss_capi]=975 [ghm_r_loss_grad]=670 [ghm_r_loss]=555)
 declare -A LIMIT_FLASH=([c]=16500 [r]=14900 [both]=21900)

