@@ -92,9 +92,11 @@ impl State {
         if !ema.iter().all(|s| s.is_finite() && *s >= 0.0) {
             return Err(Error::StatsMismatch);
         }
-        for (k, &s) in ema.iter().enumerate() {
-            self.ema[k] = s;
-            self.ema_norm[k] = if s > 0.0 { 1.0 } else { 0.0 };
+        // Zipped rather than indexed: no bounds check, so no panic path (ema.len() <= MAX_BINS).
+        let slots = self.ema.iter_mut().zip(self.ema_norm.iter_mut());
+        for ((e, norm), &s) in slots.zip(ema) {
+            *e = s;
+            *norm = if s > 0.0 { 1.0 } else { 0.0 };
         }
         self.seal();
         Ok(())

@@ -436,6 +436,26 @@ fn bad_inputs() -> usize {
     if GhmR::from_state(*c.state()).err() != Some(Error::WrongLoss) {
         fail(format_args!("GHM-C state accepted as GHM-R"));
     }
+    // set_ema: the wrong length and negative values are refused and change nothing; a valid
+    // EMA is taken as given and the state stays intact.
+    let mut st = *c.state();
+    let before = state_bytes(&st);
+    if st.set_ema(&[1.0; 29]) != Err(Error::Length)
+        || st.set_ema(&[-1.0; 30]) != Err(Error::StatsMismatch)
+        || state_bytes(&st) != before
+    {
+        fail(format_args!(
+            "set_ema accepted a bad EMA or changed the state"
+        ));
+    }
+    let mut ema = [0.0f32; 30];
+    for (k, e) in ema.iter_mut().enumerate() {
+        *e = if k % 3 == 0 { 0.0 } else { k as f32 * 0.25 };
+    }
+    if st.set_ema(&ema).is_err() || st.ema() != ema || GhmC::from_state(st).is_err() {
+        fail(format_args!("set_ema of a valid EMA"));
+    }
+    n += 3;
     // Class-index: a labels slice of the wrong length.
     let mut g8 = [0.0f32; 8];
     let got = c.loss_grad_labels(
