@@ -144,7 +144,9 @@ pub extern "C" fn ghm_r_config_default() -> Config {
 /// `state` and `config` are NULL or valid for a write / read of their type.
 #[no_mangle]
 pub unsafe extern "C" fn ghm_c_init(state: *mut State, config: *const Config) -> ghm_status {
-    status(init(Kind::Classification, state, config))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe { status(init(Kind::Classification, state, config)) }
 }
 
 /// Initialises `*state` for GHM-R with a copy of `*config` (EMA at 0). As `ghm_c_init`.
@@ -153,7 +155,9 @@ pub unsafe extern "C" fn ghm_c_init(state: *mut State, config: *const Config) ->
 /// As for `ghm_c_init`.
 #[no_mangle]
 pub unsafe extern "C" fn ghm_r_init(state: *mut State, config: *const Config) -> ghm_status {
-    status(init(Kind::Regression, state, config))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe { status(init(Kind::Regression, state, config)) }
 }
 
 /// Replaces the EMA (the per-region density S_k) of `*state` with `ema[n]`, for example
@@ -211,15 +215,19 @@ pub unsafe extern "C" fn ghm_c_loss(
     loss: *mut f32,
     grad: *mut f32,
 ) -> ghm_status {
-    status(run::<Classification>(
-        state,
-        logits,
-        targets,
-        label_weights,
-        n,
-        loss,
-        grad,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(run::<Classification>(
+            state,
+            logits,
+            targets,
+            label_weights,
+            n,
+            loss,
+            grad,
+        ))
+    }
 }
 
 /// GHM-R over `n` elements: the loss (mean reduction, times loss_weight) and, if `grad` is
@@ -246,15 +254,19 @@ pub unsafe extern "C" fn ghm_r_loss(
     loss: *mut f32,
     grad: *mut f32,
 ) -> ghm_status {
-    status(run::<Regression>(
-        state,
-        pred,
-        target,
-        label_weights,
-        n,
-        loss,
-        grad,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(run::<Regression>(
+            state,
+            pred,
+            target,
+            label_weights,
+            n,
+            loss,
+            grad,
+        ))
+    }
 }
 
 /// GHM-C with class-index targets (mmdetection's heads): `logits[n_anchors][n_classes]`
@@ -279,16 +291,20 @@ pub unsafe extern "C" fn ghm_c_loss_labels(
     loss: *mut f32,
     grad: *mut f32,
 ) -> ghm_status {
-    let layout = ClassLayout::rows(n_anchors, n_classes);
-    status(loss_labels(
-        state,
-        logits,
-        &layout,
-        labels,
-        anchor_weights,
-        loss,
-        grad,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        let layout = ClassLayout::rows(n_anchors, n_classes);
+        status(loss_labels(
+            state,
+            logits,
+            &layout,
+            labels,
+            anchor_weights,
+            loss,
+            grad,
+        ))
+    }
 }
 
 /// Makes empty stats for the loss and bin count of `*state` (which is only read).
@@ -298,12 +314,16 @@ pub unsafe extern "C" fn ghm_c_loss_labels(
 /// `state` and `stats` are NULL or valid for a read / write of their type.
 #[no_mangle]
 pub unsafe extern "C" fn ghm_stats_init(state: *const State, stats: *mut Stats) -> ghm_status {
-    status((|| {
-        disjoint(&[span(stats, 1, false)?], &[span(state, 1, false)?])?;
-        let st = state.read();
-        stats.write(Stats::new(st.kind()?, st.config().bins));
-        Ok(())
-    })())
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status((|| {
+            disjoint(&[span(stats, 1, false)?], &[span(state, 1, false)?])?;
+            let st = state.read();
+            stats.write(Stats::new(st.kind()?, st.config().bins));
+            Ok(())
+        })())
+    }
 }
 
 /// Adds `*from` into `*into`, element-wise: the same as summing the two as
@@ -315,13 +335,17 @@ pub unsafe extern "C" fn ghm_stats_init(state: *const State, stats: *mut Stats) 
 /// `from` and `into` are NULL or valid for a read / read-write of their type.
 #[no_mangle]
 pub unsafe extern "C" fn ghm_stats_merge(from: *const Stats, into: *mut Stats) -> ghm_status {
-    status((|| {
-        disjoint(&[span(into, 1, false)?], &[span(from, 1, false)?])?;
-        let mut merged = into.read();
-        merged.merge(&from.read());
-        into.write(merged);
-        Ok(())
-    })())
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status((|| {
+            disjoint(&[span(into, 1, false)?], &[span(from, 1, false)?])?;
+            let mut merged = into.read();
+            merged.merge(&from.read());
+            into.write(merged);
+            Ok(())
+        })())
+    }
 }
 
 /// Phase 1 of GHM-C: validates a chunk of `n` elements (as `ghm_c_loss`) and adds its
@@ -340,14 +364,18 @@ pub unsafe extern "C" fn ghm_c_accumulate(
     n: usize,
     stats: *mut Stats,
 ) -> ghm_status {
-    status(accumulate::<Classification>(
-        state,
-        logits,
-        targets,
-        label_weights,
-        n,
-        stats,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(accumulate::<Classification>(
+            state,
+            logits,
+            targets,
+            label_weights,
+            n,
+            stats,
+        ))
+    }
 }
 
 /// Phase 1 of GHM-R, as `ghm_c_accumulate`; `target` NULL means `pred` holds the residuals
@@ -364,14 +392,18 @@ pub unsafe extern "C" fn ghm_r_accumulate(
     n: usize,
     stats: *mut Stats,
 ) -> ghm_status {
-    status(accumulate::<Regression>(
-        state,
-        pred,
-        target,
-        label_weights,
-        n,
-        stats,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(accumulate::<Regression>(
+            state,
+            pred,
+            target,
+            label_weights,
+            n,
+            stats,
+        ))
+    }
 }
 
 /// Phase 1 of GHM-C with class-index targets in any supported layout: the logit of anchor
@@ -392,14 +424,18 @@ pub unsafe extern "C" fn ghm_c_accumulate_labels(
     anchor_weights: *const f32,
     stats: *mut Stats,
 ) -> ghm_status {
-    status(accumulate_labels(
-        state,
-        logits,
-        layout,
-        labels,
-        anchor_weights,
-        stats,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(accumulate_labels(
+            state,
+            logits,
+            layout,
+            labels,
+            anchor_weights,
+            stats,
+        ))
+    }
 }
 
 /// Phase 2: updates the EMA in `*state` once from `*stats` (accumulated, merged, or filled
@@ -417,21 +453,25 @@ pub unsafe extern "C" fn ghm_commit(
     weights: *mut RegionWeights,
     loss: *mut f32,
 ) -> ghm_status {
-    status((|| {
-        let outputs = [
-            span(state, 1, false)?,
-            span(weights, 1, false)?,
-            span(loss, 1, false)?,
-        ];
-        disjoint(&outputs, &[span(stats, 1, false)?])?;
-        let (st, stats) = (state.read(), stats.read());
-        st.kind()?;
-        let (next, w) = st.commit(&stats)?;
-        state.write(next);
-        weights.write(w);
-        loss.write(w.loss());
-        Ok(())
-    })())
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status((|| {
+            let outputs = [
+                span(state, 1, false)?,
+                span(weights, 1, false)?,
+                span(loss, 1, false)?,
+            ];
+            disjoint(&outputs, &[span(stats, 1, false)?])?;
+            let (st, stats) = (state.read(), stats.read());
+            st.kind()?;
+            let (next, w) = st.commit(&stats)?;
+            state.write(next);
+            weights.write(w);
+            loss.write(w.loss());
+            Ok(())
+        })())
+    }
 }
 
 /// Phase 3 of GHM-C: validates a chunk (as `ghm_c_loss`) and writes `out[n]` from committed
@@ -454,15 +494,19 @@ pub unsafe extern "C" fn ghm_c_apply(
     output: *const ghm_output,
     out: *mut f32,
 ) -> ghm_status {
-    status(apply::<Classification>(
-        weights,
-        logits,
-        targets,
-        label_weights,
-        n,
-        output,
-        out,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(apply::<Classification>(
+            weights,
+            logits,
+            targets,
+            label_weights,
+            n,
+            output,
+            out,
+        ))
+    }
 }
 
 /// Phase 3 of GHM-R, as `ghm_c_apply`; `target` NULL means `pred` holds the residuals.
@@ -479,15 +523,19 @@ pub unsafe extern "C" fn ghm_r_apply(
     output: *const ghm_output,
     out: *mut f32,
 ) -> ghm_status {
-    status(apply::<Regression>(
-        weights,
-        pred,
-        target,
-        label_weights,
-        n,
-        output,
-        out,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(apply::<Regression>(
+            weights,
+            pred,
+            target,
+            label_weights,
+            n,
+            output,
+            out,
+        ))
+    }
 }
 
 /// Phase 3 of GHM-C with class-index targets (layout as `ghm_c_accumulate_labels`): writes
@@ -507,15 +555,19 @@ pub unsafe extern "C" fn ghm_c_apply_labels(
     output: *const ghm_output,
     out: *mut f32,
 ) -> ghm_status {
-    status(apply_labels(
-        weights,
-        logits,
-        layout,
-        labels,
-        anchor_weights,
-        output,
-        out,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(apply_labels(
+            weights,
+            logits,
+            layout,
+            labels,
+            anchor_weights,
+            output,
+            out,
+        ))
+    }
 }
 
 /// A byte range `[start, end)` of caller memory.
@@ -572,12 +624,17 @@ fn disjoint(outputs: &[Span], inputs: &[Span]) -> Result<(), Error> {
 }
 
 unsafe fn init(kind: Kind, state: *mut State, config: *const Config) -> Result<(), Error> {
-    let s = span(state, 1, false)?;
-    let c = span(config, 1, false)?;
-    disjoint(&[s], &[c])?;
-    let fresh = State::new(kind, &config.read())?;
-    state.write(fresh);
-    Ok(())
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let s = span(state, 1, false)?;
+        let c = span(config, 1, false)?;
+        disjoint(&[s], &[c])?;
+        let fresh = State::new(kind, &config.read())?;
+        state.write(fresh);
+        Ok(())
+    }
 }
 
 /// The body of `ghm_c_loss` and `ghm_r_loss`.
@@ -590,34 +647,39 @@ unsafe fn run<L: Loss>(
     loss: *mut f32,
     grad: *mut f32,
 ) -> Result<(), Error> {
-    let s_span = span(state, 1, false)?;
-    let l_span = span(loss, 1, false)?;
-    let a_span = span(a, n, false)?;
-    let b_span = span(b, n, false)?;
-    let w_span = span(w, n, true)?;
-    let g_span = span(grad, n, true)?;
-    let in_place = !grad.is_null() && n > 0 && g_span == a_span;
-    let grad_vs_inputs: &[Span] = if in_place {
-        &[b_span, w_span]
-    } else {
-        &[a_span, b_span, w_span]
-    };
-    disjoint(&[g_span], grad_vs_inputs)?;
-    disjoint(&[s_span, l_span], &[a_span, b_span, w_span, g_span])?;
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let s_span = span(state, 1, false)?;
+        let l_span = span(loss, 1, false)?;
+        let a_span = span(a, n, false)?;
+        let b_span = span(b, n, false)?;
+        let w_span = span(w, n, true)?;
+        let g_span = span(grad, n, true)?;
+        let in_place = !grad.is_null() && n > 0 && g_span == a_span;
+        let grad_vs_inputs: &[Span] = if in_place {
+            &[b_span, w_span]
+        } else {
+            &[a_span, b_span, w_span]
+        };
+        disjoint(&[g_span], grad_vs_inputs)?;
+        disjoint(&[s_span, l_span], &[a_span, b_span, w_span, g_span])?;
 
-    let mut ghm = Ghm::<L>::from_state(state.read())?;
-    let b = slice(b, n);
-    let w = (!w.is_null()).then(|| slice(w, n));
-    let value = if grad.is_null() {
-        ghm.loss(slice(a, n), b, w)?
-    } else if in_place {
-        ghm.loss_grad_in_place(core::slice::from_raw_parts_mut(grad, n), b, w)?
-    } else {
-        ghm.loss_grad(slice(a, n), b, w, core::slice::from_raw_parts_mut(grad, n))?
-    };
-    state.write(*ghm.state());
-    loss.write(value);
-    Ok(())
+        let mut ghm = Ghm::<L>::from_state(state.read())?;
+        let b = slice(b, n);
+        let w = (!w.is_null()).then(|| slice(w, n));
+        let value = if grad.is_null() {
+            ghm.loss(slice(a, n), b, w)?
+        } else if in_place {
+            ghm.loss_grad_in_place(core::slice::from_raw_parts_mut(grad, n), b, w)?
+        } else {
+            ghm.loss_grad(slice(a, n), b, w, core::slice::from_raw_parts_mut(grad, n))?
+        };
+        state.write(*ghm.state());
+        loss.write(value);
+        Ok(())
+    }
 }
 
 /// The body of `ghm_c_loss_labels`.
@@ -630,31 +692,36 @@ unsafe fn loss_labels(
     loss: *mut f32,
     grad: *mut f32,
 ) -> Result<(), Error> {
-    let n = layout.elements().ok_or(Error::Length)?;
-    let inputs = [
-        span(logits, n, false)?,
-        span(labels, layout.anchors, false)?,
-        span(w, layout.anchors, true)?,
-    ];
-    let g_span = span(grad, n, true)?;
-    disjoint(
-        &[span(state, 1, false)?, span(loss, 1, false)?, g_span],
-        &inputs,
-    )?;
-    let mut ghm = Ghm::<Classification>::from_state(state.read())?;
-    let logits = slice(logits, n);
-    let labels = slice(labels, layout.anchors);
-    let w = (!w.is_null()).then(|| slice(w, layout.anchors));
-    let value = if grad.is_null() {
-        let mut stats = ghm.stats();
-        ghm.accumulate_labels(&mut stats, logits, *layout, labels, w)?;
-        ghm.commit(&stats)?.loss()
-    } else {
-        ghm.loss_grad_labels(logits, *layout, labels, w, slice_mut(grad, n))?
-    };
-    state.write(*ghm.state());
-    loss.write(value);
-    Ok(())
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let n = layout.elements().ok_or(Error::Length)?;
+        let inputs = [
+            span(logits, n, false)?,
+            span(labels, layout.anchors, false)?,
+            span(w, layout.anchors, true)?,
+        ];
+        let g_span = span(grad, n, true)?;
+        disjoint(
+            &[span(state, 1, false)?, span(loss, 1, false)?, g_span],
+            &inputs,
+        )?;
+        let mut ghm = Ghm::<Classification>::from_state(state.read())?;
+        let logits = slice(logits, n);
+        let labels = slice(labels, layout.anchors);
+        let w = (!w.is_null()).then(|| slice(w, layout.anchors));
+        let value = if grad.is_null() {
+            let mut stats = ghm.stats();
+            ghm.accumulate_labels(&mut stats, logits, *layout, labels, w)?;
+            ghm.commit(&stats)?.loss()
+        } else {
+            ghm.loss_grad_labels(logits, *layout, labels, w, slice_mut(grad, n))?
+        };
+        state.write(*ghm.state());
+        loss.write(value);
+        Ok(())
+    }
 }
 
 /// The body of `ghm_c_accumulate` and `ghm_r_accumulate` (GHM-R: `b` NULL for residuals).
@@ -666,20 +733,25 @@ unsafe fn accumulate<L: Loss>(
     n: usize,
     stats: *mut Stats,
 ) -> Result<(), Error> {
-    let residual = L::KIND == Kind::Regression && b.is_null();
-    let inputs = [
-        span(state, 1, false)?,
-        span(a, n, false)?,
-        span(b, n, residual)?,
-        span(w, n, true)?,
-    ];
-    disjoint(&[span(stats, 1, false)?], &inputs)?;
-    let ghm = Ghm::<L>::from_state(state.read())?;
-    let mut into = stats.read();
-    let (a, w) = (slice(a, n), (!w.is_null()).then(|| slice(w, n)));
-    ghm.accumulate_values(&mut into, a, (!residual).then(|| slice(b, n)), w)?;
-    stats.write(into);
-    Ok(())
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let residual = L::KIND == Kind::Regression && b.is_null();
+        let inputs = [
+            span(state, 1, false)?,
+            span(a, n, false)?,
+            span(b, n, residual)?,
+            span(w, n, true)?,
+        ];
+        disjoint(&[span(stats, 1, false)?], &inputs)?;
+        let ghm = Ghm::<L>::from_state(state.read())?;
+        let mut into = stats.read();
+        let (a, w) = (slice(a, n), (!w.is_null()).then(|| slice(w, n)));
+        ghm.accumulate_values(&mut into, a, (!residual).then(|| slice(b, n)), w)?;
+        stats.write(into);
+        Ok(())
+    }
 }
 
 /// The body of `ghm_c_accumulate_labels`.
@@ -691,38 +763,48 @@ unsafe fn accumulate_labels(
     w: *const f32,
     stats: *mut Stats,
 ) -> Result<(), Error> {
-    let l_span = span(layout, 1, false)?;
-    let layout = layout.read();
-    let extent = layout.extent().ok_or(Error::Length)?;
-    let inputs = [
-        span(state, 1, false)?,
-        l_span,
-        span(logits, extent, false)?,
-        span(labels, layout.anchors, false)?,
-        span(w, layout.anchors, true)?,
-    ];
-    disjoint(&[span(stats, 1, false)?], &inputs)?;
-    let ghm = Ghm::<Classification>::from_state(state.read())?;
-    let mut into = stats.read();
-    let w = (!w.is_null()).then(|| slice(w, layout.anchors));
-    ghm.accumulate_labels(
-        &mut into,
-        slice(logits, extent),
-        layout,
-        slice(labels, layout.anchors),
-        w,
-    )?;
-    stats.write(into);
-    Ok(())
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let l_span = span(layout, 1, false)?;
+        let layout = layout.read();
+        let extent = layout.extent().ok_or(Error::Length)?;
+        let inputs = [
+            span(state, 1, false)?,
+            l_span,
+            span(logits, extent, false)?,
+            span(labels, layout.anchors, false)?,
+            span(w, layout.anchors, true)?,
+        ];
+        disjoint(&[span(stats, 1, false)?], &inputs)?;
+        let ghm = Ghm::<Classification>::from_state(state.read())?;
+        let mut into = stats.read();
+        let w = (!w.is_null()).then(|| slice(w, layout.anchors));
+        ghm.accumulate_labels(
+            &mut into,
+            slice(logits, extent),
+            layout,
+            slice(labels, layout.anchors),
+            w,
+        )?;
+        stats.write(into);
+        Ok(())
+    }
 }
 
 /// The output spec of an apply (NULL: the gradient, overwriting).
 unsafe fn output_spec(output: *const ghm_output) -> Result<Output, Error> {
-    if output.is_null() {
-        return Ok(Output::GRADIENT);
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        if output.is_null() {
+            return Ok(Output::GRADIENT);
+        }
+        span(output, 1, false)?;
+        output.read().to_output()
     }
-    span(output, 1, false)?;
-    output.read().to_output()
 }
 
 /// The body of `ghm_c_apply` and `ghm_r_apply` (GHM-R: `b` NULL for residuals).
@@ -735,30 +817,35 @@ unsafe fn apply<L: Loss>(
     output: *const ghm_output,
     out: *mut f32,
 ) -> Result<(), Error> {
-    let residual = L::KIND == Kind::Regression && b.is_null();
-    let a_span = span(a, n, false)?;
-    let others = [
-        span(weights, 1, false)?,
-        span(b, n, residual)?,
-        span(w, n, true)?,
-        span(output, 1, true)?,
-    ];
-    let o_span = span(out, n, false)?;
-    let in_place = n > 0 && o_span == a_span;
-    disjoint(&[o_span], &others)?;
-    if !in_place {
-        disjoint(&[o_span], &[a_span])?;
-    }
-    let spec = output_spec(output)?;
-    let weights = weights.read();
-    let w = (!w.is_null()).then(|| slice(w, n));
-    let b = (!residual).then(|| slice(b, n));
-    let out = slice_mut(out, n);
-    weights.check(L::KIND)?;
-    if in_place {
-        weights.apply_values_in_place(out, b, w, spec)
-    } else {
-        weights.apply_values(slice(a, n), b, w, spec, out)
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let residual = L::KIND == Kind::Regression && b.is_null();
+        let a_span = span(a, n, false)?;
+        let others = [
+            span(weights, 1, false)?,
+            span(b, n, residual)?,
+            span(w, n, true)?,
+            span(output, 1, true)?,
+        ];
+        let o_span = span(out, n, false)?;
+        let in_place = n > 0 && o_span == a_span;
+        disjoint(&[o_span], &others)?;
+        if !in_place {
+            disjoint(&[o_span], &[a_span])?;
+        }
+        let spec = output_spec(output)?;
+        let weights = weights.read();
+        let w = (!w.is_null()).then(|| slice(w, n));
+        let b = (!residual).then(|| slice(b, n));
+        let out = slice_mut(out, n);
+        weights.check(L::KIND)?;
+        if in_place {
+            weights.apply_values_in_place(out, b, w, spec)
+        } else {
+            weights.apply_values(slice(a, n), b, w, spec, out)
+        }
     }
 }
 
@@ -772,47 +859,62 @@ unsafe fn apply_labels(
     output: *const ghm_output,
     out: *mut f32,
 ) -> Result<(), Error> {
-    let l_span = span(layout, 1, false)?;
-    let layout = layout.read();
-    let extent = layout.extent().ok_or(Error::Length)?;
-    let inputs = [
-        span(weights, 1, false)?,
-        l_span,
-        span(logits, extent, false)?,
-        span(labels, layout.anchors, false)?,
-        span(w, layout.anchors, true)?,
-        span(output, 1, true)?,
-    ];
-    disjoint(&[span(out, extent, false)?], &inputs)?;
-    let spec = output_spec(output)?;
-    let weights = weights.read();
-    let w = (!w.is_null()).then(|| slice(w, layout.anchors));
-    let labels = slice(labels, layout.anchors);
-    weights.apply_labels(
-        slice(logits, extent),
-        layout,
-        labels,
-        w,
-        spec,
-        slice_mut(out, extent),
-    )
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let l_span = span(layout, 1, false)?;
+        let layout = layout.read();
+        let extent = layout.extent().ok_or(Error::Length)?;
+        let inputs = [
+            span(weights, 1, false)?,
+            l_span,
+            span(logits, extent, false)?,
+            span(labels, layout.anchors, false)?,
+            span(w, layout.anchors, true)?,
+            span(output, 1, true)?,
+        ];
+        disjoint(&[span(out, extent, false)?], &inputs)?;
+        let spec = output_spec(output)?;
+        let weights = weights.read();
+        let w = (!w.is_null()).then(|| slice(w, layout.anchors));
+        let labels = slice(labels, layout.anchors);
+        weights.apply_labels(
+            slice(logits, extent),
+            layout,
+            labels,
+            w,
+            spec,
+            slice_mut(out, extent),
+        )
+    }
 }
 
 /// A slice over checked caller memory; empty (and never dereferenced) when `n` is 0.
 unsafe fn slice<'a, T>(p: *const T, n: usize) -> &'a [T] {
-    if n == 0 {
-        &[]
-    } else {
-        core::slice::from_raw_parts(p, n)
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        if n == 0 {
+            &[]
+        } else {
+            core::slice::from_raw_parts(p, n)
+        }
     }
 }
 
 /// A mutable slice over checked caller memory; empty when `n` is 0.
 unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
-    if n == 0 {
-        &mut []
-    } else {
-        core::slice::from_raw_parts_mut(p, n)
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        if n == 0 {
+            &mut []
+        } else {
+            core::slice::from_raw_parts_mut(p, n)
+        }
     }
 }
 
@@ -848,11 +950,14 @@ mod tests {
         let text = |s| unsafe { core::ffi::CStr::from_ptr(ghm_status_str(s)) };
         for (i, &a) in constants.iter().enumerate() {
             assert_eq!(Error::from_code(a), Some(Error::ALL[i]));
+            // One table: C's text is the Rust message, word for word.
+            assert_eq!(text(a).to_str(), Ok(Error::ALL[i].message()));
             for &b in &constants[i + 1..] {
                 assert_ne!(text(a), text(b));
             }
             assert_ne!(text(a), text(GHM_OK));
         }
+        assert_eq!(text(GHM_OK).to_bytes(), b"ok");
         assert_eq!(text(-1).to_bytes(), b"unknown status");
         assert_eq!(text(1000).to_bytes(), b"unknown status");
     }
