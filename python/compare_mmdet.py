@@ -90,7 +90,8 @@ def load_mmdet_losses():
     mod = None
     for short in ("utils", "ghm_loss"):
         path = os.path.join(losses_dir, short + ".py")
-        data = open(path, "rb").read()
+        with open(path, "rb") as f:
+            data = f.read()
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
         key = f"mmdet/models/losses/{short}.py"
         assert record.get(key) == digest, f"{key} differs from the wheel's RECORD"
