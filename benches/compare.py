@@ -130,7 +130,7 @@ def main():
         parts = [(0, half), (half, A)]
         layouts = [gt.ghm_class_layout(hi - lo, C, C, 1) for lo, hi in parts]
         stats = [gt.ghm_stats(), gt.ghm_stats()]
-        w = gt.ghm_weights()
+        w = gt.ghm_region_weights()
         fsz = ctypes.sizeof(ctypes.c_float)
         isz = ctypes.sizeof(ctypes.c_int32)
 

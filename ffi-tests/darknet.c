@@ -22,7 +22,7 @@
  *   "Route B" applies the whole planes block to a scratch copy and copies the positive cells.
  *
  * The reference is a plain loop in double that recomputes everything element by element from
- * the definition (ghm-reference.md section 2; the committed ghm_weights' coefficients are
+ * the definition (ghm-reference.md section 2; the committed ghm_region_weights' coefficients are
  * private): each element's g = |p - t| (in float, as the library computes it) binned by the
  * edges f32(k)/f32(M), the region counts, the EMA step in float as the library and mmdetection
  * do (S = alpha*S + (1-alpha)*R), n = non-empty regions, and delta = scale * (t - p) / (D * n)
@@ -224,7 +224,7 @@ int main(void) {
     memset(&cls_ref, 0, sizeof cls_ref);
     dk_obj.kind = GHM_OUTPUT_GRADIENT;
     dk_obj.scale = -OBJ_SCALE;
-    dk_obj.accumulate = 0;
+    dk_obj.add = 0;
     dk_cls = dk_obj;
     dk_cls.scale = -CLS_SCALE;
     planes.anchors = HW;
@@ -236,7 +236,7 @@ int main(void) {
 
     for (step = 0; step < STEPS; step++) {
         ghm_stats obj_stats, cls_stats;
-        ghm_weights obj_wt, cls_wt;
+        ghm_region_weights obj_wt, cls_wt;
         float obj_loss = 0.0f, cls_loss = 0.0f;
         double obj_count[BINS] = {0}, cls_count[BINS] = {0}, obj_coef[BINS], cls_coef[BINS];
         double obj_sum[BINS] = {0}, cls_sum[BINS] = {0}, obj_ref_loss = 0.0, cls_ref_loss = 0.0;

@@ -60,7 +60,7 @@ static struct world {
         ghm_state st;
         ghm_config cfg;
         ghm_stats stats;
-        ghm_weights wt;
+        ghm_region_weights wt;
         ghm_class_layout lay;
         ghm_output out;
         unsigned char bytes[sizeof(ghm_stats) + 16];
@@ -71,9 +71,9 @@ static struct world {
     ghm_stats sother;        /* empty stats of the other loss */
     ghm_stats sbins;         /* empty stats of st's loss with another bin count */
     ghm_stats pstats;        /* empty stats of pst */
-    ghm_weights wt;          /* weights committed from st and stats */
-    ghm_weights wother;      /* weights committed by the other loss */
-    ghm_weights pwt;         /* weights committed from pst */
+    ghm_region_weights wt;          /* weights committed from st and stats */
+    ghm_region_weights wother;      /* weights committed by the other loss */
+    ghm_region_weights pwt;         /* weights committed from pst */
     ghm_class_layout layout; /* [LA][LC] rows unless a test says otherwise */
     ghm_output output;       /* {GHM_OUTPUT_GRADIENT, 1, 0} */
     int32_t labels[N_LONG + SLACK];
@@ -126,9 +126,9 @@ static const char *field_of(size_t off) {
         {offsetof(struct world, raw), "raw"},    {offsetof(struct world, pst), "pst"},
         {offsetof(struct world, stats), "stats"}, {offsetof(struct world, sother), "sother"},
         {offsetof(struct world, sbins), "sbins"}, {offsetof(struct world, pstats), "pstats"},
-        {offsetof(struct world, wt), "ghm_weights wt"},
-        {offsetof(struct world, wother), "ghm_weights wother"},
-        {offsetof(struct world, pwt), "ghm_weights pwt"},
+        {offsetof(struct world, wt), "ghm_region_weights wt"},
+        {offsetof(struct world, wother), "ghm_region_weights wother"},
+        {offsetof(struct world, pwt), "ghm_region_weights pwt"},
         {offsetof(struct world, layout), "layout"}, {offsetof(struct world, output), "output"},
         {offsetof(struct world, labels), "labels"},
     };
@@ -274,7 +274,7 @@ static void setup(const kind *k) {
         W.layout.class_stride = 1;
         W.output.kind = GHM_OUTPUT_GRADIENT;
         W.output.scale = 1.0f;
-        W.output.accumulate = 0;
+        W.output.add = 0;
     }
     memset(W.grad, POISON, sizeof W.grad);
     memset(W.loss, POISON, sizeof W.loss);
@@ -1054,7 +1054,7 @@ struct align_stats {
 };
 struct align_weights {
     char c;
-    ghm_weights t;
+    ghm_region_weights t;
 };
 struct align_layout {
     char c;
@@ -1066,7 +1066,7 @@ struct align_layout {
 
 typedef ghm_status (*acc_fn)(const ghm_state *, const float *, const float *, const float *,
                              size_t, ghm_stats *);
-typedef ghm_status (*apply_fn)(const ghm_weights *, const float *, const float *, const float *,
+typedef ghm_status (*apply_fn)(const ghm_region_weights *, const float *, const float *, const float *,
                                size_t, const ghm_output *, float *);
 
 static acc_fn ACC(const kind *k) { return k->tag == 'c' ? ghm_c_accumulate : ghm_r_accumulate; }
@@ -1257,7 +1257,7 @@ static void test_stats_init_merge(const kind *k) {
              ghm_stats_merge(&W.sother, &W.stats));
     {
         ghm_state st = W.st;
-        ghm_weights wt;
+        ghm_region_weights wt;
         float l;
         UNTOUCHED(label("%s commit after merging stats of the other loss", k->name),
                   GHM_ERR_STATS_MISMATCH, ghm_commit(&W.stats, &st, &wt, &l));
@@ -1602,10 +1602,10 @@ static void test_commit(const kind *k) {
     float *ar = arena8();
     ghm_stats *ST = (ghm_stats *)(void *)ar;              /* floats 0 .. 264 */
     ghm_state *S = (ghm_state *)(void *)(ar + 300);       /* floats 300 .. 437 */
-    ghm_weights *WG = (ghm_weights *)(void *)(ar + 450);  /* floats 450 .. 526 */
+    ghm_region_weights *WG = (ghm_region_weights *)(void *)(ar + 450);  /* floats 450 .. 526 */
     float *L = ar + 540;
     ghm_state st;
-    ghm_weights wt;
+    ghm_region_weights wt;
     size_t offs[2], no, i;
     void *p;
     int f;
@@ -1639,7 +1639,7 @@ static void test_commit(const kind *k) {
     for (i = 0; i < no; i++) {
         UNTOUCHED(label("%s commit: weights misaligned by %zu", k->name, offs[i]),
                   GHM_ERR_MISALIGNED,
-                  ghm_commit(&W.stats, &W.st, (ghm_weights *)(void *)(W.raw.bytes + offs[i]),
+                  ghm_commit(&W.stats, &W.st, (ghm_region_weights *)(void *)(W.raw.bytes + offs[i]),
                              W.loss));
     }
     UNTOUCHED(label("%s commit: misaligned loss", k->name), GHM_ERR_MISALIGNED,
@@ -1652,7 +1652,7 @@ static void test_commit(const kind *k) {
     UNTOUCHED(label("%s commit: state ending inside the stats", k->name), GHM_ERR_OVERLAP,
               ghm_commit((const ghm_stats *)(void *)(ar + 200), S, WG, L));
     UNTOUCHED(label("%s commit: weights starting inside the stats", k->name), GHM_ERR_OVERLAP,
-              ghm_commit(ST, S, (ghm_weights *)(void *)(ar + 200), L));
+              ghm_commit(ST, S, (ghm_region_weights *)(void *)(ar + 200), L));
     UNTOUCHED(label("%s commit: weights ending inside the stats", k->name), GHM_ERR_OVERLAP,
               ghm_commit((const ghm_stats *)(void *)(ar + 500), S, WG, L));
     UNTOUCHED(label("%s commit: loss inside the stats", k->name), GHM_ERR_OVERLAP,
@@ -1660,7 +1660,7 @@ static void test_commit(const kind *k) {
     UNTOUCHED(label("%s commit: loss == &stats", k->name), GHM_ERR_OVERLAP,
               ghm_commit(ST, S, WG, ar));
     UNTOUCHED(label("%s commit: weights starting inside the state", k->name), GHM_ERR_OVERLAP,
-              ghm_commit(ST, S, (ghm_weights *)(void *)(ar + 400), L));
+              ghm_commit(ST, S, (ghm_region_weights *)(void *)(ar + 400), L));
     UNTOUCHED(label("%s commit: state starting inside the weights", k->name), GHM_ERR_OVERLAP,
               ghm_commit(ST, (ghm_state *)(void *)(ar + 470), WG, L));
     UNTOUCHED(label("%s commit: loss inside the state", k->name), GHM_ERR_OVERLAP,
@@ -1668,7 +1668,7 @@ static void test_commit(const kind *k) {
     UNTOUCHED(label("%s commit: loss inside the weights", k->name), GHM_ERR_OVERLAP,
               ghm_commit(ST, S, WG, ar + 460));
     UNTOUCHED(label("%s commit: weights == state", k->name), GHM_ERR_OVERLAP,
-              ghm_commit(ST, S, (ghm_weights *)(void *)S, L));
+              ghm_commit(ST, S, (ghm_region_weights *)(void *)S, L));
     COMMIT_LAYOUT();
     memcpy(ar + sizeof(ghm_stats) / sizeof(float), &W.st, sizeof W.st);
     SUCCEEDS(label("%s commit: state right after the stats", k->name),
@@ -1733,7 +1733,7 @@ static void test_apply(const kind *k) {
     const apply_fn ap = APPLY(k);
     float *ar = arena8();
     float *A = ar + 64, *B = ar + 256, *Wt = ar + 448;
-    ghm_weights *WG = (ghm_weights *)(void *)(ar + 832);
+    ghm_region_weights *WG = (ghm_region_weights *)(void *)(ar + 832);
     ghm_output *OP = (ghm_output *)(void *)(ar + 960);
     size_t offs[2], no, i, j;
     void *p;
@@ -1781,7 +1781,7 @@ static void test_apply(const kind *k) {
         p = raw_copy(&W.wt, sizeof W.wt, offs[i]);
         UNTOUCHED(label("%s apply: weights misaligned by %zu", k->name, offs[i]),
                   GHM_ERR_MISALIGNED,
-                  ap((const ghm_weights *)p, W.a, W.b, W.w, N, &W.output, W.grad));
+                  ap((const ghm_region_weights *)p, W.a, W.b, W.w, N, &W.output, W.grad));
     }
     UNTOUCHED(label("%s apply: misaligned logits/pred", k->name), GHM_ERR_MISALIGNED,
               ap(&W.wt, misalign(W.a), W.b, W.w, N, &W.output, W.grad));
@@ -1830,9 +1830,9 @@ static void test_apply(const kind *k) {
               ap(WG, A, B, Wt, N, OP, Wt));
     UNTOUCHED(label("%s apply: out = weights + 5", k->name), GHM_ERR_OVERLAP,
               ap(WG, A, B, Wt, N, OP, Wt + 5));
-    UNTOUCHED(label("%s apply: out covering the ghm_weights", k->name), GHM_ERR_OVERLAP,
+    UNTOUCHED(label("%s apply: out covering the ghm_region_weights", k->name), GHM_ERR_OVERLAP,
               ap(WG, A, B, Wt, N, OP, (float *)(void *)WG - 4));
-    UNTOUCHED(label("%s apply: out starting inside the ghm_weights", k->name), GHM_ERR_OVERLAP,
+    UNTOUCHED(label("%s apply: out starting inside the ghm_region_weights", k->name), GHM_ERR_OVERLAP,
               ap(WG, A, B, Wt, N, OP, (float *)(void *)WG + 20));
     UNTOUCHED(label("%s apply: out covering the output spec", k->name), GHM_ERR_OVERLAP,
               ap(WG, A, B, Wt, N, OP, (float *)(void *)OP - 5));
@@ -1875,7 +1875,7 @@ static void test_apply(const kind *k) {
         size_t bad = 0, first = 0;
         ghm_status first_status = GHM_OK;
         for (j = 0; j < sizeof flips; j++) {
-            for (i = 0; i < sizeof(ghm_weights); i++) {
+            for (i = 0; i < sizeof(ghm_region_weights); i++) {
                 ghm_status s;
                 setup(k);
                 ((unsigned char *)&W.wt)[i] ^= flips[j];
@@ -1909,12 +1909,12 @@ static void test_apply(const kind *k) {
         for (i = 0; i < 7; i++) {
             bad[i].kind = GHM_OUTPUT_GRADIENT;
             bad[i].scale = 1.0f;
-            bad[i].accumulate = 0;
+            bad[i].add = 0;
         }
         bad[0].kind = 3;
         bad[1].kind = UINT32_MAX;
-        bad[2].accumulate = 2;
-        bad[3].accumulate = UINT32_MAX;
+        bad[2].add = 2;
+        bad[3].add = UINT32_MAX;
         bad[4].scale = NAN;
         bad[5].scale = INFINITY;
         bad[6].scale = -INFINITY;
@@ -1930,7 +1930,7 @@ static void test_apply(const kind *k) {
             for (j = 0; j < 2; j++) {
                 setup(k);
                 W.output.kind = (uint32_t)i;
-                W.output.accumulate = (uint32_t)j;
+                W.output.add = (uint32_t)j;
                 W.output.scale = -2.5f;
                 memset(W.grad, 0, sizeof W.grad);
                 SUCCEEDS(label("%s apply: output kind %zu accumulate %zu", k->name, i, j),
@@ -1946,7 +1946,7 @@ static void test_apply_labels(const kind *k) {
     float *ar = arena8();
     float *A = ar + 64, *Wt = ar + 448, *G = ar + 640;
     int32_t *LB = (int32_t *)(void *)(ar + 256);
-    ghm_weights *WG = (ghm_weights *)(void *)(ar + 832);
+    ghm_region_weights *WG = (ghm_region_weights *)(void *)(ar + 832);
     ghm_output *OP = (ghm_output *)(void *)(ar + 960);
     ghm_class_layout *LY = (ghm_class_layout *)(void *)(ar + 970);
     size_t offs[2], no, i;
@@ -1982,7 +1982,7 @@ static void test_apply_labels(const kind *k) {
         p = raw_copy(&W.wt, sizeof W.wt, offs[i]);
         UNTOUCHED(label("%s apply_labels: weights misaligned by %zu", k->name, offs[i]),
                   GHM_ERR_MISALIGNED,
-                  ghm_c_apply_labels((const ghm_weights *)p, W.a, &W.layout, W.labels, W.w,
+                  ghm_c_apply_labels((const ghm_region_weights *)p, W.a, &W.layout, W.labels, W.w,
                                      &W.output, W.grad));
     }
     no = misalign_offsets(ALIGN_LAYOUT, offs);
@@ -2070,7 +2070,7 @@ static void test_apply_labels(const kind *k) {
               ghm_c_apply_labels(WG, A, LY, LB, Wt, OP, Wt));
     UNTOUCHED(label("%s apply_labels: out = weights + 3", k->name), GHM_ERR_OVERLAP,
               ghm_c_apply_labels(WG, A, LY, LB, Wt, OP, Wt + 3));
-    UNTOUCHED(label("%s apply_labels: out covering the ghm_weights", k->name), GHM_ERR_OVERLAP,
+    UNTOUCHED(label("%s apply_labels: out covering the ghm_region_weights", k->name), GHM_ERR_OVERLAP,
               ghm_c_apply_labels(WG, A, LY, LB, Wt, OP, (float *)(void *)WG - 4));
     UNTOUCHED(label("%s apply_labels: out covering the output spec", k->name), GHM_ERR_OVERLAP,
               ghm_c_apply_labels(WG, A, LY, LB, Wt, OP, (float *)(void *)OP - 2));
@@ -2111,7 +2111,7 @@ static void test_apply_labels(const kind *k) {
                                          W.grad));
         }
         setup(k);
-        W.output.accumulate = 2;
+        W.output.add = 2;
         UNTOUCHED(label("%s apply_labels: output accumulate 2", k->name), GHM_ERR_OUTPUT,
                   ghm_c_apply_labels(&W.wt, W.a, &W.layout, W.labels, W.w, &W.output, W.grad));
         setup(k);
@@ -2298,7 +2298,7 @@ static const char *const FID_NAME[] = {"accumulate",        "apply",
 static ghm_status callf(const kind *k, enum fid f, int prob, size_t n) {
     ghm_state *st = prob ? &W.pst : &W.st;
     ghm_stats *stats = prob ? &W.pstats : &W.stats;
-    const ghm_weights *wt = prob ? &W.pwt : &W.wt;
+    const ghm_region_weights *wt = prob ? &W.pwt : &W.wt;
     switch (f) {
     case F_ACC:
         return ACC(k)(st, W.a, W.b, W.w, n, stats);

@@ -282,7 +282,7 @@ static ghm_status accumulate_chunk(const fx_case *c, const fx_call *k, const cal
 
 /* Phase 3 on chunk [r0, r1) of units, writing out[] at the chunk's elements. */
 static ghm_status apply_chunk(const fx_case *c, const fx_call *k, const call_in *in,
-                              const ghm_weights *wt, size_t r0, size_t r1,
+                              const ghm_region_weights *wt, size_t r0, size_t r1,
                               const ghm_output *output, float *out) {
     const float *w = k->weight ? k->weight + r0 : NULL;
     if (c->labels_layout) {
@@ -303,7 +303,7 @@ static int three_phase(const fx_case *c, size_t ci, const call_in *in, ghm_state
                        float *loss, float *grad, float *none) {
     const fx_call *k = &c->calls[ci];
     ghm_stats s[2];
-    ghm_weights wt;
+    ghm_region_weights wt;
     ghm_output none_out;
     size_t cut[4], chunks, j;
     ghm_status r;
@@ -333,7 +333,7 @@ static int three_phase(const fx_case *c, size_t ci, const call_in *in, ghm_state
     }
     none_out.kind = GHM_OUTPUT_ELEMENT_LOSS;
     none_out.scale = 1.0f;
-    none_out.accumulate = 0;
+    none_out.add = 0;
     for (j = 0; j < chunks; j++) {
         r = apply_chunk(c, k, in, &wt, cut[j], cut[j + 1], NULL, grad);
         if (r == GHM_OK) {

@@ -136,7 +136,7 @@ static void run(enum which which) {
 
     for (step = 0; step < STEPS; step++) {
         ghm_stats stats;
-        ghm_weights weights;
+        ghm_region_weights weights;
         float loss = 0.0f, loss_ref = 0.0f;
         ghm_status s;
         int ok = 1;

@@ -8,7 +8,7 @@
  *   cut at odd offsets);
  * - the main thread merges the stats (ghm_stats_merge) and commits once (ghm_commit);
  * - phase 3 in parallel: each thread writes its chunk of the gradient from the one shared
- *   const ghm_weights.
+ *   const ghm_region_weights.
  * The reference is ghm_c_loss / ghm_r_loss on the whole batch in one thread, from a copy of
  * the same state. Checks per step: gradients bitwise identical, states bitwise identical, loss
  * within relative 1e-6 (the per-region loss sums are f64 sums in another order).
@@ -68,7 +68,7 @@ static void make_batch(char kind, float *a, float *b, float *w) {
 typedef struct job {
     char kind;
     const ghm_state *state;     /* shared, read only */
-    const ghm_weights *weights; /* shared, read only (phase 3) */
+    const ghm_region_weights *weights; /* shared, read only (phase 3) */
     const float *a, *b, *w;
     float *grad;
     size_t begin, end;
@@ -136,7 +136,7 @@ static void run_kind(char kind, int threads) {
     st_par = st_one;
     for (step = 0; step < STEPS; step++) {
         float loss_one, loss_par;
-        ghm_weights weights;
+        ghm_region_weights weights;
         ghm_stats merged;
         ghm_status s;
         size_t cut[MAX_THREADS + 1];

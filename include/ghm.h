@@ -16,6 +16,11 @@
 
 
 /**
+ * Largest number of unit regions (`GHM_MAX_BINS`); region arrays have this fixed size.
+ */
+#define GHM_MAX_BINS 64
+
+/**
  * Divide by the number of regions M instead of the number of non-empty regions n, so
  * that a batch that fills few regions is not up-weighted as a whole.
  */
@@ -48,7 +53,7 @@
 /**
  * The largest GHM-R mu: with it, `sqrt(d^2 + mu^2) - mu` is finite for every finite d.
  */
-#define MAX_MU 1e18
+#define GHM_MAX_MU 1e18
 
 /**
  * `ghm_output.kind`: dL/dlogit (GHM-C) or dL/dpred (GHM-R).
@@ -66,11 +71,6 @@
 #define GHM_OUTPUT_ELEMENT_LOSS 2
 
 /**
- * Largest number of unit regions (`GHM_MAX_BINS`); region arrays have this fixed size.
- */
-#define GHM_MAX_BINS 64
-
-/**
  * Number of f64 values in a `Stats` (`GHM_STATS_LEN`), for a flat allreduce.
  */
 #define GHM_STATS_LEN (4 + (2 * GHM_MAX_BINS))
@@ -81,7 +81,7 @@
 typedef int32_t ghm_status;
 
 /**
- * Hyper-parameters of GHM-C and GHM-R (`ghm_config` in C).
+ * Hyper-parameters of GHM-C and GHM-R.
  */
 typedef struct ghm_config {
   /**
@@ -101,7 +101,7 @@ typedef struct ghm_config {
    */
   float loss_weight;
   /**
-   * Bit set of `OPT_*` options (`GHM_OPT_*` in C); 0 reproduces the reference.
+   * Bit set of options (GHM_OPT_*); 0 reproduces the reference.
    */
   uint32_t options;
   /**
@@ -111,7 +111,7 @@ typedef struct ghm_config {
 } ghm_config;
 
 /**
- * The state a loss carries across calls (`ghm_state` in C): its configuration and the EMA
+ * The state a loss carries across calls: its configuration and the EMA
  * of the per-region counts.
  *
  * Plain data of fixed size with no pointers: it may live on the stack, inside another
@@ -135,13 +135,13 @@ typedef struct ghm_state {
 } ghm_state;
 
 /**
- * Per-region totals of one or more chunks of a batch (`ghm_stats` in C): filled by
- * `accumulate`, added together by [`merge`](Stats::merge), turned into weights by `commit`.
+ * Per-region totals of one or more chunks of a batch: filled by the accumulate functions,
+ * added together by merge, turned into region weights by the commit.
  *
- * Every field is an `f64` and every field merges by addition, so a flat sum-allreduce of
- * [`STATS_LEN`] doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
+ * Every field is a double and every field merges by addition, so a flat sum-allreduce of
+ * GHM_STATS_LEN doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
  * data-parallel workers. A trainer that histograms on its own device may fill `count` (and
- * `loss_sum`, `weight_sum`) itself in a `Stats` made by `Ghm::stats`.
+ * `loss_sum`, `weight_sum`) itself in empty stats made for its state.
  */
 typedef struct ghm_stats {
   /**
@@ -197,14 +197,16 @@ typedef struct ghm_class_layout {
 } ghm_class_layout;
 
 /**
- * The harmonizing weights of one commit (`ghm_weights` in C): per-region coefficients,
- * the loss, and the configuration needed to apply them to any chunk of the batch.
+ * The per-region harmonizing weights of one commit: each region's coefficient, the
+ * normaliser, the loss, and the configuration needed to apply them to any chunk of the
+ * batch. (Not to be confused with label weights, the caller's per-element or per-anchor
+ * input weights.)
  *
- * Plain data, made only by a successful commit (a value made any other way is refused with
- * [`Error::NotCommitted`]). Applying it only reads it, so one `Weights` may serve many
+ * Plain data, made only by a successful commit (a value made any other way is refused as
+ * not committed). Applying it only reads it, so one set of region weights may serve many
  * threads at once.
  */
-typedef struct ghm_weights {
+typedef struct ghm_region_weights {
   uint32_t magic;
   uint32_t kind;
   struct ghm_config config;
@@ -212,11 +214,11 @@ typedef struct ghm_weights {
   float coef[GHM_MAX_BINS];
   float loss;
   uint32_t checksum;
-} ghm_weights;
+} ghm_region_weights;
 
 /**
  * What an apply writes: `out[i] = scale * value_i`, or `out[i] += scale * value_i` when
- * `accumulate` is 1. Darknet's delta is `{GHM_OUTPUT_GRADIENT, -factor, 0}`.
+ * `add` is 1. Darknet's delta is `{GHM_OUTPUT_GRADIENT, -factor, 0}`.
  */
 typedef struct ghm_output {
   /**
@@ -230,8 +232,10 @@ typedef struct ghm_output {
   /**
    * 0: overwrite; 1: add to what the buffer holds.
    */
-  uint32_t accumulate;
+  uint32_t add;
 } ghm_output;
+
+
 
 /**
  * Success.
@@ -314,7 +318,7 @@ typedef struct ghm_output {
 #define GHM_ERR_STATS_MISMATCH 14
 
 /**
- * Weights that no successful `ghm_commit` produced (or corrupted) given to an apply.
+ * RegionWeights that no successful `ghm_commit` produced (or corrupted) given to an apply.
  */
 #define GHM_ERR_NOT_COMMITTED 15
 
@@ -333,8 +337,6 @@ typedef struct ghm_output {
  * A GHM-C probability input (GHM_OPT_PROBABILITY_INPUT) outside [0, 1].
  */
 #define GHM_ERR_PROBABILITY 18
-
-
 
 
 
@@ -409,6 +411,25 @@ ghm_status ghm_c_init(struct ghm_state *state,
  */
 ghm_status ghm_r_init(struct ghm_state *state,
                       const struct ghm_config *config);
+
+/**
+ * Replaces the EMA (the per-region density S_k) of `*state` with `ema[n]`, for example
+ * another implementation's checkpoint (mmdetection's `acc_sum` buffer); `n` must equal the
+ * state's `bins`. Regions with a positive value count as fully warmed up for
+ * GHM_OPT_EMA_BIAS_CORRECTION, regions at 0 as never hit.
+ *
+ * `ema`: read only, not retained, finite values >= 0. `*state`: an initialised state of
+ * either loss, rewritten only on success.
+ * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_LENGTH (`n` is not the state's bins),
+ * GHM_ERR_OVERLAP, GHM_ERR_STATE, GHM_ERR_STATS_MISMATCH (a value negative or not finite).
+ *
+ * # Safety
+ * `ema` is NULL or valid for reads of `n` floats; `state` is NULL or valid for a read and
+ * a write of a `ghm_state`.
+ */
+ghm_status ghm_state_set_ema(const float *ema,
+                             size_t n,
+                             struct ghm_state *state);
 
 /**
  * GHM-C over `n` elements: the loss (mean reduction, times loss_weight) and, if `grad` is
@@ -562,7 +583,7 @@ ghm_status ghm_c_accumulate_labels(const struct ghm_state *state,
  */
 ghm_status ghm_commit(const struct ghm_stats *stats,
                       struct ghm_state *state,
-                      struct ghm_weights *weights,
+                      struct ghm_region_weights *weights,
                       float *loss);
 
 /**
@@ -577,7 +598,7 @@ ghm_status ghm_commit(const struct ghm_stats *stats,
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of the length stated.
  */
-ghm_status ghm_c_apply(const struct ghm_weights *weights,
+ghm_status ghm_c_apply(const struct ghm_region_weights *weights,
                        const float *logits,
                        const float *targets,
                        const float *label_weights,
@@ -591,7 +612,7 @@ ghm_status ghm_c_apply(const struct ghm_weights *weights,
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of the length stated.
  */
-ghm_status ghm_r_apply(const struct ghm_weights *weights,
+ghm_status ghm_r_apply(const struct ghm_region_weights *weights,
                        const float *pred,
                        const float *target,
                        const float *label_weights,
@@ -608,7 +629,7 @@ ghm_status ghm_r_apply(const struct ghm_weights *weights,
  * Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`
  * and `out` span the layout's extent.
  */
-ghm_status ghm_c_apply_labels(const struct ghm_weights *weights,
+ghm_status ghm_c_apply_labels(const struct ghm_region_weights *weights,
                               const float *logits,
                               const struct ghm_class_layout *layout,
                               const int32_t *labels,

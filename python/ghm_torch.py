@@ -76,6 +76,7 @@ __all__ = [
     "ghm_config",
     "ghm_state",
     "ghm_stats",
+    "ghm_region_weights",
     "ghm_weights",
     "ghm_class_layout",
     "ghm_output",
@@ -177,7 +178,7 @@ class ghm_class_layout(ctypes.Structure):
     ]
 
 
-class ghm_weights(ctypes.Structure):
+class ghm_region_weights(ctypes.Structure):
     _fields_ = [
         ("magic", ctypes.c_uint32),
         ("kind", ctypes.c_uint32),
@@ -193,7 +194,7 @@ class ghm_output(ctypes.Structure):
     _fields_ = [
         ("kind", ctypes.c_uint32),
         ("scale", ctypes.c_float),
-        ("accumulate", ctypes.c_uint32),
+        ("add", ctypes.c_uint32),
     ]
 
 
@@ -202,7 +203,8 @@ _SZ = ctypes.c_size_t
 _ST = ctypes.c_int32
 _PF = ctypes.POINTER(ctypes.c_float)
 _PSTATS = ctypes.POINTER(ghm_stats)
-_PW = ctypes.POINTER(ghm_weights)
+ghm_weights = ghm_region_weights  # the name of earlier versions of the header
+_PW = ctypes.POINTER(ghm_region_weights)
 _PL = ctypes.POINTER(ghm_class_layout)
 _PO = ctypes.POINTER(ghm_output)
 _PC = ctypes.POINTER(ghm_config)
@@ -353,7 +355,7 @@ def check_header(header_path, verbose=False):
         "ghm_state": ghm_state,
         "ghm_stats": ghm_stats,
         "ghm_class_layout": ghm_class_layout,
-        "ghm_weights": ghm_weights,
+        "ghm_region_weights": ghm_region_weights,
         "ghm_output": ghm_output,
     }
     for name, cls in mirrors.items():
@@ -532,7 +534,7 @@ class _GHMBase(nn.Module):
             for k, v in enumerate(ema):
                 stats.count[k] = v / one_minus
             stats.weight_sum = 1.0
-            w, loss = ghm_weights(), ctypes.c_float()
+            w, loss = ghm_region_weights(), ctypes.c_float()
             lib.check("ghm_commit", lib.ghm_commit(ctypes.byref(stats), ctypes.addressof(st), ctypes.byref(w), ctypes.byref(loss)))
             got = list(st.ema)[: self.bins]
             if got != [float(ctypes.c_float(v).value) for v in ema]:
@@ -595,7 +597,7 @@ class _GHMBase(nn.Module):
         accumulate(stats)
         if weight_sum is not None:
             stats.weight_sum = weight_sum
-        w, loss = ghm_weights(), ctypes.c_float()
+        w, loss = ghm_region_weights(), ctypes.c_float()
         lib.check("ghm_commit", lib.ghm_commit(ctypes.byref(stats), state_ptr, ctypes.byref(w), ctypes.byref(loss)))
         out = grad = None
         if elementwise:

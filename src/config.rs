@@ -1,7 +1,14 @@
-//! Configuration: the loss's hyper-parameters, their defaults and their valid ranges.
+//! Configuration: which loss, the hyper-parameters, their defaults, their valid ranges and
+//! the fixed limits every other module sizes its tables by.
 
-use crate::histogram::MAX_BINS;
-use crate::status::Error;
+use crate::error::Error;
+
+/// Largest number of unit regions (`GHM_MAX_BINS`); region arrays have this fixed size.
+pub const MAX_BINS: usize = 64;
+const _: () = assert!(
+    MAX_BINS.is_power_of_two(),
+    "bin indices are masked with MAX_BINS - 1"
+);
 
 /// Which loss a configuration or state belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,6 +18,15 @@ pub enum Kind {
     Classification = 0x4748_4d43, // "GHMC"
     /// GHM-R: gradient-harmonized authentic smooth L1.
     Regression = 0x4748_4d52, // "GHMR"
+}
+
+impl Kind {
+    /// The kind a stored tag names, `None` for any other value. The one decoding of a kind.
+    pub(crate) fn from_tag(tag: u32) -> Option<Kind> {
+        [Kind::Classification, Kind::Regression]
+            .into_iter()
+            .find(|k| *k as u32 == tag)
+    }
 }
 
 /// Divide by the number of regions M instead of the number of non-empty regions n, so
@@ -33,7 +49,7 @@ pub const OPT_ALL: u32 =
 /// The largest GHM-R mu: with it, `sqrt(d^2 + mu^2) - mu` is finite for every finite d.
 pub const MAX_MU: f32 = 1e18;
 
-/// Hyper-parameters of GHM-C and GHM-R (`ghm_config` in C).
+/// Hyper-parameters of GHM-C and GHM-R.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Config {
@@ -45,7 +61,7 @@ pub struct Config {
     pub mu: f32,
     /// Factor lambda on the loss and its gradient, finite.
     pub loss_weight: f32,
-    /// Bit set of `OPT_*` options (`GHM_OPT_*` in C); 0 reproduces the reference.
+    /// Bit set of options (GHM_OPT_*); 0 reproduces the reference.
     pub options: u32,
     /// Upper bound on any element's harmonizing weight beta (0: no bound); finite, >= 0.
     pub weight_cap: f32,

@@ -14,10 +14,10 @@ use core::ffi::c_char;
 use core::mem::{align_of, size_of};
 
 use crate::config::{Config, Kind};
-use crate::histogram::{State, Stats, Weights};
+use crate::error::Error;
+use crate::io::{ClassLayout, Output, OutputKind};
 use crate::loss::{Ghm, Loss};
-use crate::pass::{ClassLayout, Output, OutputKind};
-use crate::status::Error;
+use crate::state::{RegionWeights, State, Stats};
 use crate::{Classification, Regression};
 
 /// A status code: `GHM_OK` (0) or one of the `GHM_ERR_*` codes.
@@ -58,7 +58,7 @@ pub const GHM_ERR_INTERNAL: ghm_status = 12;
 pub const GHM_ERR_ISA: ghm_status = 13;
 /// Stats for another loss or bin count (or corrupted) given to `ghm_commit`.
 pub const GHM_ERR_STATS_MISMATCH: ghm_status = 14;
-/// Weights that no successful `ghm_commit` produced (or corrupted) given to an apply.
+/// RegionWeights that no successful `ghm_commit` produced (or corrupted) given to an apply.
 pub const GHM_ERR_NOT_COMMITTED: ghm_status = 15;
 /// A class layout the library cannot walk: neither stride is 1, elements would overlap, or
 /// more than 2^24 classes.
@@ -76,7 +76,7 @@ pub const GHM_OUTPUT_ELEMENT_WEIGHT: u32 = 1;
 pub const GHM_OUTPUT_ELEMENT_LOSS: u32 = 2;
 
 /// What an apply writes: `out[i] = scale * value_i`, or `out[i] += scale * value_i` when
-/// `accumulate` is 1. Darknet's delta is `{GHM_OUTPUT_GRADIENT, -factor, 0}`.
+/// `add` is 1. Darknet's delta is `{GHM_OUTPUT_GRADIENT, -factor, 0}`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ghm_output {
@@ -85,7 +85,7 @@ pub struct ghm_output {
     /// Finite factor on every value written.
     pub scale: f32,
     /// 0: overwrite; 1: add to what the buffer holds.
-    pub accumulate: u32,
+    pub add: u32,
 }
 
 impl ghm_output {
@@ -96,13 +96,13 @@ impl ghm_output {
             GHM_OUTPUT_ELEMENT_LOSS => OutputKind::ElementLoss,
             _ => return Err(Error::Output),
         };
-        if self.accumulate > 1 || !self.scale.is_finite() {
+        if self.add > 1 || !self.scale.is_finite() {
             return Err(Error::Output);
         }
         Ok(Output {
             kind,
             scale: self.scale,
-            accumulate: self.accumulate == 1,
+            add: self.add == 1,
         })
     }
 }
@@ -118,29 +118,8 @@ fn status(r: Result<(), Error>) -> ghm_status {
 /// library does not define). Never NULL; the caller must not free it.
 #[no_mangle]
 pub extern "C" fn ghm_status_str(status: ghm_status) -> *const c_char {
-    let s: &'static core::ffi::CStr = match status {
-        GHM_OK => c"ok",
-        GHM_ERR_NULL => c"a required pointer is NULL",
-        GHM_ERR_MISALIGNED => c"a pointer is not aligned for its type",
-        GHM_ERR_LENGTH => c"a length does not fit the address space",
-        GHM_ERR_OVERLAP => c"an output overlaps an input or another output",
-        GHM_ERR_CONFIG => c"a configuration field is out of range",
-        GHM_ERR_STATE => c"the state is uninitialised or corrupted",
-        GHM_ERR_WRONG_LOSS => c"the state belongs to the other loss",
-        GHM_ERR_NONFINITE => c"NaN or infinity in an input",
-        GHM_ERR_TARGET => c"a target is outside [0, 1]",
-        GHM_ERR_WEIGHT => c"a label weight is negative, NaN or infinite",
-        GHM_ERR_OVERFLOW => c"a result overflows float",
-        GHM_ERR_INTERNAL => c"internal error",
-        GHM_ERR_ISA => c"the requested instruction-set path is not available",
-        GHM_ERR_STATS_MISMATCH => c"the stats are for another loss or bin count, or corrupted",
-        GHM_ERR_NOT_COMMITTED => c"the weights were not produced by a commit",
-        GHM_ERR_LAYOUT => c"the class layout is not supported",
-        GHM_ERR_OUTPUT => c"the output specification is invalid",
-        GHM_ERR_PROBABILITY => c"a probability input is outside [0, 1]",
-        _ => c"unknown status",
-    };
-    s.as_ptr()
+    // Every message is NUL-terminated (see `error.rs`).
+    Error::c_message(status).as_ptr().cast()
 }
 
 /// mmdetection's `GHMC()` defaults: bins 10, momentum 0, mu 0.02 (unused), loss_weight 1.
@@ -270,6 +249,37 @@ pub unsafe extern "C" fn ghm_r_init(state: *mut State, config: *const Config) ->
     status(init(Kind::Regression, state, config))
 }
 
+/// Replaces the EMA (the per-region density S_k) of `*state` with `ema[n]`, for example
+/// another implementation's checkpoint (mmdetection's `acc_sum` buffer); `n` must equal the
+/// state's `bins`. Regions with a positive value count as fully warmed up for
+/// GHM_OPT_EMA_BIAS_CORRECTION, regions at 0 as never hit.
+///
+/// `ema`: read only, not retained, finite values >= 0. `*state`: an initialised state of
+/// either loss, rewritten only on success.
+/// Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_LENGTH (`n` is not the state's bins),
+/// GHM_ERR_OVERLAP, GHM_ERR_STATE, GHM_ERR_STATS_MISMATCH (a value negative or not finite).
+///
+/// # Safety
+/// `ema` is NULL or valid for reads of `n` floats; `state` is NULL or valid for a read and
+/// a write of a `ghm_state`.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_state_set_ema(
+    ema: *const f32,
+    n: usize,
+    state: *mut State,
+) -> ghm_status {
+    status((|| {
+        disjoint(&[span(state, 1, false)?], &[span(ema, n, false)?])?;
+        // SAFETY: both pointers were checked above (non-NULL, aligned, in range, disjoint);
+        // the caller guarantees they are valid for the lengths given.
+        let mut st = unsafe { state.read() };
+        st.kind()?;
+        st.set_ema(unsafe { slice(ema, n) })?;
+        unsafe { state.write(st) };
+        Ok(())
+    })())
+}
+
 /// GHM-C over `n` elements: the loss (mean reduction, times loss_weight) and, if `grad` is
 /// not NULL, dL/dlogit; updates the EMA in `*state`.
 ///
@@ -384,11 +394,7 @@ pub unsafe extern "C" fn ghm_stats_init(state: *const State, stats: *mut Stats) 
     status((|| {
         disjoint(&[span(stats, 1, false)?], &[span(state, 1, false)?])?;
         let st = state.read();
-        let fresh = match st.check_any()? {
-            Kind::Classification => Ghm::<Classification>::from_state(st)?.stats(),
-            Kind::Regression => Ghm::<Regression>::from_state(st)?.stats(),
-        };
-        stats.write(fresh);
+        stats.write(Stats::new(st.kind()?, st.config().bins));
         Ok(())
     })())
 }
@@ -501,7 +507,7 @@ pub unsafe extern "C" fn ghm_c_accumulate_labels(
 pub unsafe extern "C" fn ghm_commit(
     stats: *const Stats,
     state: *mut State,
-    weights: *mut Weights,
+    weights: *mut RegionWeights,
     loss: *mut f32,
 ) -> ghm_status {
     status((|| {
@@ -512,10 +518,8 @@ pub unsafe extern "C" fn ghm_commit(
         ];
         disjoint(&outputs, &[span(stats, 1, false)?])?;
         let (st, stats) = (state.read(), stats.read());
-        let (next, w) = match st.check_any()? {
-            Kind::Classification => commit::<Classification>(st, &stats)?,
-            Kind::Regression => commit::<Regression>(st, &stats)?,
-        };
+        st.kind()?;
+        let (next, w) = st.commit(&stats)?;
         state.write(next);
         weights.write(w);
         loss.write(w.loss());
@@ -535,7 +539,7 @@ pub unsafe extern "C" fn ghm_commit(
 /// Every non-NULL pointer is valid for the reads or writes of the length stated.
 #[no_mangle]
 pub unsafe extern "C" fn ghm_c_apply(
-    weights: *const Weights,
+    weights: *const RegionWeights,
     logits: *const f32,
     targets: *const f32,
     label_weights: *const f32,
@@ -560,7 +564,7 @@ pub unsafe extern "C" fn ghm_c_apply(
 /// Every non-NULL pointer is valid for the reads or writes of the length stated.
 #[no_mangle]
 pub unsafe extern "C" fn ghm_r_apply(
-    weights: *const Weights,
+    weights: *const RegionWeights,
     pred: *const f32,
     target: *const f32,
     label_weights: *const f32,
@@ -588,7 +592,7 @@ pub unsafe extern "C" fn ghm_r_apply(
 /// and `out` span the layout's extent.
 #[no_mangle]
 pub unsafe extern "C" fn ghm_c_apply_labels(
-    weights: *const Weights,
+    weights: *const RegionWeights,
     logits: *const f32,
     layout: *const ClassLayout,
     labels: *const i32,
@@ -766,7 +770,7 @@ unsafe fn accumulate<L: Loss>(
     let ghm = Ghm::<L>::from_state(state.read())?;
     let mut into = stats.read();
     let (a, w) = (slice(a, n), (!w.is_null()).then(|| slice(w, n)));
-    ghm.accumulate_any(&mut into, a, (!residual).then(|| slice(b, n)), w)?;
+    ghm.accumulate_values(&mut into, a, (!residual).then(|| slice(b, n)), w)?;
     stats.write(into);
     Ok(())
 }
@@ -805,13 +809,6 @@ unsafe fn accumulate_labels(
     Ok(())
 }
 
-/// `ghm_commit` for one loss: the state after and the weights.
-fn commit<L: Loss>(state: State, stats: &Stats) -> Result<(State, Weights), Error> {
-    let mut ghm = Ghm::<L>::from_state(state)?;
-    let w = ghm.commit(stats)?;
-    Ok((*ghm.state(), w))
-}
-
 /// The output spec of an apply (NULL: the gradient, overwriting).
 unsafe fn output_spec(output: *const ghm_output) -> Result<Output, Error> {
     if output.is_null() {
@@ -823,7 +820,7 @@ unsafe fn output_spec(output: *const ghm_output) -> Result<Output, Error> {
 
 /// The body of `ghm_c_apply` and `ghm_r_apply` (GHM-R: `b` NULL for residuals).
 unsafe fn apply<L: Loss>(
-    weights: *const Weights,
+    weights: *const RegionWeights,
     a: *const f32,
     b: *const f32,
     w: *const f32,
@@ -852,15 +849,15 @@ unsafe fn apply<L: Loss>(
     let out = slice_mut(out, n);
     weights.check(L::KIND)?;
     if in_place {
-        weights.apply_in_place_any(out, b, w, spec)
+        weights.apply_values_in_place(out, b, w, spec)
     } else {
-        weights.apply_any_kind(slice(a, n), b, w, spec, out)
+        weights.apply_values(slice(a, n), b, w, spec, out)
     }
 }
 
 /// The body of `ghm_c_apply_labels`.
 unsafe fn apply_labels(
-    weights: *const Weights,
+    weights: *const RegionWeights,
     logits: *const f32,
     layout: *const ClassLayout,
     labels: *const i32,

@@ -20,40 +20,44 @@
 //! # Ok::<(), ghm::Error>(())
 //! ```
 //!
-//! Modules, one concept each: `config` (hyper-parameters), `histogram` (regions, tallies,
-//! the state and its EMA), `math` (per-element formulas), `pass` (the passes over
-//! buffers), `vector` and `arch` (the vector abstraction, the ISA kernels and their
-//! dispatch), `loss` (the safe API) and `ffi` (the C boundary).
+//! Layers, each depending only on those above it in this list (`ARCHITECTURE.md`):
+//! `error` and `config` (errors, which loss, hyper-parameters, limits), `io` (buffer
+//! layouts and output specifications), `state` (the caller-owned state, the tally of a
+//! batch and the commit that turns it into per-region weights), `kernel` (the vector trait,
+//! per-element math, binning and the passes over buffers), `arch` (one `Vector` per ISA and
+//! the one dispatch point), `loss` (the safe API) and `ffi` (the C boundary).
 
 #![no_std]
+#![allow(unsafe_op_in_unsafe_fn)]
 
 #[cfg(feature = "std")]
 extern crate std;
 
 mod arch;
 mod config;
+mod error;
 pub mod ffi;
-mod histogram;
+mod io;
+mod kernel;
 mod loss;
-mod math;
-mod pass;
-mod status;
-mod vector;
+mod state;
+#[doc(hidden)]
+pub mod testing;
 
 pub use arch::Isa;
 pub use config::{
-    Config, Kind, OPT_ALL, OPT_DECAY_EMPTY_BINS, OPT_EMA_BIAS_CORRECTION, OPT_NORM_BY_BINS,
-    OPT_PROBABILITY_INPUT,
+    Config, Kind, MAX_BINS, OPT_ALL, OPT_DECAY_EMPTY_BINS, OPT_EMA_BIAS_CORRECTION,
+    OPT_NORM_BY_BINS, OPT_PROBABILITY_INPUT,
 };
-pub use histogram::{State, Stats, Weights, MAX_BINS, STATS_LEN};
+pub use error::Error;
+pub use io::{ClassLayout, Output, OutputKind};
 pub use loss::{Classification, Ghm, GhmC, GhmR, Loss, Regression};
-pub use pass::{ClassLayout, Output, OutputKind};
-pub use status::Error;
+pub use state::{RegionWeights, State, Stats, STATS_LEN};
 
 /// NOT PART OF THE API: hooks for the crate's own accuracy and ISA-agreement tests (the
 /// per-element math evaluated through a given ISA path). May change or vanish at any time.
 #[doc(hidden)]
-pub use arch::probe as __test;
+pub use testing as __test;
 
 /// Without std nothing else provides a panic handler. No input reaches a panic (see the
 /// README's guarantees); if one ever did, the process traps rather than unwinding into C.

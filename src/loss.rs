@@ -1,24 +1,47 @@
 //! The safe Rust API: [`GhmC`] and [`GhmR`], one type generic over the loss, and the
-//! application of committed [`Weights`].
+//! application of committed [`RegionWeights`].
 //!
 //! A call harmonizes one batch in three phases, which the one-shot methods run in a row:
 //! 1. `accumulate` (read-only, any number of chunks, any thread): validate and add each
 //!    chunk's per-region counts and loss sums to a [`Stats`];
-//! 2. `commit` (once per batch, on the state): merge-free EMA step; yields [`Weights`] and
+//! 2. `commit` (once per batch, on the state): the EMA step; yields [`RegionWeights`] and
 //!    the loss;
-//! 3. `apply` (read-only on the weights, any chunk, any thread): write gradients.
+//! 3. `apply` (read-only on the region weights, any chunk, any thread): write gradients.
+//!
+//! This layer checks slices and lengths, builds the kernels' inputs and passes, and runs
+//! them through `arch::run`; the state logic is the state's, the arithmetic the kernels'.
 
 use core::marker::PhantomData;
 
-use crate::arch::{self, Isa, Kernels};
+use crate::arch::{self, Isa};
 use crate::config::{Config, Kind, OPT_PROBABILITY_INPUT};
-use crate::histogram::{Bins, State, Stats, Weights};
-use crate::math::{Asl1, Bce, Model};
-use crate::pass::{ClassLayout, Inputs, Output, Plan, Targets};
-use crate::status::Error;
+use crate::error::Error;
+use crate::io::{ClassLayout, Output};
+use crate::kernel::{Accumulate, Apply, Asl1, Bce, Bins, Inputs, Model, Plan, Targets, Validate};
+use crate::state::{RegionWeights, State, Stats};
 
 mod sealed {
     pub trait Sealed {}
+}
+
+/// Evaluates `$body` with `$m` bound to the per-element model of loss `$kind` configured by
+/// `$config`: the one place a kind becomes a kernel model. With a constant kind (`L::KIND`)
+/// the other arm is dead code, so a program that uses one loss links one loss's kernels.
+macro_rules! with_model {
+    ($kind:expr, $config:expr, |$m:ident| $body:expr) => {
+        match $kind {
+            Kind::Classification => {
+                let $m = &Bce {
+                    probabilities: $config.options & OPT_PROBABILITY_INPUT != 0,
+                };
+                $body
+            }
+            Kind::Regression => {
+                let $m = &Asl1::new($config.mu);
+                $body
+            }
+        }
+    };
 }
 
 /// The loss a [`Ghm`] computes: [`Classification`] (GHM-C) or [`Regression`] (GHM-R).
@@ -145,42 +168,48 @@ impl<L: Loss> Ghm<L> {
         Stats::new(L::KIND, self.config().bins)
     }
 
-    /// Phase 1: validates a chunk and adds its counts, loss sums and weights to `stats`
+    /// Phase 1: validates a chunk and adds its counts, loss sums and label weights to `stats`
     /// (only on success). Read-only on the loss.
     pub fn accumulate(
         &self,
         stats: &mut Stats,
         a: &[f32],
         b: &[f32],
-        weights: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
     ) -> Result<(), Error> {
-        self.accumulate_any(stats, a, Some(b), weights)
+        self.accumulate_values(stats, a, Some(b), label_weights)
     }
 
     /// [`accumulate`](Self::accumulate), or with `b` `None` for targets 0 (GHM-R residuals).
-    pub(crate) fn accumulate_any(
+    pub(crate) fn accumulate_values(
         &self,
         stats: &mut Stats,
         a: &[f32],
         b: Option<&[f32]>,
-        weights: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
     ) -> Result<(), Error> {
-        let x = elementwise(a, b, weights)?;
+        let x = elementwise(a, b, label_weights)?;
         // SAFETY: the pointers come from slices of length x.n.
-        unsafe { self.accumulate_raw(stats, &x) }
+        unsafe { self.accumulate_inputs(stats, &x) }
     }
 
     /// Phase 2: updates the EMA once from `stats` (any number of accumulated and merged
-    /// chunks, or counts filled by the caller) and returns the weights and loss of the batch.
-    pub fn commit(&mut self, stats: &Stats) -> Result<Weights, Error> {
-        let (next, weights) = self.state.harmonize(stats)?;
+    /// chunks, or counts filled by the caller) and returns the region weights and the loss of
+    /// the batch.
+    pub fn commit(&mut self, stats: &Stats) -> Result<RegionWeights, Error> {
+        let (next, weights) = self.state.commit(stats)?;
         self.state = next;
         Ok(weights)
     }
 
     /// The loss of one batch, updating the EMA; no gradient.
-    pub fn loss(&mut self, a: &[f32], b: &[f32], weights: Option<&[f32]>) -> Result<f32, Error> {
-        let x = elementwise(a, Some(b), weights)?;
+    pub fn loss(
+        &mut self,
+        a: &[f32],
+        b: &[f32],
+        label_weights: Option<&[f32]>,
+    ) -> Result<f32, Error> {
+        let x = elementwise(a, Some(b), label_weights)?;
         // SAFETY: the pointers come from slices of length x.n; no output.
         unsafe { self.one_shot(&x, None) }
     }
@@ -191,15 +220,15 @@ impl<L: Loss> Ghm<L> {
         &mut self,
         a: &[f32],
         b: &[f32],
-        weights: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
         grad: &mut [f32],
     ) -> Result<f32, Error> {
-        let x = elementwise(a, Some(b), weights)?;
+        let x = elementwise(a, Some(b), label_weights)?;
         if grad.len() != x.n {
             return Err(Error::Length);
         }
         // SAFETY: slices of length x.n; `grad` is a distinct mutable borrow.
-        unsafe { self.one_shot(&x, Some((Output::GRADIENT, grad.as_mut_ptr()))) }
+        unsafe { self.one_shot(&x, Some(grad.as_mut_ptr())) }
     }
 
     /// As [`loss_grad`](Self::loss_grad), with the gradient written over `a` itself.
@@ -207,38 +236,31 @@ impl<L: Loss> Ghm<L> {
         &mut self,
         a: &mut [f32],
         b: &[f32],
-        weights: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
     ) -> Result<f32, Error> {
-        let mut x = elementwise(a, Some(b), weights)?;
+        let mut x = elementwise(a, Some(b), label_weights)?;
         let out = a.as_mut_ptr();
         x.a = out;
         // SAFETY: as for loss_grad; the output is exactly `x.a`, which the passes allow.
-        unsafe { self.one_shot(&x, Some((Output::GRADIENT, out))) }
+        unsafe { self.one_shot(&x, Some(out)) }
     }
 
-    /// The one-shot call: accumulate, commit, apply; the state is written last.
+    /// The one-shot call: accumulate, commit, apply the gradient; the state is written last.
     ///
     /// # Safety
-    /// The pointers of `x` are valid for reads of the lengths they describe, the output
-    /// (if any) for reads and writes of `x.n` f32, and it is either `x.a` or overlaps no input.
-    pub(crate) unsafe fn one_shot(
-        &mut self,
-        x: &Inputs,
-        out: Option<(Output, *mut f32)>,
-    ) -> Result<f32, Error> {
+    /// The pointers of `x` are valid for reads of the lengths they describe, the gradient
+    /// (if any) for reads and writes at every element of `x`, and it is either `x.a` or
+    /// overlaps no input.
+    unsafe fn one_shot(&mut self, x: &Inputs, grad: Option<*mut f32>) -> Result<f32, Error> {
         let mut stats = self.stats();
-        self.accumulate_raw(&mut stats, x)?;
-        let (next, weights) = self.state.harmonize(&stats)?;
-        if let Some((output, dst)) = out {
-            check_output(&output)?;
-            let job = Apply {
-                x,
-                weights: &weights,
-                output,
-                out: dst,
-                validate: false,
-            };
-            dispatch(L::KIND, self.config(), self.isa, job)?;
+        // SAFETY: the caller's contract.
+        unsafe { self.accumulate_inputs(&mut stats, x)? };
+        let (next, weights) = self.state.commit(&stats)?;
+        if let Some(out) = grad {
+            // The inputs passed accumulate, and a gradient that overwrites is bounded by
+            // its coefficients (checked finite by the commit): no dry run is needed.
+            // SAFETY: the caller's contract.
+            unsafe { apply_pass::<L>(self.isa, &weights, x, Output::GRADIENT, out, false)? };
         }
         self.state = next;
         Ok(weights.loss())
@@ -246,14 +268,24 @@ impl<L: Loss> Ghm<L> {
 
     /// # Safety
     /// The pointers of `x` are valid for reads of the lengths they describe.
-    pub(crate) unsafe fn accumulate_raw(&self, stats: &mut Stats, x: &Inputs) -> Result<(), Error> {
-        stats.check(L::KIND, self.config().bins)?;
-        let job = Accumulate {
-            x,
-            bins: self.config().bins,
-            stats,
-        };
-        dispatch(L::KIND, self.config(), self.isa, job)
+    pub(crate) unsafe fn accumulate_inputs(
+        &self,
+        stats: &mut Stats,
+        x: &Inputs,
+    ) -> Result<(), Error> {
+        let config = self.config();
+        stats.check(L::KIND, config.bins)?;
+        let bins = &Bins::new(config.bins);
+        with_model!(L::KIND, config, |model| {
+            let pass = Accumulate {
+                model,
+                bins,
+                x,
+                stats,
+            };
+            // SAFETY: the caller's contract.
+            unsafe { arch::run(self.isa, pass)? }
+        })
     }
 }
 
@@ -273,7 +305,7 @@ impl Ghm<Classification> {
     ) -> Result<(), Error> {
         let x = class_index(logits, layout, labels, anchor_weights)?;
         // SAFETY: the pointers come from slices of the lengths `class_index` checked.
-        unsafe { self.accumulate_raw(stats, &x) }
+        unsafe { self.accumulate_inputs(stats, &x) }
     }
 
     /// One-shot GHM-C with class-index targets (see
@@ -294,7 +326,7 @@ impl Ghm<Classification> {
         }
         // SAFETY: slices of checked lengths; `grad` is a distinct mutable borrow of the same
         // length as `logits`, written only at the layout's elements.
-        unsafe { self.one_shot(&x, Some((Output::GRADIENT, grad.as_mut_ptr()))) }
+        unsafe { self.one_shot(&x, Some(grad.as_mut_ptr())) }
     }
 }
 
@@ -304,25 +336,25 @@ impl Ghm<Regression> {
         &self,
         stats: &mut Stats,
         d: &[f32],
-        weights: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
     ) -> Result<(), Error> {
-        self.accumulate_any(stats, d, None, weights)
+        self.accumulate_values(stats, d, None, label_weights)
     }
 }
 
-impl Weights {
+impl RegionWeights {
     /// Phase 3: writes one value per element of a chunk (`out`, same length as `a`): by
     /// default the gradient with respect to `a`. Validates the chunk first; read-only on the
-    /// weights, so any number of threads may apply the same weights at once.
+    /// region weights, so any number of threads may apply the same ones at once.
     pub fn apply(
         &self,
         a: &[f32],
         b: &[f32],
-        weights: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
         output: Output,
         out: &mut [f32],
     ) -> Result<(), Error> {
-        self.apply_any_kind(a, Some(b), weights, output, out)
+        self.apply_values(a, Some(b), label_weights, output, out)
     }
 
     /// As [`apply`](Self::apply), writing over `a` itself.
@@ -330,42 +362,53 @@ impl Weights {
         &self,
         a: &mut [f32],
         b: &[f32],
-        weights: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
         output: Output,
     ) -> Result<(), Error> {
-        self.apply_in_place_any(a, Some(b), weights, output)
+        self.apply_values_in_place(a, Some(b), label_weights, output)
     }
 
-    /// As [`apply`](Self::apply), or with `b` `None` for targets 0 (GHM-R residuals).
-    pub(crate) fn apply_any_kind(
+    /// As [`apply`](Self::apply) for GHM-R given the residuals.
+    pub fn apply_residual(
         &self,
-        a: &[f32],
-        b: Option<&[f32]>,
-        weights: Option<&[f32]>,
+        d: &[f32],
+        label_weights: Option<&[f32]>,
         output: Output,
         out: &mut [f32],
     ) -> Result<(), Error> {
-        let x = elementwise(a, b, weights)?;
+        self.apply_values(d, None, label_weights, output, out)
+    }
+
+    /// As [`apply`](Self::apply), or with `b` `None` for targets 0 (GHM-R residuals).
+    pub(crate) fn apply_values(
+        &self,
+        a: &[f32],
+        b: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
+        output: Output,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        let x = elementwise(a, b, label_weights)?;
         if out.len() != x.n {
             return Err(Error::Length);
         }
         // SAFETY: slices of length x.n; `out` is a distinct mutable borrow.
-        unsafe { self.apply_checked(&x, output, out.as_mut_ptr(), Isa::Auto) }
+        unsafe { self.apply_inputs(&x, output, out.as_mut_ptr()) }
     }
 
     /// As [`apply_in_place`](Self::apply_in_place), or with `b` `None` for targets 0.
-    pub(crate) fn apply_in_place_any(
+    pub(crate) fn apply_values_in_place(
         &self,
         a: &mut [f32],
         b: Option<&[f32]>,
-        weights: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
         output: Output,
     ) -> Result<(), Error> {
-        let mut x = elementwise(a, b, weights)?;
+        let mut x = elementwise(a, b, label_weights)?;
         let out = a.as_mut_ptr();
         x.a = out;
         // SAFETY: slices of length x.n; the output is exactly `x.a`, which the passes allow.
-        unsafe { self.apply_checked(&x, output, out, Isa::Auto) }
+        unsafe { self.apply_inputs(&x, output, out) }
     }
 
     /// As [`apply`](Self::apply) for class-index targets (see [`Ghm::accumulate_labels`]).
@@ -384,138 +427,125 @@ impl Weights {
             return Err(Error::Length);
         }
         // SAFETY: slices of checked lengths; `out` is a distinct mutable borrow.
-        unsafe { self.apply_checked(&x, output, out.as_mut_ptr(), Isa::Auto) }
+        unsafe { self.apply_inputs(&x, output, out.as_mut_ptr()) }
     }
 
-    /// As [`apply`](Self::apply) for GHM-R given the residuals.
-    pub fn apply_residual(
-        &self,
-        d: &[f32],
-        weights: Option<&[f32]>,
-        output: Output,
-        out: &mut [f32],
-    ) -> Result<(), Error> {
-        self.apply_any_kind(d, None, weights, output, out)
-    }
-
-    /// Validates, then applies.
+    /// Checks the region weights and the output, validates the inputs, then applies, on the
+    /// fastest path.
     ///
     /// # Safety
     /// As for [`Ghm::one_shot`].
-    pub(crate) unsafe fn apply_checked(
-        &self,
-        x: &Inputs,
-        output: Output,
-        out: *mut f32,
-        isa: Isa,
-    ) -> Result<(), Error> {
-        let kind = self.kind().ok_or(Error::NotCommitted)?;
-        self.check(kind)?;
-        check_output(&output)?;
-        let job = Apply {
-            x,
-            weights: self,
-            output,
-            out,
-            validate: true,
-        };
-        dispatch(kind, self.config(), isa, job)
+    unsafe fn apply_inputs(&self, x: &Inputs, output: Output, out: *mut f32) -> Result<(), Error> {
+        if !output.scale.is_finite() {
+            return Err(Error::Output);
+        }
+        // SAFETY (both arms): the caller's contract.
+        match self.kind()? {
+            Kind::Classification => unsafe {
+                apply_pass::<Classification>(Isa::Auto, self, x, output, out, true)
+            },
+            Kind::Regression => unsafe {
+                apply_pass::<Regression>(Isa::Auto, self, x, output, out, true)
+            },
+        }
     }
 }
 
-/// A scale must be finite (an infinite one would write non-finite values).
-fn check_output(output: &Output) -> Result<(), Error> {
-    if output.scale.is_finite() {
-        Ok(())
-    } else {
-        Err(Error::Output)
-    }
-}
-
-/// Work that needs a loss's model and kernels: written once, generic over the model, and
-/// run by [`dispatch`] with the model of the loss at hand.
-trait Job {
-    type Out;
-    /// # Safety
-    /// As for the passes the job calls.
-    unsafe fn run<M: Model>(self, model: &M, kernels: &Kernels<M>) -> Result<Self::Out, Error>;
-}
-
+/// Phase 3 on the kernels: with `validate`, checks the inputs first and, for an output that
+/// may overflow, does a dry run, so that an invalid input or an overflow writes nothing.
+///
 /// # Safety
-/// As for `job`.
-unsafe fn dispatch<J: Job>(kind: Kind, config: &Config, isa: Isa, job: J) -> Result<J::Out, Error> {
-    match kind {
-        Kind::Classification => {
-            let model = Bce {
-                probabilities: config.options & OPT_PROBABILITY_INPUT != 0,
-            };
-            job.run(&model, &arch::kernels::<Bce>(isa)?)
-        }
-        Kind::Regression => {
-            let model = Asl1::new(config.mu);
-            job.run(&model, &arch::kernels::<Asl1>(isa)?)
-        }
-    }
-}
-
-struct Accumulate<'a> {
-    x: &'a Inputs,
-    bins: u32,
-    stats: &'a mut Stats,
-}
-
-impl Job for Accumulate<'_> {
-    type Out = ();
-    unsafe fn run<M: Model>(self, model: &M, k: &Kernels<M>) -> Result<(), Error> {
-        (k.accumulate)(model, &Bins::new(self.bins), self.x, self.stats)
-    }
-}
-
-/// Writes `output` for validated inputs, or validates first.
-struct Apply<'a> {
-    x: &'a Inputs,
-    weights: &'a Weights,
+/// As for [`Ghm::one_shot`]; without `validate`, the inputs have passed accumulate.
+unsafe fn apply_pass<L: Loss>(
+    isa: Isa,
+    weights: &RegionWeights,
+    x: &Inputs,
     output: Output,
     out: *mut f32,
     validate: bool,
+) -> Result<(), Error> {
+    with_model!(L::KIND, weights.config(), |model| unsafe {
+        // SAFETY: the caller's contract.
+        apply_with(model, isa, weights, x, output, out, validate)
+    })
 }
 
-impl Job for Apply<'_> {
-    type Out = ();
-    unsafe fn run<M: Model>(self, model: &M, k: &Kernels<M>) -> Result<(), Error> {
-        let bins = Bins::new(self.weights.config().bins);
-        let mut plan = Plan {
-            coef: self.weights.coef_table(),
-            tot: self.weights.tot() as f32,
-            output: self.output,
-            write: false,
-        };
-        if self.validate {
-            (k.validate)(model, self.x)?;
-            // An output that may overflow is computed once without writing, so that an
-            // overflow writes nothing.
-            let bounded = self.weights.bounds_output(&self.output);
-            if !bounded && !(k.apply)(model, &bins, &plan, self.x, self.out) {
-                return Err(Error::Overflow);
+/// [`apply_pass`] with the loss's model.
+///
+/// # Safety
+/// As for [`apply_pass`].
+unsafe fn apply_with<M: Model>(
+    model: &M,
+    isa: Isa,
+    weights: &RegionWeights,
+    x: &Inputs,
+    output: Output,
+    out: *mut f32,
+    validate: bool,
+) -> Result<(), Error> {
+    let bins = &Bins::new(weights.config().bins);
+    let mut plan = Plan {
+        coef: weights.coef_table(),
+        tot: weights.tot() as f32,
+        output,
+        write: false,
+    };
+    if validate {
+        // SAFETY: the caller's contract.
+        unsafe { arch::run(isa, Validate { model, x })?? };
+        let dry_run_needed = !weights.bounds_output(&output);
+        let (plan, out) = (&plan, out);
+        // SAFETY: the caller's contract; a dry run writes nothing.
+        if dry_run_needed
+            && !unsafe {
+                arch::run(
+                    isa,
+                    Apply {
+                        model,
+                        bins,
+                        plan,
+                        x,
+                        out,
+                    },
+                )?
             }
+        {
+            return Err(Error::Overflow);
         }
-        plan.write = true;
-        (k.apply)(model, &bins, &plan, self.x, self.out);
-        Ok(())
     }
+    plan.write = true;
+    let plan = &plan;
+    // SAFETY: the caller's contract.
+    unsafe {
+        arch::run(
+            isa,
+            Apply {
+                model,
+                bins,
+                plan,
+                x,
+                out,
+            },
+        )?
+    };
+    Ok(())
 }
 
 /// Element-wise inputs from slices (`b` `None`: targets 0); [`Error::Length`] unless the
 /// lengths agree.
-fn elementwise(a: &[f32], b: Option<&[f32]>, weights: Option<&[f32]>) -> Result<Inputs, Error> {
+fn elementwise(
+    a: &[f32],
+    b: Option<&[f32]>,
+    label_weights: Option<&[f32]>,
+) -> Result<Inputs, Error> {
     let n = a.len();
-    if b.is_some_and(|b| b.len() != n) || weights.is_some_and(|w| w.len() != n) {
+    if b.is_some_and(|b| b.len() != n) || label_weights.is_some_and(|w| w.len() != n) {
         return Err(Error::Length);
     }
     Ok(Inputs {
         a: a.as_ptr(),
         b: b.map_or(Targets::Zero, |b| Targets::Values(b.as_ptr())),
-        w: weights.map_or(core::ptr::null(), |w| w.as_ptr()),
+        w: label_weights.map_or(core::ptr::null(), |w| w.as_ptr()),
         n,
     })
 }

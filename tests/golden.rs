@@ -125,7 +125,7 @@ fn three_phase_api_with_class_index_and_reduction_none_matches_mmdet() {
     let none_out = Output {
         kind: OutputKind::ElementLoss,
         scale: 1.0,
-        accumulate: false,
+        add: false,
     };
     let cases = read_fixtures();
     assert!(
@@ -188,7 +188,7 @@ fn phases<L: ghm::Loss>(
     none_out: ghm::Output,
     grad: &mut [f32],
     none: &mut [f32],
-) -> ghm::Weights {
+) -> ghm::RegionWeights {
     let w = call.weight.as_deref();
     let mut s = g.stats();
     g.accumulate(&mut s, &call.pred, &call.target, w).unwrap();

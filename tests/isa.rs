@@ -1,9 +1,10 @@
 //! Every SIMD path compiled for this target agrees with the scalar path, and the dispatch
 //! refuses paths the CPU (or this build) cannot run.
 //!
-//! A path compiled into this build but missing on this CPU fails these tests loudly;
-//! set `GHM_ALLOW_MISSING_ISA=1` to run on such a machine anyway (the path is then skipped
-//! with a warning).
+//! One test per SIMD path compiled for this target (`avx2::agrees_with_scalar`, ...). A path
+//! this CPU lacks is reported as ignored, with the reason; `GHM_REQUIRE_ISA` makes it a
+//! failure instead (see `tests/paths/mod.rs`). The harness is libtest-mimic, which can
+//! ignore a test at run time and say why.
 //!
 //! Agreement. The SIMD paths fuse `mul_add`, so the GHM-C sigmoid (and hence the gradient
 //! direction `p - t` and the gradient norm `|p - t|`) may differ from the scalar path in the
@@ -19,39 +20,17 @@
 //!   strictly (state included).
 
 mod common;
+mod paths;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use common::{batch, edge_distance, element, Rng};
 use ghm::{
     Config, Error, Ghm, GhmC, GhmR, Isa, Kind, Loss, State, OPT_DECAY_EMPTY_BINS,
     OPT_EMA_BIAS_CORRECTION, OPT_NORM_BY_BINS,
 };
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use quickcheck::{QuickCheck, TestResult};
-
-const ALLOW_MISSING: &str = "GHM_ALLOW_MISSING_ISA";
-
-fn allow_missing() -> bool {
-    std::env::var(ALLOW_MISSING).is_ok_and(|v| v == "1")
-}
-
-/// The SIMD paths compiled for this target. A path the CPU lacks panics, unless allowed.
-fn simd_paths() -> Vec<Isa> {
-    let mut out = Vec::new();
-    for &isa in Isa::ALL.iter().filter(|&&i| i != Isa::Scalar) {
-        if isa.is_available() {
-            out.push(isa);
-        } else if allow_missing() {
-            eprintln!("WARNING: {isa:?} is compiled in but not available on this CPU; skipped");
-        } else {
-            panic!(
-                "{isa:?} is compiled into this build but not available on this CPU, so it \
-                 cannot be tested; set {ALLOW_MISSING}=1 to skip it deliberately"
-            );
-        }
-    }
-    out
-}
 
 /// A path of another architecture: never compiled in, never available.
 fn foreign() -> Isa {
@@ -62,8 +41,8 @@ fn foreign() -> Isa {
     }
 }
 
-#[test]
-fn every_compiled_path_is_available_on_this_cpu() {
+/// `Isa::ALL` lists exactly the paths compiled for this target, Scalar first.
+fn the_path_list_matches_the_target() {
     assert!(Isa::ALL.contains(&Isa::Scalar));
     assert!(!Isa::ALL.contains(&Isa::Auto));
     if cfg!(all(target_arch = "x86_64", target_feature = "sse2")) {
@@ -72,17 +51,18 @@ fn every_compiled_path_is_available_on_this_cpu() {
     if cfg!(all(target_arch = "aarch64", target_feature = "neon")) {
         assert_eq!(Isa::ALL, &[Isa::Scalar, Isa::Neon]);
     }
-    let paths = simd_paths();
-    eprintln!("SIMD paths tested on this machine: {paths:?}");
-    for &isa in Isa::ALL {
-        if isa.is_available() {
-            let mut g = GhmC::default();
-            assert_eq!(g.set_isa(isa), Ok(()), "{isa:?}");
-        }
-    }
 }
 
-#[test]
+/// An available path can be forced on both losses.
+fn set_isa_accepts(isa: Isa) {
+    let mut g = GhmC::default();
+    assert_eq!(g.set_isa(isa), Ok(()), "{isa:?}");
+    let mut r = GhmR::default();
+    assert_eq!(r.set_isa(isa), Ok(()), "{isa:?}");
+}
+
+/// Auto picks the last (fastest) available path of `Isa::ALL`; every other value resolves
+/// to itself.
 fn auto_resolves_to_the_fastest_available_path() {
     let fastest = *Isa::ALL.iter().rev().find(|i| i.is_available()).unwrap();
     assert_eq!(Isa::Auto.resolve(), fastest);
@@ -90,16 +70,8 @@ fn auto_resolves_to_the_fastest_available_path() {
     for &isa in Isa::ALL {
         assert_eq!(isa.resolve(), isa);
     }
-    if !allow_missing() && Isa::ALL.len() > 1 {
-        assert_ne!(
-            Isa::Auto.resolve(),
-            Isa::Scalar,
-            "a SIMD path is compiled in"
-        );
-    }
 }
 
-#[test]
 fn forcing_an_unavailable_path_is_an_error_and_changes_nothing() {
     let other = foreign();
     assert!(!Isa::ALL.contains(&other));
@@ -297,11 +269,19 @@ fn directions(c: &Case, isa: Isa) -> Vec<f32> {
     d
 }
 
-static CASES: AtomicUsize = AtomicUsize::new(0);
-static EDGE_CASES: AtomicUsize = AtomicUsize::new(0);
-static FLIPPED_ELEMENTS: AtomicUsize = AtomicUsize::new(0);
-static ELEMENTS: AtomicUsize = AtomicUsize::new(0);
-static DIFFERENT_DIRECTIONS: AtomicUsize = AtomicUsize::new(0);
+// Per test thread: the path under test (quickcheck takes a plain `fn`) and what it met.
+thread_local! {
+    static PATH: Cell<Isa> = const { Cell::new(Isa::Scalar) };
+    static CASES: Cell<usize> = const { Cell::new(0) };
+    static EDGE_CASES: Cell<usize> = const { Cell::new(0) };
+    static FLIPPED_ELEMENTS: Cell<usize> = const { Cell::new(0) };
+    static ELEMENTS: Cell<usize> = const { Cell::new(0) };
+    static DIFFERENT_DIRECTIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn bump(counter: &'static std::thread::LocalKey<Cell<usize>>, by: usize) {
+    counter.with(|c| c.set(c.get() + by));
+}
 
 /// Compares `isa` with the scalar path on one case; weights `w` override the case's.
 fn compare<L: Loss>(c: &Case, isa: Isa, w: Option<&[f32]>, strict: bool) -> Result<(), String> {
@@ -309,9 +289,9 @@ fn compare<L: Loss>(c: &Case, isa: Isa, w: Option<&[f32]>, strict: bool) -> Resu
     let weight = |i: usize| w.map_or(1.0, |w| w[i]);
     let (ds, dv) = (directions(c, Isa::Scalar), directions(c, isa));
     // Directions: within 4 ULP of their operands.
-    ELEMENTS.fetch_add(n, Ordering::Relaxed);
+    bump(&ELEMENTS, n);
     let differ = (0..n).filter(|&i| dv[i] != ds[i]).count();
-    DIFFERENT_DIRECTIONS.fetch_add(differ, Ordering::Relaxed);
+    bump(&DIFFERENT_DIRECTIONS, differ);
     for i in 0..n {
         let scale = match c.kind {
             Kind::Classification => (ds[i] + c.b[i]).abs().max(c.b[i].abs()),
@@ -349,8 +329,8 @@ fn compare<L: Loss>(c: &Case, isa: Isa, w: Option<&[f32]>, strict: bool) -> Resu
         if strict {
             return Err(format!("elements {flipped:?} changed region with weight 0"));
         }
-        EDGE_CASES.fetch_add(1, Ordering::Relaxed);
-        FLIPPED_ELEMENTS.fetch_add(flipped.len(), Ordering::Relaxed);
+        bump(&EDGE_CASES, 1);
+        bump(&FLIPPED_ELEMENTS, flipped.len());
         for &i in &flipped {
             if !(gv[i].is_finite() && gs[i].is_finite() && gv[i].signum() == gs[i].signum()) {
                 return Err(format!("edge element {i}: gradient {} vs {}", gv[i], gs[i]));
@@ -399,34 +379,35 @@ fn compare<L: Loss>(c: &Case, isa: Isa, w: Option<&[f32]>, strict: bool) -> Resu
     Ok(())
 }
 
+/// One random case on the path under test (`PATH`) against the scalar path.
 fn agree(seed: u64, regression: bool) -> TestResult {
-    CASES.fetch_add(1, Ordering::Relaxed);
+    bump(&CASES, 1);
     let kind = if regression {
         Kind::Regression
     } else {
         Kind::Classification
     };
     let c = case(seed, kind);
-    for isa in simd_paths() {
-        let r = match kind {
-            Kind::Classification => compare::<Classification>(&c, isa, c.w.as_deref(), false),
-            Kind::Regression => compare::<ghm::Regression>(&c, isa, c.w.as_deref(), false),
-        };
-        if let Err(e) = r {
-            return TestResult::error(format!(
-                "seed {seed} {kind:?} n={} cfg={:?} offsets={:?} planted={}: {e}",
-                c.a.len(),
-                c.cfg,
-                c.offsets,
-                c.planted
-            ));
-        }
+    let isa = PATH.with(Cell::get);
+    let r = match kind {
+        Kind::Classification => compare::<Classification>(&c, isa, c.w.as_deref(), false),
+        Kind::Regression => compare::<ghm::Regression>(&c, isa, c.w.as_deref(), false),
+    };
+    match r {
+        Ok(()) => TestResult::passed(),
+        Err(e) => TestResult::error(format!(
+            "seed {seed} {kind:?} n={} cfg={:?} offsets={:?} planted={}: {e}",
+            c.a.len(),
+            c.cfg,
+            c.offsets,
+            c.planted
+        )),
     }
-    TestResult::passed()
 }
 
-#[test]
-fn every_path_agrees_with_scalar() {
+/// `isa` agrees with the scalar path on random and fixed-seed cases.
+fn agrees_with_scalar(isa: Isa) {
+    PATH.with(|p| p.set(isa));
     QuickCheck::new()
         .tests(400)
         .quickcheck(agree as fn(u64, bool) -> TestResult);
@@ -438,12 +419,70 @@ fn every_path_agrees_with_scalar() {
         }
     }
     eprintln!(
-        "{} cases; {} of {} directions differ from Scalar; {} cases with elements in \
-         different regions ({} elements), all at edges",
-        CASES.load(Ordering::Relaxed),
-        DIFFERENT_DIRECTIONS.load(Ordering::Relaxed),
-        ELEMENTS.load(Ordering::Relaxed),
-        EDGE_CASES.load(Ordering::Relaxed),
-        FLIPPED_ELEMENTS.load(Ordering::Relaxed)
+        "{isa:?}: {} cases; {} of {} directions differ from Scalar; {} cases with elements \
+         in different regions ({} elements), all at edges",
+        CASES.with(Cell::get),
+        DIFFERENT_DIRECTIONS.with(Cell::get),
+        ELEMENTS.with(Cell::get),
+        EDGE_CASES.with(Cell::get),
+        FLIPPED_ELEMENTS.with(Cell::get)
     );
+}
+
+/// A test that runs `f` and turns a panic into a failure with its message.
+fn trial(name: String, f: impl FnOnce() + Send + 'static) -> Trial {
+    Trial::test(name, move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|e| {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Failed::from(msg)
+        })
+    })
+}
+
+/// A test of one SIMD path: ignored, with the reason, where this CPU lacks the path.
+fn path_trial(isa: Isa, what: &str, f: fn(Isa)) -> Trial {
+    let name = format!("{}::{what}", paths::name(isa));
+    match paths::skip_reason(isa) {
+        Some(why) => Trial::ignorable_test(name, move || Ok(Completion::ignored_with(why))),
+        None => trial(name, move || f(isa)),
+    }
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut tests = vec![
+        trial("dispatch::the_path_list_matches_the_target".into(), || {
+            the_path_list_matches_the_target()
+        }),
+        trial(
+            "dispatch::auto_resolves_to_the_fastest_available_path".into(),
+            auto_resolves_to_the_fastest_available_path,
+        ),
+        trial(
+            "dispatch::forcing_an_unavailable_path_is_an_error_and_changes_nothing".into(),
+            forcing_an_unavailable_path_is_an_error_and_changes_nothing,
+        ),
+        Trial::ignorable_test("dispatch::required_paths_are_available", || {
+            if std::env::var(paths::REQUIRE).is_err() {
+                return Ok(Completion::ignored_with(format!(
+                    "{} is not set, so no path is required",
+                    paths::REQUIRE
+                )));
+            }
+            paths::check_required()?;
+            Ok(Completion::Completed)
+        }),
+        trial("scalar::set_isa_accepts_it".into(), || {
+            set_isa_accepts(Isa::Scalar)
+        }),
+    ];
+    for isa in paths::simd() {
+        tests.push(path_trial(isa, "set_isa_accepts_it", set_isa_accepts));
+        tests.push(path_trial(isa, "agrees_with_scalar", agrees_with_scalar));
+    }
+    libtest_mimic::run(&args, tests).exit();
 }

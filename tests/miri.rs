@@ -132,7 +132,7 @@ fn three_phases_in_chunks_and_residuals() {
         r.accumulate_residual(&mut stats, &a[1..], None).unwrap();
         assert!(r.commit(&stats).unwrap().loss().is_finite());
         if !auto_path_runs() {
-            continue; // `Weights::apply` takes the run-time-detected path.
+            continue; // `RegionWeights::apply` takes the run-time-detected path.
         }
         let mut out = vec![0.0; n];
         let (lo, hi) = out.split_at_mut(5);
@@ -280,7 +280,7 @@ fn class_index_rows_and_planes_with_probability_inputs() {
             }
 
             if !auto_path_runs() {
-                continue; // `Weights::apply_labels` takes the run-time-detected path.
+                continue; // `RegionWeights::apply_labels` takes the run-time-detected path.
             }
             // apply_labels: the one-shot gradient, at the layout's elements only.
             let mut out = vec![0.0; x.len()];
@@ -292,7 +292,7 @@ fn class_index_rows_and_planes_with_probability_inputs() {
             let delta = Output {
                 kind: OutputKind::Gradient,
                 scale: -2.0,
-                accumulate: false,
+                add: false,
             };
             weights
                 .apply_labels(&xp, planes, &LABELS, w, delta, &mut outp)
@@ -502,7 +502,7 @@ mod c_abi {
                 assert_eq!(acc(&rest, 1, &mut part), GHM_OK);
                 assert_eq!(ghm_stats_merge(&part, &mut total), GHM_OK);
                 assert_eq!(ghm_stats_merge(&total, &mut total), GHM_ERR_OVERLAP);
-                let mut weights = MaybeUninit::<ghm::Weights>::uninit();
+                let mut weights = MaybeUninit::<ghm::RegionWeights>::uninit();
                 let mut l3 = 0.0f32;
                 assert_eq!(
                     ghm_commit(&total, &mut three, weights.as_mut_ptr(), &mut l3),
@@ -516,7 +516,7 @@ mod c_abi {
                 let delta = ghm_output {
                     kind: GHM_OUTPUT_GRADIENT,
                     scale: -1.0,
-                    accumulate: 0,
+                    add: 0,
                 };
                 let mut out = vec![f32::from_bits(0x7fc0_dead); xp.len()];
                 let r = ghm_c_apply_labels(
@@ -553,7 +553,7 @@ mod c_abi {
                 let add_loss = ghm_output {
                     kind: GHM_OUTPUT_ELEMENT_LOSS,
                     scale: 1.0,
-                    accumulate: 1,
+                    add: 1,
                 };
                 let r = ghm_c_apply_labels(
                     &weights,

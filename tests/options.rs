@@ -99,7 +99,7 @@ fn weight_cap_bounds_every_element_weight() {
         let o = Output {
             kind: OutputKind::ElementWeight,
             scale: 1.0,
-            accumulate: false,
+            add: false,
         };
         w.apply(&x, &t, None, o, &mut ew).unwrap();
         ew.iter()
@@ -171,7 +171,7 @@ fn probability_input_follows_binary_cross_entropy_and_keeps_logit_gradient() {
     let o = Output {
         kind: OutputKind::ElementLoss,
         scale: 1.0,
-        accumulate: false,
+        add: false,
     };
     let mut el = vec![0.0; p.len()];
     wt.apply(&p, &t, w.as_deref(), o, &mut el).unwrap();

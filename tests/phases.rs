@@ -165,7 +165,7 @@ fn mismatched_stats_and_weights_are_refused() {
     s.count[2] = -1.0;
     assert_eq!(c.commit(&s), Err(Error::StatsMismatch));
     assert_eq!(c.state(), &before, "a refused commit leaves the state");
-    // Weights of one loss applied as the other loss's (through the C boundary's rule).
+    // RegionWeights of one loss applied as the other loss's (through the C boundary's rule).
     let wr = r.commit(&r.stats()).unwrap();
     let mut out = [7.0f32];
     let st = unsafe {
@@ -299,7 +299,7 @@ fn output_modes_write_weights_losses_deltas_and_accumulate() {
             let o = Output {
                 kind: kind_out,
                 scale,
-                accumulate,
+                add: accumulate,
             };
             weights.apply(&a, &b, Some(&w), o, &mut out).unwrap();
             out
@@ -332,7 +332,7 @@ fn output_modes_write_weights_losses_deltas_and_accumulate() {
         let inf = Output {
             kind: OutputKind::Gradient,
             scale: f32::INFINITY,
-            accumulate: false,
+            add: false,
         };
         let mut out = vec![1.0; a.len()];
         assert_eq!(
@@ -375,7 +375,7 @@ fn apply_that_would_overflow_writes_nothing() {
     let huge = Output {
         kind: OutputKind::Gradient,
         scale: 3e38,
-        accumulate: false,
+        add: false,
     };
     let mut out = [1.5f32, 2.5];
     assert_eq!(w.apply(&x, &t, None, huge, &mut out), Err(Error::Overflow));
@@ -384,7 +384,7 @@ fn apply_that_would_overflow_writes_nothing() {
     let add = Output {
         kind: OutputKind::Gradient,
         scale: 1e36,
-        accumulate: true,
+        add: true,
     };
     let mut big = [f32::MAX, -f32::MAX];
     assert_eq!(w.apply(&x, &t, None, add, &mut big), Err(Error::Overflow));

@@ -8,31 +8,19 @@
 //! `GHM_ULP_STRIDE=k` checks every k-th f32 only (for slow runs, e.g. under an emulator);
 //! a run with k > 1 is a sample, not the exhaustive check.
 //!
-//! The bounds asserted here are the ones documented at the top of `src/math.rs`. A path
-//! compiled in but missing on this CPU fails unless `GHM_ALLOW_MISSING_ISA=1`.
+//! The bounds asserted here are the ones documented at the top of `src/math.rs`. One test
+//! per path (`avx2::...`); a path compiled in but missing on this CPU is reported as
+//! ignored, with the reason (see `tests/paths/mod.rs`).
+
+mod paths;
 
 use ghm::Isa;
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 /// The documented bounds (ULP): exp_nonpos, log1p_unit, sigmoid.
 const EXP_MAX_ULP: u32 = 1;
 const LOG1P_MAX_ULP: u32 = 2;
 const SIGMOID_MAX_ULP: u32 = 2;
-
-fn paths() -> Vec<Isa> {
-    let allow = std::env::var("GHM_ALLOW_MISSING_ISA").is_ok_and(|v| v == "1");
-    Isa::ALL
-        .iter()
-        .copied()
-        .filter(|isa| {
-            assert!(
-                isa.is_available() || allow,
-                "{isa:?} is compiled in but not available on this CPU; \
-                 set GHM_ALLOW_MISSING_ISA=1 to skip it deliberately"
-            );
-            isa.is_available()
-        })
-        .collect()
-}
 
 fn ulps(a: f32, b: f32) -> u32 {
     if a == b {
@@ -101,11 +89,11 @@ fn sigmoid_ref(x: f32) -> f32 {
     (1.0 / (1.0 + (-f64::from(x)).exp())) as f32
 }
 
-#[test]
-#[ignore = "exhaustive over ~3.4e9 f32 per path; run with --release -- --ignored"]
-fn vectorised_functions_are_within_their_documented_ulp_bounds_for_every_f32() {
+/// exp_nonpos, log1p_unit and sigmoid of `isa` are within their documented bounds for every
+/// f32 of their ranges.
+fn within_documented_ulp_bounds_for_every_f32(isa: Isa) -> Result<(), Failed> {
     let neg = |x: f32| x.to_bits();
-    for isa in paths() {
+    {
         // exp_nonpos on [-87.33, 0]: -0.0 up to -87.33 in bits, and +0.0.
         let (e, ex) = sweep(
             isa,
@@ -146,19 +134,44 @@ fn vectorised_functions_are_within_their_documented_ulp_bounds_for_every_f32() {
             sn.max(sp),
             if sn >= sp { snx } else { spx }
         );
-        assert!(
-            e.max(e0) <= EXP_MAX_ULP,
-            "{isa:?} exp_nonpos: {e} ULP at {ex:e}"
-        );
-        assert!(l <= LOG1P_MAX_ULP, "{isa:?} log1p_unit: {l} ULP at {lx:e}");
-        assert!(
-            sn.max(sp) <= SIGMOID_MAX_ULP,
-            "{isa:?} sigmoid: {sn}/{sp} ULP"
-        );
+        if e.max(e0) > EXP_MAX_ULP {
+            return Err(format!("{isa:?} exp_nonpos: {e} ULP at {ex:e}").into());
+        }
+        if l > LOG1P_MAX_ULP {
+            return Err(format!("{isa:?} log1p_unit: {l} ULP at {lx:e}").into());
+        }
+        if sn.max(sp) > SIGMOID_MAX_ULP {
+            return Err(format!("{isa:?} sigmoid: {sn}/{sp} ULP").into());
+        }
         // Below the range, exp_nonpos flushes to 0 (libm gives a subnormal).
         let xs = [-87.34f32, -100.0, -1e30, f32::MIN, f32::NEG_INFINITY];
         let mut ys = [1f32; 5];
         ghm::__test::exp_nonpos(isa, &xs, &mut ys).unwrap();
-        assert_eq!(ys, [0.0; 5], "{isa:?}");
+        if ys != [0.0; 5] {
+            return Err(format!("{isa:?}: exp_nonpos below its range gave {ys:?}").into());
+        }
     }
+    Ok(())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let tests = Isa::ALL
+        .iter()
+        .map(|&isa| {
+            let name = format!(
+                "{}::within_documented_ulp_bounds_for_every_f32",
+                paths::name(isa)
+            );
+            Trial::ignorable_test(name, move || match paths::skip_reason(isa) {
+                Some(why) => Ok(Completion::ignored_with(why)),
+                None => {
+                    within_documented_ulp_bounds_for_every_f32(isa).map(|()| Completion::Completed)
+                }
+            })
+            // Exhaustive over ~3.4e9 f32 per path: run with --release -- --ignored.
+            .with_ignored_flag(true)
+        })
+        .collect();
+    libtest_mimic::run(&args, tests).exit();
 }

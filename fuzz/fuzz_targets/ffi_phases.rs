@@ -46,14 +46,14 @@ use common::{
 };
 use ghm::ffi::*;
 use ghm::{
-    ClassLayout, Classification, Ghm, Output, OutputKind, Regression, State, Stats, Weights,
+    ClassLayout, Classification, Ghm, Output, OutputKind, Regression, State, Stats, RegionWeights,
 };
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
 const PATTERN: u32 = 0x7fc0_dead; // a NaN: never a value the library would write
 const STATS_WORDS: usize = size_of::<Stats>() / 4;
-const WEIGHTS_WORDS: usize = size_of::<Weights>() / 4;
+const WEIGHTS_WORDS: usize = size_of::<RegionWeights>() / 4;
 const LAYOUT_WORDS: usize = size_of::<ClassLayout>() / 4;
 const SPEC_WORDS: usize = size_of::<ghm_output>() / 4;
 /// Largest logits extent (and element count) a run places in the arena.
@@ -537,10 +537,10 @@ fn spec_output(s: &ghm_output) -> Option<Output> {
         GHM_OUTPUT_ELEMENT_LOSS => OutputKind::ElementLoss,
         _ => return None,
     };
-    (s.accumulate <= 1 && s.scale.is_finite()).then_some(Output {
+    (s.add <= 1 && s.scale.is_finite()).then_some(Output {
         kind,
         scale: s.scale,
-        accumulate: s.accumulate == 1,
+        add: s.add == 1,
     })
 }
 
@@ -586,7 +586,7 @@ fn safe_accumulate(
     })
 }
 
-fn safe_commit(st: &State, stats: &Stats) -> core::result::Result<(State, Weights), ghm::Error> {
+fn safe_commit(st: &State, stats: &Stats) -> core::result::Result<(State, RegionWeights), ghm::Error> {
     match Ghm::<Classification>::from_state(*st) {
         Ok(mut g) => g.commit(stats).map(|w| (*g.state(), w)),
         Err(_) => match Ghm::<Regression>::from_state(*st) {
@@ -605,7 +605,7 @@ fn kind_word(kind: Kind) -> u32 {
 
 /// The status an element-wise or class-index apply of `kind` must give, from the safe
 /// API's (which applies weights of either loss): the weights' loss must match the call's.
-fn apply_status(kind: Kind, weights: &Weights, safe: i32) -> Vec<i32> {
+fn apply_status(kind: Kind, weights: &RegionWeights, safe: i32) -> Vec<i32> {
     let kind_at = words_of(weights)[1];
     if safe == GHM_ERR_NOT_COMMITTED {
         vec![GHM_ERR_NOT_COMMITTED, GHM_ERR_WRONG_LOSS]
@@ -921,7 +921,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         let args = [
             Arg::input(ar.ptr::<Stats>(s_main), 1),
             Arg::output(ar.ptr::<State>(slots.state), 1),
-            Arg::output(ar.ptr::<Weights>(slots.weights), 1),
+            Arg::output(ar.ptr::<RegionWeights>(slots.weights), 1),
             Arg::output(ar.ptr::<f32>(slots.loss), 1),
         ];
         let (stats_in, st_in): (Stats, State) = (ar.read(s_main), ar.read(slots.state));
@@ -929,7 +929,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             ghm_commit(
                 p[0] as *const Stats,
                 p[1] as *mut State,
-                p[2] as *mut Weights,
+                p[2] as *mut RegionWeights,
                 p[3] as *mut f32,
             )
         })?;
@@ -976,7 +976,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             weights_ok = false;
         }
         15 => {
-            // Weights committed by the other loss.
+            // RegionWeights committed by the other loss.
             let other = kind.other();
             let mut st = vec![0u32; STATE_WORDS];
             let dflt = ghm_r_config_default();
@@ -988,7 +988,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                     ghm_stats_init(st.as_ptr().cast(), stats.as_mut_ptr().cast()),
                     GHM_OK
                 );
-                let wp = ar.ptr::<Weights>(slots.weights);
+                let wp = ar.ptr::<RegionWeights>(slots.weights);
                 assert_eq!(
                     ghm_commit(stats.as_ptr().cast(), st.as_mut_ptr().cast(), wp, &mut loss),
                     GHM_OK
@@ -1017,7 +1017,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             let s = ghm_output {
                 kind: *u.choose(&kinds)?,
                 scale,
-                accumulate: u.int_in_range(0u32..=1)?,
+                add: u.int_in_range(0u32..=1)?,
             };
             ar.write(slots.spec, &s);
             Some(s)
@@ -1026,14 +1026,14 @@ fn run(u: &mut Unstructured) -> Result<()> {
             let s = ghm_output {
                 kind: u.arbitrary()?,
                 scale: f32::from_bits(u.arbitrary()?),
-                accumulate: u.arbitrary()?,
+                add: u.arbitrary()?,
             };
             ar.write(slots.spec, &s);
             Some(s)
         }
     };
     let gradient_out =
-        spec_p.is_none_or(|s| s.kind == GHM_OUTPUT_GRADIENT && s.scale == 1.0 && s.accumulate == 0);
+        spec_p.is_none_or(|s| s.kind == GHM_OUTPUT_GRADIENT && s.scale == 1.0 && s.add == 0);
     let mut apply_err = GHM_OK;
     for c in 0..chunks {
         let (lo, hi) = (cuts[c], cuts[c + 1]);
@@ -1057,7 +1057,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         commit_st
     };
     let out = ar.floats(slots.out, n);
-    let weights: Weights = ar.read(slots.weights);
+    let weights: RegionWeights = ar.read(slots.weights);
     let m: Stats = ar.read(s_main);
     let single: Stats = ar.read(slots.single);
     let exact_tot = m.weight_sum == single.weight_sum;
@@ -1435,7 +1435,7 @@ fn apply(
     in_place: bool,
     spec: Option<ghm_output>,
 ) -> Result<Option<i32>> {
-    let weights: Weights = ar.read(s.weights);
+    let weights: RegionWeights = ar.read(s.weights);
     let spec_p = if spec.is_some() {
         ar.ptr::<ghm_output>(s.spec)
     } else {
@@ -1458,7 +1458,7 @@ fn apply(
             (ar.ptr::<f32>(s.a), ar.ptr::<f32>(s.out))
         };
         let args = [
-            Arg::input(ar.ptr::<Weights>(s.weights), 1),
+            Arg::input(ar.ptr::<RegionWeights>(s.weights), 1),
             Arg {
                 count: extent,
                 ..Arg::input(logits_p, 0)
@@ -1487,7 +1487,7 @@ fn apply(
         };
         let (st, ok) = ar.step(u, &args, None, &|p| unsafe {
             ghm_c_apply_labels(
-                p[0] as *const Weights,
+                p[0] as *const RegionWeights,
                 p[1] as *const f32,
                 p[2] as *const ClassLayout,
                 p[3] as *const i32,
@@ -1540,7 +1540,7 @@ fn apply(
         let out_p = ar.ptr::<f32>(s.out + lo);
         let b_arg = Arg::input(bp, nn);
         let args = [
-            Arg::input(ar.ptr::<Weights>(s.weights), 1),
+            Arg::input(ar.ptr::<RegionWeights>(s.weights), 1),
             Arg::input(ap, nn),
             if kind == Kind::R {
                 b_arg.optional()
@@ -1561,7 +1561,7 @@ fn apply(
                 Kind::R => ghm_r_apply,
             };
             f(
-                p[0] as *const Weights,
+                p[0] as *const RegionWeights,
                 p[1] as *const f32,
                 p[2] as *const f32,
                 p[3] as *const f32,

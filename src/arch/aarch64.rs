@@ -1,14 +1,10 @@
-//! The NEON path: the generic passes instantiated for four lanes in a `float32x4_t`. NEON
+//! The NEON path: [`Vector`] for four lanes in a `float32x4_t`, and its entry point. NEON
 //! is part of the aarch64 baseline (this module is compiled only where the target enables
 //! it), so the path needs no run-time detection.
 
 use core::arch::aarch64::*;
 
-use crate::histogram::{Bins, Stats};
-use crate::math::Model;
-use crate::pass::{self, Inputs, LaneTable, Plan};
-use crate::status::Error;
-use crate::vector::Vector;
+use crate::kernel::{LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
 
 #[inline(always)]
 unsafe fn bits(v: float32x4_t) -> uint32x4_t {
@@ -25,6 +21,7 @@ unsafe fn float(v: uint32x4_t) -> float32x4_t {
 /// `fmin`/`fmax` propagate NaN where the trait (and the scalar path) returns `b`.
 impl Vector for float32x4_t {
     type Sum = (float64x2_t, float64x2_t);
+    type Tables = [LaneTable; 4];
 
     #[inline(always)]
     unsafe fn sum_zero() -> Self::Sum {
@@ -135,9 +132,9 @@ impl Vector for float32x4_t {
         vreinterpretq_f32_s32(vshlq_n_s32::<23>(e))
     }
     #[inline(always)]
-    unsafe fn indices(self, out: &mut [u8; 16]) {
-        // fcvtzs saturates and gives 0 for NaN; the mask keeps every lane in 0..=63.
-        let k = vandq_s32(vcvtq_s32_f32(self), vdupq_n_s32(63));
+    unsafe fn indices(self, out: &mut [u8; MAX_LANES]) {
+        // fcvtzs saturates and gives 0 for NaN; the mask keeps every lane below MAX_BINS.
+        let k = vandq_s32(vcvtq_s32_f32(self), vdupq_n_s32(BIN_MASK));
         let mut lanes = [0i32; 4];
         vst1q_s32(lanes.as_mut_ptr(), k);
         for (o, &l) in out.iter_mut().zip(lanes.iter()) {
@@ -146,52 +143,11 @@ impl Vector for float32x4_t {
     }
 }
 
+/// Runs `pass` with four-lane vectors.
+///
 /// # Safety
-/// As for [`pass::validate`].
-pub(crate) unsafe fn validate<M: Model>(model: &M, x: &Inputs) -> Result<(), Error> {
-    pass::validate::<float32x4_t, M>(model, x)
-}
-
-/// # Safety
-/// As for [`pass::accumulate`].
+/// The pass's own contract holds (NEON is part of this target's baseline).
 #[target_feature(enable = "neon")]
-pub(crate) unsafe fn accumulate<M: Model>(
-    model: &M,
-    bins: &Bins,
-    x: &Inputs,
-    stats: &mut Stats,
-) -> Result<(), Error> {
-    let mut tables = [LaneTable::EMPTY; 4];
-    pass::accumulate::<float32x4_t, M, 4>(model, bins, x, &mut tables, stats)
-}
-
-/// # Safety
-/// As for [`pass::apply`].
-#[target_feature(enable = "neon")]
-pub(crate) unsafe fn apply<M: Model>(
-    model: &M,
-    bins: &Bins,
-    plan: &Plan<'_>,
-    x: &Inputs,
-    out: *mut f32,
-) -> bool {
-    pass::apply::<float32x4_t, M>(model, bins, plan, x, out)
-}
-
-/// # Safety
-/// As for [`pass::plain_bce`].
-pub(crate) unsafe fn plain_bce(
-    x: *const f32,
-    t: *const f32,
-    n: usize,
-    scale: f32,
-    out: *mut f32,
-) -> f64 {
-    pass::plain_bce::<float32x4_t>(x, t, n, scale, out)
-}
-
-/// As for [`super::probe::eval`].
-#[target_feature(enable = "neon")]
-pub(crate) unsafe fn probe(f: super::probe::Func, a: &[f32], b: &[f32], out: &mut [f32]) {
-    super::probe::eval::<float32x4_t>(f, a, b, out)
+pub(crate) unsafe fn run<P: Pass>(pass: P) -> P::Out {
+    pass.run::<float32x4_t>()
 }

@@ -1,19 +1,16 @@
-//! The ISA kernels and the one dispatch point.
+//! The instruction-set paths and the one dispatch point.
 //!
-//! Each submodule instantiates the generic passes of `pass.rs` for one ISA behind
-//! `#[target_feature]` entry points; [`kernels`] picks the entry points for a requested
-//! [`Isa`], after checking that the CPU has it.
+//! Each submodule implements the kernels' [`Vector`](crate::kernel::Vector) trait for one
+//! ISA and has one `#[target_feature]` entry point, `run`, that runs any
+//! [`Pass`] with that vector type. [`run`] below picks the entry point for a requested
+//! [`Isa`], after checking that the CPU has it. Adding an ISA: one file here (its `Vector`
+//! and `run`), one `Isa` variant, one arm in [`run`] and in [`Isa::is_available`].
 
-use crate::histogram::{Bins, Stats};
-use crate::math::Model;
-use crate::pass::{Inputs, Plan};
-use crate::status::Error;
+use crate::error::Error;
+use crate::kernel::Pass;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod aarch64;
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-mod avx512;
-pub mod probe;
 mod scalar;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod x86_64;
@@ -90,44 +87,28 @@ impl Isa {
     }
 }
 
-/// The passes of one ISA path for one loss model (see `pass.rs`).
-pub(crate) struct Kernels<M> {
-    pub validate: unsafe fn(&M, &Inputs) -> Result<(), Error>,
-    pub accumulate: unsafe fn(&M, &Bins, &Inputs, &mut Stats) -> Result<(), Error>,
-    pub apply: unsafe fn(&M, &Bins, &Plan<'_>, &Inputs, *mut f32) -> bool,
-}
-
-/// The kernels for `isa`; [`Error::Isa`] if this CPU cannot run it. This is the only place
-/// that hands out `#[target_feature]` entry points, and only after the check.
-pub(crate) fn kernels<M: Model>(isa: Isa) -> Result<Kernels<M>, Error> {
+/// Runs `pass` on the path `isa` (`Auto`: the fastest this CPU has); [`Error::Isa`] if this
+/// CPU cannot run it. The only place that enters a `#[target_feature]` function, and only
+/// after that check.
+///
+/// # Safety
+/// The pass's own contract holds (the pointers it holds are valid as it documents).
+pub(crate) unsafe fn run<P: Pass>(isa: Isa, pass: P) -> Result<P::Out, Error> {
     if !isa.is_available() {
         return Err(Error::Isa);
     }
-    Ok(match isa.resolve() {
-        Isa::Scalar => Kernels {
-            validate: scalar::validate::<M>,
-            accumulate: scalar::accumulate::<M>,
-            apply: scalar::apply::<M>,
-        },
-        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        Isa::Avx2 => Kernels {
-            validate: x86_64::validate::<M>,
-            accumulate: x86_64::accumulate::<M>,
-            apply: x86_64::apply::<M>,
-        },
-        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        Isa::Avx512 => Kernels {
-            validate: avx512::validate::<M>,
-            accumulate: avx512::accumulate::<M>,
-            apply: avx512::apply::<M>,
-        },
-        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-        Isa::Neon => Kernels {
-            validate: aarch64::validate::<M>,
-            accumulate: aarch64::accumulate::<M>,
-            apply: aarch64::apply::<M>,
-        },
-        #[allow(unreachable_patterns)]
-        _ => return Err(Error::Isa),
+    // SAFETY: the path is available on this CPU (checked above); the pass's contract is the
+    // caller's.
+    Ok(unsafe {
+        match isa.resolve() {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => x86_64::avx2::run(pass),
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => x86_64::avx512::run(pass),
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Isa::Neon => aarch64::run(pass),
+            // Scalar; `resolve` gives only available paths of this build.
+            _ => scalar::run(pass),
+        }
     })
 }

@@ -2,7 +2,7 @@
 //!
 //! Each loss is a [`Model`]: from the two inputs of an element it yields the gradient
 //! direction `dir` (the derivative of the unweighted term; its absolute value is the
-//! gradient norm `g` that is binned) and the term itself. The passes in `pass.rs` combine
+//! gradient norm `g` that is binned) and the term itself. The passes in `passes.rs` combine
 //! these with the harmonizing weights.
 //!
 //! Accuracy of the vectorised functions, measured over every f32 in the range used by
@@ -16,8 +16,8 @@
 //! - the sigmoid in [`Bce`]: at most 2 ULP from the correctly rounded value wherever the
 //!   result is normal (`x >= -87.33`).
 
-use crate::status::Error;
-use crate::vector::Vector;
+use super::vector::Vector;
+use crate::error::Error;
 
 const LOG2_E: f32 = core::f32::consts::LOG2_E;
 /// ln 2 split so that `n * LN2_HI` is exact for |n| < 2^15.

@@ -1,15 +1,18 @@
 //! The AVX-512F path: the generic passes instantiated for sixteen lanes in a `__m512`. Only
 //! AVX-512F instructions are used (no DQ/BW/VL), so the path needs exactly what
-//! [`has_avx512f`](super::x86_64::has_avx512f) checks. Trait masks are vectors of
+//! [`has_avx512f`](super::has_avx512f) checks. Trait masks are vectors of
 //! all-ones/all-zeros lanes; they are converted to and from the k-registers where needed.
 
 use core::arch::x86_64::*;
 
-use crate::histogram::{Bins, Stats};
-use crate::math::Model;
-use crate::pass::{self, Inputs, LaneTable, Plan};
-use crate::status::Error;
-use crate::vector::Vector;
+use crate::config::MAX_BINS;
+use crate::kernel::{LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
+
+// `lookup` reads the table as four 16-lane quarters.
+const _: () = assert!(
+    MAX_BINS == 64,
+    "lookup permutes four 16-entry quarters of the table"
+);
 
 /// The vector mask (all-ones lanes) of a k-register mask.
 #[inline(always)]
@@ -27,6 +30,7 @@ unsafe fn to_k(m: __m512) -> __mmask16 {
 /// in the scalar instantiation, with the same NaN conventions for `min`/`max`.
 impl Vector for __m512 {
     type Sum = (__m512d, __m512d);
+    type Tables = [LaneTable; 16];
 
     #[inline(always)]
     unsafe fn sum_zero() -> Self::Sum {
@@ -149,7 +153,7 @@ impl Vector for __m512 {
     }
     #[inline(always)]
     unsafe fn split_exp(self) -> (Self, Self) {
-        // Lane-wise `vector::split_exp_lane`, bit for bit.
+        // Lane-wise `split_exp_lane` (kernel/vector.rs), bit for bit.
         let bits = _mm512_castps_si512(self);
         let e = _mm512_sub_epi32(
             _mm512_and_si512(_mm512_srli_epi32::<23>(bits), _mm512_set1_epi32(0xff)),
@@ -165,16 +169,16 @@ impl Vector for __m512 {
         (m, _mm512_cvtepi32_ps(e))
     }
     #[inline(always)]
-    unsafe fn indices(self, out: &mut [u8; 16]) {
+    unsafe fn indices(self, out: &mut [u8; MAX_LANES]) {
         _mm_storeu_si128(
             out.as_mut_ptr().cast(),
             _mm512_cvtepi32_epi8(masked_indices(self)),
         );
     }
     #[inline(always)]
-    unsafe fn lookup(self, table: &[f32; 64]) -> Self {
+    unsafe fn lookup(self, table: &[f32; MAX_BINS]) -> Self {
         // Register permutes, no memory indexed by lane values: every index is masked to
-        // 0..63, and each two-source permute uses only its low five bits anyway.
+        // [0, MAX_BINS) = [0, 64), and each two-source permute uses only its low five bits.
         let k = masked_indices(self);
         let t = table.as_ptr();
         let lo = _mm512_permutex2var_ps(_mm512_loadu_ps(t), k, _mm512_loadu_ps(t.add(16)));
@@ -183,72 +187,20 @@ impl Vector for __m512 {
     }
 }
 
-/// Lanes truncated to i32 and masked to `0..=63` (NaN and out-of-range lanes convert to
-/// `i32::MIN`, which masks to 0).
+/// Lanes truncated to i32 and masked to `[0, MAX_BINS)` (NaN and out-of-range lanes convert
+/// to `i32::MIN`, which masks to 0).
 #[inline(always)]
 unsafe fn masked_indices(v: __m512) -> __m512i {
-    _mm512_and_si512(_mm512_cvttps_epi32(v), _mm512_set1_epi32(63))
+    _mm512_and_si512(_mm512_cvttps_epi32(v), _mm512_set1_epi32(BIN_MASK))
 }
 
-/// # Safety
-/// As for [`pass::validate`], and the CPU has AVX-512F ([`has_avx512f`]).
+/// Runs `pass` with sixteen-lane vectors.
 ///
-/// [`has_avx512f`]: super::x86_64::has_avx512f
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn validate<M: Model>(model: &M, x: &Inputs) -> Result<(), Error> {
-    pass::validate::<__m512, M>(model, x)
-}
-
 /// # Safety
-/// As for [`pass::accumulate`], and the CPU has AVX-512F ([`has_avx512f`]).
+/// The pass's own contract holds, and the CPU has AVX-512F ([`has_avx512f`]).
 ///
-/// [`has_avx512f`]: super::x86_64::has_avx512f
+/// [`has_avx512f`]: super::has_avx512f
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn accumulate<M: Model>(
-    model: &M,
-    bins: &Bins,
-    x: &Inputs,
-    stats: &mut Stats,
-) -> Result<(), Error> {
-    let mut tables = [LaneTable::EMPTY; 16];
-    pass::accumulate::<__m512, M, 16>(model, bins, x, &mut tables, stats)
-}
-
-/// # Safety
-/// As for [`pass::apply`], and the CPU has AVX-512F ([`has_avx512f`]).
-///
-/// [`has_avx512f`]: super::x86_64::has_avx512f
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn apply<M: Model>(
-    model: &M,
-    bins: &Bins,
-    plan: &Plan<'_>,
-    x: &Inputs,
-    out: *mut f32,
-) -> bool {
-    pass::apply::<__m512, M>(model, bins, plan, x, out)
-}
-
-/// # Safety
-/// As for [`pass::plain_bce`], and the CPU has AVX-512F ([`has_avx512f`]).
-///
-/// [`has_avx512f`]: super::x86_64::has_avx512f
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn plain_bce(
-    x: *const f32,
-    t: *const f32,
-    n: usize,
-    scale: f32,
-    out: *mut f32,
-) -> f64 {
-    pass::plain_bce::<__m512>(x, t, n, scale, out)
-}
-
-/// # Safety
-/// As for [`super::probe::eval`], and the CPU has AVX-512F ([`has_avx512f`]).
-///
-/// [`has_avx512f`]: super::x86_64::has_avx512f
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn probe(f: super::probe::Func, a: &[f32], b: &[f32], out: &mut [f32]) {
-    super::probe::eval::<__m512>(f, a, b, out)
+pub(crate) unsafe fn run<P: Pass>(pass: P) -> P::Out {
+    pass.run::<__m512>()
 }

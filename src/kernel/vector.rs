@@ -1,17 +1,26 @@
 //! The small vector abstraction the kernels are written against.
 //!
 //! Every pass over a buffer and every per-element formula is written once, generic over
-//! [`Vector`]; `arch/` instantiates it for one ISA per module. `f32` itself implements the
-//! trait as a one-lane vector: that instantiation is the portable scalar path.
+//! [`Vector`]; `arch/` implements it for one ISA per module. `f32` itself implements the
+//! trait as a one-lane vector (`arch/scalar.rs`): that instantiation is the portable path.
 //!
 //! Masks are vectors whose lanes are all-ones (true) or all-zeros (false), as the comparison
 //! instructions of every SIMD ISA produce them.
 
+use super::passes::LaneTables;
+use crate::config::MAX_BINS;
+
+/// The most lanes any instantiation may have: the passes' scratch buffers (one value per
+/// lane) have this size, and each pass asserts `LANES <= MAX_LANES` at compile time.
+pub(crate) const MAX_LANES: usize = 16;
+
 /// A vector of `LANES` f32 values. All methods are `unsafe` only because SIMD instantiations
 /// require their target features to be enabled; callers in `arch/` guarantee that.
 pub(crate) trait Vector: Copy {
-    /// Number of f32 lanes.
+    /// Number of f32 lanes, at most [`MAX_LANES`].
     const LANES: usize;
+    /// The accumulate pass's per-lane tables: `[LaneTable; LANES]`.
+    type Tables: LaneTables;
     /// A running sum of many vectors' lanes, in f64.
     type Sum: Copy;
 
@@ -56,7 +65,7 @@ pub(crate) trait Vector: Copy {
     unsafe fn pow2(n: Self) -> Self;
     /// Loads `LANES` i32 from `p` (no alignment needed), converted to f32.
     unsafe fn load_i32(p: *const i32) -> Self {
-        let mut v = [0f32; 16];
+        let mut v = [0f32; MAX_LANES];
         for (l, x) in v.iter_mut().enumerate().take(Self::LANES) {
             *x = p.add(l).read_unaligned() as f32;
         }
@@ -66,7 +75,7 @@ pub(crate) trait Vector: Copy {
     /// For positive normal lanes: `(m, e)` with `self = m * 2^e`, `m` in
     /// `[sqrt(1/2), sqrt(2))` and `e` an integer. (Zero gives `(1, -127)`.)
     unsafe fn split_exp(self) -> (Self, Self) {
-        let (mut m, mut e) = ([0f32; 16], [0f32; 16]);
+        let (mut m, mut e) = ([0f32; MAX_LANES], [0f32; MAX_LANES]);
         self.store(m.as_mut_ptr());
         for (mv, ev) in m.iter_mut().zip(e.iter_mut()).take(Self::LANES) {
             (*mv, *ev) = split_exp_lane(*mv);
@@ -74,15 +83,17 @@ pub(crate) trait Vector: Copy {
         (Self::load(m.as_ptr()), Self::load(e.as_ptr()))
     }
 
-    /// Converts lanes holding integers in `[0, 63]` to `u8` bin indices. Lanes outside that
-    /// range (only possible for inputs that validation rejects) give some index below 64.
-    unsafe fn indices(self, out: &mut [u8; 16]);
-    /// `table[k]` per lane, for lanes holding integers in `[0, 63]`; like
+    /// Converts lanes holding integers in `[0, MAX_BINS)` to `u8` bin indices (the first
+    /// `LANES` entries of `out`). Lanes outside that range (only possible for inputs that
+    /// validation rejects) give some index below `MAX_BINS`: implementations mask with
+    /// [`BIN_MASK`].
+    unsafe fn indices(self, out: &mut [u8; MAX_LANES]);
+    /// `table[k]` per lane, for lanes holding integers in `[0, MAX_BINS)`; like
     /// [`indices`](Vector::indices), any other lane reads some entry of the table.
-    unsafe fn lookup(self, table: &[f32; 64]) -> Self {
-        let mut idx = [0u8; 16];
+    unsafe fn lookup(self, table: &[f32; MAX_BINS]) -> Self {
+        let mut idx = [0u8; MAX_LANES];
         self.indices(&mut idx);
-        let mut vals = [0f32; 16];
+        let mut vals = [0f32; MAX_LANES];
         for (v, &k) in vals.iter_mut().zip(idx.iter()).take(Self::LANES) {
             *v = table[usize::from(k)];
         }
@@ -96,129 +107,13 @@ pub(crate) trait Vector: Copy {
     }
 }
 
-/// The portable one-lane instantiation: plain IEEE-754 f32 arithmetic, no fused operations.
-impl Vector for f32 {
-    const LANES: usize = 1;
-    type Sum = f64;
-
-    #[inline(always)]
-    unsafe fn sum_zero() -> f64 {
-        0.0
-    }
-    #[inline(always)]
-    unsafe fn sum_add(self, acc: f64) -> f64 {
-        acc + f64::from(self)
-    }
-    #[inline(always)]
-    unsafe fn sum_total(acc: f64) -> f64 {
-        acc
-    }
-
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> Self {
-        x
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        p.read_unaligned()
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        p.write_unaligned(self)
-    }
-    #[inline(always)]
-    unsafe fn add(self, b: Self) -> Self {
-        self + b
-    }
-    #[inline(always)]
-    unsafe fn sub(self, b: Self) -> Self {
-        self - b
-    }
-    #[inline(always)]
-    unsafe fn mul(self, b: Self) -> Self {
-        self * b
-    }
-    #[inline(always)]
-    unsafe fn div(self, b: Self) -> Self {
-        self / b
-    }
-    #[inline(always)]
-    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
-        self * b + c
-    }
-    #[inline(always)]
-    unsafe fn sqrt(self) -> Self {
-        libm::sqrtf(self)
-    }
-    #[inline(always)]
-    unsafe fn abs(self) -> Self {
-        f32::from_bits(self.to_bits() & 0x7fff_ffff)
-    }
-    #[inline(always)]
-    unsafe fn floor(self) -> Self {
-        libm::floorf(self)
-    }
-    #[inline(always)]
-    unsafe fn min(self, b: Self) -> Self {
-        if self < b {
-            self
-        } else {
-            b
-        }
-    }
-    #[inline(always)]
-    unsafe fn max(self, b: Self) -> Self {
-        if self > b {
-            self
-        } else {
-            b
-        }
-    }
-    #[inline(always)]
-    unsafe fn lt(self, b: Self) -> Self {
-        mask(self < b)
-    }
-    #[inline(always)]
-    unsafe fn le(self, b: Self) -> Self {
-        mask(self <= b)
-    }
-    #[inline(always)]
-    unsafe fn eq(self, b: Self) -> Self {
-        mask(self == b)
-    }
-    #[inline(always)]
-    unsafe fn and(self, b: Self) -> Self {
-        f32::from_bits(self.to_bits() & b.to_bits())
-    }
-    #[inline(always)]
-    unsafe fn or(self, b: Self) -> Self {
-        f32::from_bits(self.to_bits() | b.to_bits())
-    }
-    #[inline(always)]
-    unsafe fn select(m: Self, a: Self, b: Self) -> Self {
-        if m.to_bits() != 0 {
-            a
-        } else {
-            b
-        }
-    }
-    #[inline(always)]
-    unsafe fn bitmask(self) -> u32 {
-        self.to_bits() >> 31
-    }
-    #[inline(always)]
-    unsafe fn pow2(n: Self) -> Self {
-        f32::from_bits(((n as i32 + 127) as u32) << 23)
-    }
-    #[inline(always)]
-    unsafe fn indices(self, out: &mut [u8; 16]) {
-        out[0] = (self as i32 & 63) as u8;
-    }
-    #[inline(always)]
-    unsafe fn lookup(self, table: &[f32; 64]) -> Self {
-        table[(self as i32 & 63) as usize]
-    }
-}
+/// The mask that keeps a bin index inside `[0, MAX_BINS)`, as the ISA implementations of
+/// [`Vector::indices`] and [`Vector::lookup`] apply it to integer lanes.
+pub(crate) const BIN_MASK: i32 = MAX_BINS as i32 - 1;
+const _: () = assert!(
+    MAX_BINS <= 256 && MAX_BINS.is_power_of_two(),
+    "indices are u8, masked"
+);
 
 /// [`Vector::split_exp`] for one value.
 #[inline(always)]
@@ -231,9 +126,4 @@ pub(crate) fn split_exp_lane(x: f32) -> (f32, f32) {
     } else {
         (m, e as f32)
     }
-}
-
-#[inline(always)]
-fn mask(b: bool) -> f32 {
-    f32::from_bits(if b { u32::MAX } else { 0 })
 }

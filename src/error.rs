@@ -1,4 +1,5 @@
-//! Errors, shared by the Rust API and the C boundary (where each is a `ghm_status` code).
+//! Errors, shared by the Rust API and the C boundary (where each is a `ghm_status` code),
+//! and the one table of their messages.
 
 use core::fmt;
 
@@ -83,30 +84,48 @@ impl Error {
         Error::ALL.iter().copied().find(|e| e.code() == code)
     }
 
-    /// A short, static description.
-    pub const fn message(self) -> &'static str {
-        match self {
-            Error::Null => "a required pointer is NULL",
-            Error::Misaligned => "a pointer is not aligned for its type",
-            Error::Length => "a length does not fit the address space or does not match",
-            Error::Overlap => "an output overlaps an input or another output",
-            Error::Config => "a configuration field is out of range",
-            Error::State => "the state is uninitialised or corrupted",
-            Error::WrongLoss => "the state belongs to the other loss",
-            Error::NonFinite => "NaN or infinity in an input",
-            Error::Target => "a target is outside [0, 1]",
-            Error::Weight => "a label weight is negative, NaN or infinite",
-            Error::Overflow => "a result overflows f32",
-            Error::Internal => "internal error",
-            Error::Isa => "the requested instruction-set path is not available",
-            Error::StatsMismatch => "the stats are for another loss or bin count, or corrupted",
-            Error::NotCommitted => "the weights were not produced by a commit",
-            Error::Layout => "the class-index layout is not supported",
-            Error::Output => "the output specification is invalid",
-            Error::Probability => "a probability input is outside [0, 1]",
-        }
+    /// A short, static description (the text `ghm_status_str` returns in C).
+    pub fn message(self) -> &'static str {
+        let m = Self::c_message(self.code());
+        m.strip_suffix('\0').unwrap_or(m)
+    }
+
+    /// [`message`](Self::message) with its terminating NUL, for C.
+    pub(crate) fn c_message(code: i32) -> &'static str {
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| MESSAGES.get(i))
+            .copied()
+            .unwrap_or(UNKNOWN)
     }
 }
+
+/// The message of every status code, indexed by code (0 is success), each NUL-terminated so
+/// that C receives the same text. The one place an error is described in words.
+const MESSAGES: [&str; Error::ALL.len() + 1] = [
+    "ok\0",
+    "a required pointer is NULL\0",
+    "a pointer is not aligned for its type\0",
+    "a length does not fit the address space or does not match\0",
+    "an output overlaps an input or another output\0",
+    "a configuration field is out of range\0",
+    "the state is uninitialised or corrupted\0",
+    "the state or region weights belong to the other loss\0",
+    "NaN or infinity in an input\0",
+    "a target is outside [0, 1]\0",
+    "a label weight is negative, NaN or infinite\0",
+    "a result overflows float\0",
+    "internal error\0",
+    "the requested instruction-set path is not available\0",
+    "the stats are for another loss or bin count, or corrupted\0",
+    "the region weights were not produced by a commit\0",
+    "the class layout is not supported\0",
+    "the output specification is invalid\0",
+    "a probability input is outside [0, 1]\0",
+];
+
+/// The message of a code this library does not define.
+const UNKNOWN: &str = "unknown status\0";
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

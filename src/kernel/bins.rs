@@ -1,0 +1,103 @@
+//! The unit regions over the gradient norm and the binning of a vector of norms: the
+//! reference's edges, and the fast index that agrees with them exactly.
+
+use super::vector::{Vector, MAX_LANES};
+use crate::config::MAX_BINS;
+
+/// The unit regions `[e_k, e_{k+1})` of `[0, 1]`, with the reference's edges
+/// `e_k = f32(k) / f32(M)`. (The reference's last edge, slightly above 1 for GHM-C and 1000
+/// for GHM-R, lies above every gradient norm either loss can produce, so region `M - 1` is
+/// simply everything at or above `e_{M-1}`.)
+#[derive(Clone, Debug)]
+pub(crate) struct Bins {
+    m: usize,
+    edges: [f32; MAX_BINS],
+}
+
+/// Fractional parts this close to 1 (or exactly 0) may have been rounded across an integer
+/// by `g * M`; the bound on that rounding is below 2^-18 for M <= 64.
+const EDGE_SLACK: f32 = 1.0 - 1.0 / 65536.0;
+
+impl Bins {
+    /// `m` must be in `1..=MAX_BINS` (checked by `Config::validate`); larger values are
+    /// clamped so that indexing stays in bounds regardless.
+    pub(crate) fn new(m: u32) -> Bins {
+        let m = (m as usize).clamp(1, MAX_BINS);
+        let mut edges = [0.0; MAX_BINS];
+        for (k, e) in edges.iter_mut().enumerate().take(m) {
+            *e = k as f32 / m as f32;
+        }
+        Bins { m, edges }
+    }
+
+    /// Number of regions M.
+    pub(crate) fn len(&self) -> usize {
+        self.m
+    }
+
+    /// The region of `g` by the reference's definition: the largest `k < M` with
+    /// `e_k <= g` (0 for NaN, which validation rejects before it matters).
+    pub(crate) fn index_exact(&self, g: f32) -> usize {
+        let edges = &self.edges[..self.m.min(MAX_BINS)];
+        let mut k = ((g * self.m as f32) as usize).min(edges.len().saturating_sub(1));
+        while k > 0 && edges.get(k).is_some_and(|&e| g < e) {
+            k -= 1;
+        }
+        while edges.get(k + 1).is_some_and(|&e| g >= e) {
+            k += 1;
+        }
+        k
+    }
+
+    /// The region of each lane (as an integral f32), equal to [`index_exact`](Self::index_exact):
+    /// `floor(g * M)` is exact except within a rounding of an edge, and those rare lanes are
+    /// redone by comparisons.
+    #[inline(always)]
+    pub(crate) unsafe fn index<V: Vector>(&self, g: V) -> V {
+        let m = V::splat(self.m as f32);
+        let p = g.mul(m);
+        let f = p.floor();
+        let frac = p.sub(f);
+        let inside = V::splat(0.0).lt(p).and(p.lt(m));
+        let near_edge = frac.eq(V::splat(0.0)).or(V::splat(EDGE_SLACK).lt(frac));
+        if !inside.and(near_edge).none() {
+            let mut lanes = [0f32; MAX_LANES];
+            g.store(lanes.as_mut_ptr());
+            for v in lanes.iter_mut().take(V::LANES) {
+                *v = self.index_exact(*v) as f32;
+            }
+            return V::load(lanes.as_ptr());
+        }
+        f.min(V::splat((self.m - 1) as f32))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every f32 within `radius` ULP of every edge, for every supported M: the fast path
+    /// agrees with the reference's comparisons. Away from edges `floor(g * M)` cannot be
+    /// wrong, so this covers all of [0, 1].
+    #[test]
+    fn fast_region_index_matches_edge_comparisons_near_every_edge_for_every_m() {
+        let radius = 2000i32;
+        for m in 1..=MAX_BINS as u32 {
+            let bins = Bins::new(m);
+            for k in 0..=m as usize {
+                let e = if k == m as usize { 1.0 } else { bins.edges[k] };
+                for d in -radius..=radius {
+                    let g = f32::from_bits((e.to_bits() as i32 + d).max(0) as u32);
+                    if !(0.0..=1.0).contains(&g) {
+                        continue;
+                    }
+                    let want = bins.index_exact(g);
+                    let fast = unsafe { bins.index(g) } as usize;
+                    assert_eq!(fast, want, "m={m} k={k} g={g:e}");
+                    let by_def = (0..m as usize).rev().find(|&j| bins.edges[j] <= g).unwrap();
+                    assert_eq!(want, by_def, "m={m} k={k} g={g:e}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The kernels: everything that touches the caller's buffers, written once, generic over
+//! the [`Vector`] trait.
+//!
+//! - `vector`: the small vector trait every ISA implements;
+//! - `math`: the per-element formulas (the loss models);
+//! - `bins`: the unit regions and the binning of gradient norms;
+//! - `runs`: the inputs of a pass and how they are walked;
+//! - `passes`: the passes (validate, accumulate, apply, a plain BCE baseline), each a
+//!   [`Pass`] that `arch::run` executes with one ISA's vector type;
+//! - `probe`: a pass over the per-element functions, for the accuracy tests.
+
+mod bins;
+mod math;
+mod passes;
+mod probe;
+mod runs;
+mod vector;
+
+pub(crate) use bins::Bins;
+pub(crate) use math::{Asl1, Bce, Model};
+pub(crate) use passes::{Accumulate, Apply, LaneTable, Pass, PlainBce, Plan, Validate};
+pub(crate) use probe::{Func, Probe};
+pub(crate) use runs::{Inputs, Targets};
+pub(crate) use vector::{Vector, BIN_MASK, MAX_LANES};

@@ -1,0 +1,171 @@
+//! The caller-owned state a loss carries across calls, its seal (checksum) and its EMA.
+//! Below it: the tally of a batch (`stats`); beside it: the commit (`commit`) that turns a
+//! tally into per-region weights (`weights`).
+
+mod commit;
+mod stats;
+mod weights;
+
+pub use stats::{Stats, STATS_LEN};
+pub use weights::RegionWeights;
+
+use crate::config::{Config, Kind, MAX_BINS};
+use crate::error::Error;
+
+/// FNV-1a over the little-endian bytes of `words`.
+pub(super) fn fnv1a(words: impl Iterator<Item = u32>) -> u32 {
+    let mut h = 0x811c_9dc5u32;
+    for w in words {
+        for b in w.to_le_bytes() {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+    }
+    h
+}
+
+const MAGIC: u32 = 0x4748_4d31; // "GHM1"
+
+/// The state a loss carries across calls: its configuration and the EMA
+/// of the per-region counts.
+///
+/// Plain data of fixed size with no pointers: it may live on the stack, inside another
+/// struct, or be written to a checkpoint and read back on a machine of the same
+/// endianness. Its fields are private; it carries a checksum so that a state that was never
+/// initialised, was corrupted, or belongs to the other loss is refused with a specific error.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct State {
+    magic: u32,
+    pub(super) kind: u32,
+    pub(super) config: Config,
+    /// S_k, the EMA of R_k (unused with momentum 0). Regions that have never been hit hold 0.
+    pub(super) ema: [f32; MAX_BINS],
+    /// The same EMA applied to a constant 1 (`1 - alpha^t`), for bias correction.
+    pub(super) ema_norm: [f32; MAX_BINS],
+    checksum: u32,
+}
+
+impl State {
+    /// The state of a loss's default configuration.
+    pub(crate) fn default_for(kind: Kind) -> State {
+        let mut s = State {
+            magic: MAGIC,
+            kind: kind as u32,
+            config: Config::default_for(kind),
+            ema: [0.0; MAX_BINS],
+            ema_norm: [0.0; MAX_BINS],
+            checksum: 0,
+        };
+        s.seal();
+        s
+    }
+
+    /// A fresh state (EMA at 0, as the reference starts).
+    pub(crate) fn new(kind: Kind, config: &Config) -> Result<State, Error> {
+        config.validate(kind)?;
+        let mut s = State::default_for(kind);
+        s.config = *config;
+        s.seal();
+        Ok(s)
+    }
+
+    /// The configuration this state was initialised with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// S_k for each of the `bins` regions: the EMA of the counts (all 0 with momentum 0).
+    pub fn ema(&self) -> &[f32] {
+        &self.ema[..(self.config.bins as usize).min(MAX_BINS)]
+    }
+
+    /// Replaces the EMA S_k of the `bins` regions with `ema` (for instance a checkpoint of
+    /// another implementation: mmdetection's `acc_sum`). Regions with a positive value count
+    /// as fully warmed up for `OPT_EMA_BIAS_CORRECTION` (their `1 - alpha^t` is set to 1),
+    /// regions at 0 as never hit. [`Error::Length`] unless `ema` has `bins` values,
+    /// [`Error::StatsMismatch`] if one is negative or not finite; nothing changes on error.
+    pub fn set_ema(&mut self, ema: &[f32]) -> Result<(), Error> {
+        let m = (self.config.bins as usize).min(MAX_BINS);
+        if ema.len() != m {
+            return Err(Error::Length);
+        }
+        if !ema.iter().all(|s| s.is_finite() && *s >= 0.0) {
+            return Err(Error::StatsMismatch);
+        }
+        for (k, &s) in ema.iter().enumerate() {
+            self.ema[k] = s;
+            self.ema_norm[k] = if s > 0.0 { 1.0 } else { 0.0 };
+        }
+        self.seal();
+        Ok(())
+    }
+
+    /// Checks that this is an intact state of loss `kind`.
+    pub(crate) fn check(&self, kind: Kind) -> Result<(), Error> {
+        if self.kind()? != kind {
+            return Err(Error::WrongLoss);
+        }
+        Ok(())
+    }
+
+    /// Checks that this is an intact state; the loss it belongs to.
+    pub(crate) fn kind(&self) -> Result<Kind, Error> {
+        if self.magic != MAGIC || self.checksum != self.digest() {
+            return Err(Error::State);
+        }
+        let own = Kind::from_tag(self.kind).ok_or(Error::State)?;
+        self.config.validate(own).map_err(|_| Error::State)?;
+        let m = self.config.bins as usize;
+        let in_range = |s: &f32| s.is_finite() && *s >= 0.0;
+        let sane = self.ema[..m].iter().all(in_range)
+            && self.ema_norm[..m].iter().all(|s| in_range(s) && *s <= 1.0)
+            && self.ema[m..]
+                .iter()
+                .chain(&self.ema_norm[m..])
+                .all(|s| s.to_bits() == 0);
+        if !sane {
+            return Err(Error::State);
+        }
+        Ok(own)
+    }
+
+    pub(super) fn seal(&mut self) {
+        self.checksum = self.digest();
+    }
+
+    /// NOT PART OF THE API: recomputes the checksum after the fields were edited in place
+    /// (by the fuzz targets, which build states field by field). Only with the `test-hooks`
+    /// feature.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn __reseal(&mut self) {
+        self.seal();
+    }
+
+    /// FNV-1a over every field but the checksum.
+    fn digest(&self) -> u32 {
+        let words = [self.magic, self.kind]
+            .into_iter()
+            .chain(self.config.to_words());
+        let arrays = self.ema.iter().chain(&self.ema_norm).map(|s| s.to_bits());
+        fnv1a(words.chain(arrays))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupted_or_foreign_states_are_refused() {
+        let s = State::new(Kind::Classification, &Config::ghm_c()).unwrap();
+        assert_eq!(s.check(Kind::Classification), Ok(()));
+        assert_eq!(s.check(Kind::Regression), Err(Error::WrongLoss));
+        let mut t = s;
+        t.ema[3] = 1.0;
+        assert_eq!(t.check(Kind::Classification), Err(Error::State));
+        let mut t = s;
+        t.magic ^= 1;
+        assert_eq!(t.check(Kind::Classification), Err(Error::State));
+    }
+}

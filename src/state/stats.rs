@@ -1,0 +1,93 @@
+//! The tally of a batch: per-region counts and loss sums of one or more chunks, and the tag
+//! that tells which loss and bin count they are for.
+
+use crate::config::{Kind, MAX_BINS};
+use crate::error::Error;
+
+/// Per-region totals of one or more chunks of a batch: filled by the accumulate functions,
+/// added together by merge, turned into region weights by the commit.
+///
+/// Every field is a double and every field merges by addition, so a flat sum-allreduce of
+/// GHM_STATS_LEN doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
+/// data-parallel workers. A trainer that histograms on its own device may fill `count` (and
+/// `loss_sum`, `weight_sum`) itself in empty stats made for its state.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stats {
+    /// How many stats were merged into this one (1 when made); detects mismatches.
+    pub parts: f64,
+    /// `parts` times the tag of the loss and bin count these stats are for.
+    pub tag: f64,
+    /// `parts` times the tag's square: with `tag`, it tells stats merged from other losses or
+    /// bin counts (whose tags might average to this one's) from stats of one kind.
+    pub tag_sq: f64,
+    /// R_k: number of valid elements in region k.
+    pub count: [f64; MAX_BINS],
+    /// Sum of the valid elements' unweighted loss terms in region k.
+    pub loss_sum: [f64; MAX_BINS],
+    /// Sum of the valid elements' label weights (GHM-R's normaliser).
+    pub weight_sum: f64,
+}
+
+/// Number of f64 values in a `Stats` (`GHM_STATS_LEN`), for a flat allreduce.
+pub const STATS_LEN: usize = 4 + 2 * MAX_BINS;
+
+impl Stats {
+    pub(crate) fn new(kind: Kind, bins: u32) -> Stats {
+        let t = tag(kind, bins);
+        Stats {
+            parts: 1.0,
+            tag: t,
+            tag_sq: t * t,
+            count: [0.0; MAX_BINS],
+            loss_sum: [0.0; MAX_BINS],
+            weight_sum: 0.0,
+        }
+    }
+
+    /// Adds `other` into `self`, element-wise (what an allreduce does).
+    pub fn merge(&mut self, other: &Stats) {
+        self.parts += other.parts;
+        self.tag += other.tag;
+        self.tag_sq += other.tag_sq;
+        for k in 0..MAX_BINS {
+            self.count[k] += other.count[k];
+            self.loss_sum[k] += other.loss_sum[k];
+        }
+        self.weight_sum += other.weight_sum;
+    }
+
+    /// [`Error::StatsMismatch`] unless these stats are for loss `kind` with `bins` regions and
+    /// hold usable values (finite, counts and weights not negative, nothing past `bins`).
+    pub(crate) fn check(&self, kind: Kind, bins: u32) -> Result<(), Error> {
+        let parts_ok =
+            (1.0..=9.0e15).contains(&self.parts) && libm::trunc(self.parts) == self.parts;
+        let t = tag(kind, bins);
+        if !parts_ok || self.tag != self.parts * t || self.tag_sq != self.parts * (t * t) {
+            return Err(Error::StatsMismatch);
+        }
+        let m = (bins as usize).min(MAX_BINS);
+        let counts_ok = self.count[..m].iter().all(|c| c.is_finite() && *c >= 0.0);
+        let sums_ok = self.loss_sum[..m].iter().all(|s| s.is_finite());
+        let rest_empty = self.count[m..]
+            .iter()
+            .chain(&self.loss_sum[m..])
+            .all(|v| *v == 0.0);
+        let weight_ok = self.weight_sum.is_finite() && self.weight_sum >= 0.0;
+        if counts_ok && sums_ok && rest_empty && weight_ok {
+            Ok(())
+        } else {
+            Err(Error::StatsMismatch)
+        }
+    }
+}
+
+/// A number that identifies a loss and bin count, exact in f64 and additive.
+fn tag(kind: Kind, bins: u32) -> f64 {
+    let k = if kind == Kind::Classification {
+        1.0
+    } else {
+        2.0
+    };
+    k * 1024.0 + f64::from(bins)
+}

@@ -1,0 +1,103 @@
+//! The result of a commit: per-region weights, with their checks and accessors.
+
+use super::fnv1a;
+use crate::config::{Config, Kind, MAX_BINS};
+use crate::error::Error;
+use crate::io::{Output, OutputKind};
+
+/// The per-region harmonizing weights of one commit: each region's coefficient, the
+/// normaliser, the loss, and the configuration needed to apply them to any chunk of the
+/// batch. (Not to be confused with label weights, the caller's per-element or per-anchor
+/// input weights.)
+///
+/// Plain data, made only by a successful commit (a value made any other way is refused as
+/// not committed). Applying it only reads it, so one set of region weights may serve many
+/// threads at once.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RegionWeights {
+    pub(super) magic: u32,
+    pub(super) kind: u32,
+    pub(super) config: Config,
+    pub(super) tot: f64,
+    pub(super) coef: [f32; MAX_BINS],
+    pub(super) loss: f32,
+    pub(super) checksum: u32,
+}
+
+pub(super) const MAGIC: u32 = 0x4748_4d57; // "GHMW"
+
+impl RegionWeights {
+    /// The loss of the committed batch (mean reduction, times loss_weight).
+    pub fn loss(&self) -> f32 {
+        self.loss
+    }
+
+    /// The configuration of the loss that committed these weights.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The reference's normaliser `tot` of the committed batch.
+    pub fn tot(&self) -> f64 {
+        self.tot
+    }
+
+    /// beta_k, the harmonizing weight of an element in region k (0 for regions that were
+    /// empty or past `bins`).
+    pub fn region_weight(&self, k: usize) -> f32 {
+        let c = self.coef.get(k).copied().unwrap_or(0.0);
+        (f64::from(c) * self.tot / f64::from(self.config.loss_weight)) as f32
+    }
+
+    /// Per-region coefficients `loss_weight * beta_k / tot`: an element's gradient is its
+    /// region's coefficient times `sigmoid(x) - t` (GHM-C) or `d / sqrt(d^2 + mu^2)` (GHM-R).
+    pub fn coefficients(&self) -> &[f32] {
+        &self.coef[..(self.config.bins as usize).min(MAX_BINS)]
+    }
+
+    /// Checks that these are intact region weights; the loss that committed them.
+    pub(crate) fn kind(&self) -> Result<Kind, Error> {
+        if self.magic != MAGIC || self.checksum != self.digest() {
+            return Err(Error::NotCommitted);
+        }
+        Kind::from_tag(self.kind).ok_or(Error::NotCommitted)
+    }
+
+    /// Whether every value an apply with `output` can write is finite whatever the inputs:
+    /// true for gradients and element weights (|value| <= |coef| * |scale|, as |dir| <= 1)
+    /// that overwrite and whose largest coefficient times the scale is finite.
+    pub(crate) fn bounds_output(&self, output: &Output) -> bool {
+        let largest = self
+            .coef
+            .iter()
+            .fold(0.0f64, |m, c| m.max(f64::from(c.abs())));
+        let bound = largest * f64::from(output.scale.abs()) * (1.0 + 1e-6);
+        !output.add && output.kind != OutputKind::ElementLoss && bound < f64::from(f32::MAX)
+    }
+
+    pub(crate) fn coef_table(&self) -> &[f32; MAX_BINS] {
+        &self.coef
+    }
+
+    /// Checks that these are intact region weights committed for loss `kind`.
+    pub(crate) fn check(&self, kind: Kind) -> Result<(), Error> {
+        if self.kind()? != kind {
+            return Err(Error::WrongLoss);
+        }
+        Ok(())
+    }
+
+    pub(super) fn digest(&self) -> u32 {
+        let tot = self.tot.to_bits();
+        let scalars = [tot as u32, (tot >> 32) as u32, self.loss.to_bits()];
+        let words = [self.magic, self.kind]
+            .into_iter()
+            .chain(self.config.to_words());
+        fnv1a(
+            words
+                .chain(scalars)
+                .chain(self.coef.iter().map(|c| c.to_bits())),
+        )
+    }
+}
