@@ -550,6 +550,13 @@ fn mpi_ranks_match_one_process_on_the_whole_batch() {
     let _ = std::fs::remove_file(&bin);
 }
 
+/// Says that part of a test did not run, on the terminal even when the test passes: written
+/// to the process's stderr directly, which libtest does not capture (it captures `print!`).
+fn skipped(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "ffi: SKIPPED {what}");
+}
+
 /// The C libraries hold machine code only (no LLVM bitcode that a compiler's LTO plugin
 /// would try to read): a C program built with `-flto` links against the static and the
 /// shared library, with the required C compiler (gcc on Debian) and with clang when present
@@ -558,7 +565,7 @@ fn mpi_ranks_match_one_process_on_the_whole_batch() {
 fn c_program_links_with_flto() {
     let compilers = c_compilers();
     if compilers.len() < 2 {
-        println!("ffi: SKIPPED clang -flto build: clang not found (or cross-compiling)");
+        skipped("clang -flto build of a C program: clang not found (or GHM_FFI_TARGET is set)");
     }
     let fixture = fixture();
     build_and_run_everywhere(
@@ -576,7 +583,9 @@ fn c_program_links_with_flto() {
 fn cpp_program_links_with_flto() {
     let compilers = cxx_compilers();
     if compilers.len() < 2 {
-        println!("ffi: SKIPPED clang++ -flto build: clang++ not found (or cross-compiling)");
+        skipped(
+            "clang++ -flto build of a C++ program: clang++ not found (or GHM_FFI_TARGET is set)",
+        );
     }
     let fixture = fixture();
     build_and_run_everywhere(
