@@ -1,5 +1,5 @@
 /*
- * errors: the error rules of the C contract (ghm-reference.md section 3), for every exported
+ * errors: the error rules of the C contract (the README's error table and guarantees), for every exported
  * function.
  *
  * Every buffer a call can see (states, inputs, loss, gradient, an arena for overlapping

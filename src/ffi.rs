@@ -134,6 +134,99 @@ pub extern "C" fn ghm_r_config_default() -> Config {
     Config::ghm_r()
 }
 
+/// Says which field of `*config` `ghm_c_init` would refuse, for an error message that names
+/// it: writes the name of the first field out of range, in the struct's order (`"bins"`,
+/// `"momentum"`, `"loss_weight"`, `"options"`, `"weight_cap"`; GHM-C ignores `mu`), to
+/// `*field` and its valid range in words to `*allowed` (for `bins`: `"an integer in
+/// 1..=64"`), or NULL to both when `ghm_c_init` accepts the config. The strings are static
+/// and NUL-terminated; the caller must not free them.
+///
+/// Errors: GHM_ERR_NULL (any pointer NULL), GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP (an output
+/// overlaps the config or the other output). An invalid config is not an error of this
+/// function: it returns GHM_OK and names the field.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for a read or write of its type.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_c_config_check(
+    config: *const Config,
+    field: *mut *const c_char,
+    allowed: *mut *const c_char,
+) -> ghm_status {
+    status(config_check(Kind::Classification, config, field, allowed))
+}
+
+/// As `ghm_c_config_check`, for `ghm_r_init` (which also checks `"mu"`, after `"momentum"`,
+/// and refuses GHM-C-only option bits).
+///
+/// # Safety
+/// As for `ghm_c_config_check`.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_r_config_check(
+    config: *const Config,
+    field: *mut *const c_char,
+    allowed: *mut *const c_char,
+) -> ghm_status {
+    status(config_check(Kind::Regression, config, field, allowed))
+}
+
+/// The first field of `c` that [`Config::validate`] refuses for `kind`, with its valid range
+/// (the same rules, field by field, in the struct's order).
+fn first_invalid_field(
+    kind: Kind,
+    c: &Config,
+) -> Option<(&'static core::ffi::CStr, &'static core::ffi::CStr)> {
+    const _: () = assert!(crate::MAX_BINS == 64, "the text for bins below says 64");
+    let regression = kind == Kind::Regression;
+    if !(1..=crate::MAX_BINS as u32).contains(&c.bins) {
+        return Some((c"bins", c"an integer in 1..=64"));
+    }
+    if !(0.0..1.0).contains(&c.momentum) {
+        return Some((c"momentum", c"[0, 1)"));
+    }
+    if regression && !(c.mu > 0.0 && c.mu <= crate::config::MAX_MU) {
+        return Some((c"mu", c"(0, 1e18]"));
+    }
+    if !c.loss_weight.is_finite() {
+        return Some((c"loss_weight", c"a finite float"));
+    }
+    if regression && c.options & !(crate::OPT_ALL & !crate::OPT_PROBABILITY_INPUT) != 0 {
+        return Some((
+            c"options",
+            c"a combination of GHM_OPT_NORM_BY_BINS (1), GHM_OPT_EMA_BIAS_CORRECTION (2) and GHM_OPT_DECAY_EMPTY_BINS (4); GHM_OPT_PROBABILITY_INPUT is GHM-C only",
+        ));
+    }
+    if c.options & !crate::OPT_ALL != 0 {
+        return Some((
+            c"options",
+            c"a combination of the GHM_OPT_* bits (1, 2, 4, 8)",
+        ));
+    }
+    if !(c.weight_cap >= 0.0 && c.weight_cap.is_finite()) {
+        return Some((c"weight_cap", c"a finite float >= 0 (0: no cap)"));
+    }
+    None
+}
+
+unsafe fn config_check(
+    kind: Kind,
+    config: *const Config,
+    field: *mut *const c_char,
+    allowed: *mut *const c_char,
+) -> Result<(), Error> {
+    let c = span(config, 1, false)?;
+    let f = span(field, 1, false)?;
+    let a = span(allowed, 1, false)?;
+    disjoint(&[f, a], &[c])?;
+    let (name, range) = match first_invalid_field(kind, &config.read()) {
+        Some((n, r)) => (n.as_ptr(), r.as_ptr()),
+        None => (core::ptr::null(), core::ptr::null()),
+    };
+    field.write(name);
+    allowed.write(range);
+    Ok(())
+}
+
 /// Initialises `*state` for GHM-C with a copy of `*config` (EMA at 0).
 ///
 /// `state`: caller-owned, written only on success. `config`: read only, not retained.
