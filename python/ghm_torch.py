@@ -56,7 +56,6 @@ registry when mmdet (with mmengine) is importable; see `register_mmdet`.
 import ctypes
 import ctypes.util
 import importlib.util
-import math
 import os
 import re
 import sys
@@ -122,18 +121,6 @@ _STATUS_NAMES = {
     17: "GHM_ERR_OUTPUT",
     18: "GHM_ERR_PROBABILITY",
 }
-
-
-def _as_written(x):
-    """The decimal with the fewest digits (up to 9 after the point) that rounds to the float32
-    `x`, as the library's EMA step takes `1 - momentum` from it (0.7 for the f32 0.699999988)."""
-    scale = 1.0
-    for _ in range(9):
-        scale *= 10.0
-        d = math.floor(x * scale + 0.5) / scale
-        if float(ctypes.c_float(d).value) == x:
-            return d
-    return x
 
 
 class ghm_config(ctypes.Structure):
@@ -221,6 +208,7 @@ _SIGNATURES = {
     "ghm_c_loss": (_ST, [_P, _P, _P, _P, _SZ, _PF, _P]),
     "ghm_r_loss": (_ST, [_P, _P, _P, _P, _SZ, _PF, _P]),
     "ghm_c_loss_labels": (_ST, [_P, _P, _SZ, _SZ, _P, _P, _PF, _P]),
+    "ghm_state_set_ema": (_ST, [_PF, _SZ, _P]),
     "ghm_stats_init": (_ST, [_P, _PSTATS]),
     "ghm_stats_merge": (_ST, [_PSTATS, _PSTATS]),
     "ghm_c_accumulate": (_ST, [_P, _P, _P, _P, _SZ, _PSTATS]),
@@ -517,28 +505,16 @@ class _GHMBase(nn.Module):
             destination[prefix + "ghm_state"] = self._ghm_state.clone()
 
     def _state_with_ema(self, ema):
-        """A fresh state with this module's config whose EMA equals `ema` exactly (through one
-        commit of counts chosen so that f32((1 - alpha) * r) == ema_k)."""
+        """A fresh state with this module's config whose EMA is `ema` (the library's
+        ghm_state_set_ema: regions with a positive value count as warmed up)."""
         lib = load_library()
         st = ghm_state()
         lib.check(f"ghm_{self._KIND}_init", getattr(lib, f"ghm_{self._KIND}_init")(ctypes.addressof(st), ctypes.byref(self._cfg)))
         ema = [float(v) for v in ema]
         if len(ema) != self.bins:
             raise ValueError(f"EMA of {len(ema)} bins for a loss with {self.bins} bins")
-        if self.momentum > 0 and any(v != 0.0 for v in ema):
-            if self._cfg.options & GHM_OPT_EMA_BIAS_CORRECTION:
-                raise ValueError("cannot import an EMA into a state with GHM_OPT_EMA_BIAS_CORRECTION")
-            stats = ghm_stats()
-            lib.check("ghm_stats_init", lib.ghm_stats_init(ctypes.addressof(st), ctypes.byref(stats)))
-            one_minus = 1.0 - _as_written(float(ctypes.c_float(self.momentum).value))
-            for k, v in enumerate(ema):
-                stats.count[k] = v / one_minus
-            stats.weight_sum = 1.0
-            w, loss = ghm_region_weights(), ctypes.c_float()
-            lib.check("ghm_commit", lib.ghm_commit(ctypes.byref(stats), ctypes.addressof(st), ctypes.byref(w), ctypes.byref(loss)))
-            got = list(st.ema)[: self.bins]
-            if got != [float(ctypes.c_float(v).value) for v in ema]:
-                raise ValueError(f"EMA import not exact: {got} != {ema}")
+        values = (ctypes.c_float * len(ema))(*ema)
+        lib.check("ghm_state_set_ema", lib.ghm_state_set_ema(values, len(ema), ctypes.addressof(st)))
         return torch.frombuffer(bytearray(bytes(st)), dtype=torch.uint8).clone()
 
     def _state_from_raw(self, raw, key):

@@ -153,7 +153,9 @@ pub unsafe extern "C" fn ghm_c_config_check(
     field: *mut *const c_char,
     allowed: *mut *const c_char,
 ) -> ghm_status {
-    status(config_check(Kind::Classification, config, field, allowed))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before
+    // any access; this function's contract (# Safety) is the rest of what it needs.
+    status(unsafe { config_check(Kind::Classification, config, field, allowed) })
 }
 
 /// As `ghm_c_config_check`, for `ghm_r_init` (which also checks `"mu"`, after `"momentum"`,
@@ -167,45 +169,9 @@ pub unsafe extern "C" fn ghm_r_config_check(
     field: *mut *const c_char,
     allowed: *mut *const c_char,
 ) -> ghm_status {
-    status(config_check(Kind::Regression, config, field, allowed))
-}
-
-/// The first field of `c` that [`Config::validate`] refuses for `kind`, with its valid range
-/// (the same rules, field by field, in the struct's order).
-fn first_invalid_field(
-    kind: Kind,
-    c: &Config,
-) -> Option<(&'static core::ffi::CStr, &'static core::ffi::CStr)> {
-    const _: () = assert!(crate::MAX_BINS == 64, "the text for bins below says 64");
-    let regression = kind == Kind::Regression;
-    if !(1..=crate::MAX_BINS as u32).contains(&c.bins) {
-        return Some((c"bins", c"an integer in 1..=64"));
-    }
-    if !(0.0..1.0).contains(&c.momentum) {
-        return Some((c"momentum", c"[0, 1)"));
-    }
-    if regression && !(c.mu > 0.0 && c.mu <= crate::config::MAX_MU) {
-        return Some((c"mu", c"(0, 1e18]"));
-    }
-    if !c.loss_weight.is_finite() {
-        return Some((c"loss_weight", c"a finite float"));
-    }
-    if regression && c.options & !(crate::OPT_ALL & !crate::OPT_PROBABILITY_INPUT) != 0 {
-        return Some((
-            c"options",
-            c"a combination of GHM_OPT_NORM_BY_BINS (1), GHM_OPT_EMA_BIAS_CORRECTION (2) and GHM_OPT_DECAY_EMPTY_BINS (4); GHM_OPT_PROBABILITY_INPUT is GHM-C only",
-        ));
-    }
-    if c.options & !crate::OPT_ALL != 0 {
-        return Some((
-            c"options",
-            c"a combination of the GHM_OPT_* bits (1, 2, 4, 8)",
-        ));
-    }
-    if !(c.weight_cap >= 0.0 && c.weight_cap.is_finite()) {
-        return Some((c"weight_cap", c"a finite float >= 0 (0: no cap)"));
-    }
-    None
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before
+    // any access; this function's contract (# Safety) is the rest of what it needs.
+    status(unsafe { config_check(Kind::Regression, config, field, allowed) })
 }
 
 unsafe fn config_check(
@@ -218,12 +184,19 @@ unsafe fn config_check(
     let f = span(field, 1, false)?;
     let a = span(allowed, 1, false)?;
     disjoint(&[f, a], &[c])?;
-    let (name, range) = match first_invalid_field(kind, &config.read()) {
-        Some((n, r)) => (n.as_ptr(), r.as_ptr()),
+    // SAFETY: the three pointers were checked above (non-NULL, aligned, in range, outputs
+    // disjoint from the input); the caller guarantees they are valid.
+    let invalid = unsafe { config.read() }.first_invalid(kind);
+    // The texts are NUL-terminated (see `Config::first_invalid`).
+    let (name, range) = match invalid {
+        Some((n, r)) => (n.as_ptr().cast::<c_char>(), r.as_ptr().cast::<c_char>()),
         None => (core::ptr::null(), core::ptr::null()),
     };
-    field.write(name);
-    allowed.write(range);
+    // SAFETY: as above.
+    unsafe {
+        field.write(name);
+        allowed.write(range);
+    }
     Ok(())
 }
 
