@@ -785,7 +785,7 @@ static void test_values(const kind *k) {
     float nonfinite[6];
     static const char *const nonfinite_name[6] = {"NaN", "-NaN", "+Inf", "-Inf", "sNaN",
                                                   "NaN(payload)"};
-    /* What src/math.rs Bce::error returns for a bad GHM-C target: the target test
+    /* What src/kernel/math.rs Bce::error returns for a bad GHM-C target: the target test
      * `!(0.0..=1.0).contains(&t)` comes first, so NaN and +-Inf targets give GHM_ERR_TARGET. */
     const ghm_status target_nonfinite = k->tag == 'c' ? GHM_ERR_TARGET : GHM_ERR_NONFINITE;
     size_t i, p;

@@ -13,6 +13,7 @@
 use super::bins::Bins;
 use super::math::{full, Bce, Model};
 use super::runs::{Inputs, Run, Runs};
+use super::tally::{LaneTable, LaneTables};
 use super::vector::{Vector, MAX_LANES};
 use crate::config::MAX_BINS;
 use crate::error::Error;
@@ -76,33 +77,6 @@ unsafe fn first_error<M: Model>(model: &M, x: &Inputs, run: &Run, j: usize) -> E
         }
         Error::Internal
     }
-}
-
-/// One lane's share of the tally: separate tables per lane keep consecutive elements of the
-/// same region from waiting on each other's stores.
-#[derive(Clone, Copy)]
-pub(crate) struct LaneTable {
-    count: [u64; MAX_BINS],
-    sum: [f64; MAX_BINS],
-}
-
-impl LaneTable {
-    const EMPTY: LaneTable = LaneTable {
-        count: [0; MAX_BINS],
-        sum: [0.0; MAX_BINS],
-    };
-}
-
-/// The lane tables of one ISA's accumulate pass (`Vector::Tables`): one per lane.
-pub(crate) trait LaneTables: AsMut<[LaneTable]> {
-    /// Number of tables.
-    const LEN: usize;
-    const EMPTY: Self;
-}
-
-impl<const N: usize> LaneTables for [LaneTable; N] {
-    const LEN: usize = N;
-    const EMPTY: Self = [LaneTable::EMPTY; N];
 }
 
 /// The validation pass alone. Contract: the pointers of `x` are valid for reads of the

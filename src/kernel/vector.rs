@@ -7,7 +7,7 @@
 //! Masks are vectors whose lanes are all-ones (true) or all-zeros (false), as the comparison
 //! instructions of every SIMD ISA produce them.
 
-use super::passes::LaneTables;
+use super::tally::LaneTables;
 use crate::config::MAX_BINS;
 
 /// The most lanes any instantiation may have: the passes' scratch buffers (one value per
