@@ -154,7 +154,7 @@ impl<L: Loss> Ghm<L> {
 
     /// Forces an instruction-set path for this loss's following calls, one-shot and
     /// accumulate ([`Isa::Auto`] by default); [`Error::Isa`] if this CPU cannot run it.
-    /// ([`Weights::apply`] always takes the fastest path.)
+    /// ([`RegionWeights::apply`] always takes the fastest path.)
     pub fn set_isa(&mut self, isa: Isa) -> Result<(), Error> {
         if !isa.is_available() {
             return Err(Error::Isa);
