@@ -2,21 +2,17 @@
 """GHM-C forward + backward on one RetinaNet-sized batch: this crate (through ctypes) against
 mmdetection 3.3.0's GHMC, PyTorch's BCE-with-logits and torchvision's sigmoid focal loss.
 
-Setup (once; CPU only, torch is a large download):
+Setup (once, from the repository root; CPU only, torch is a large download), the same
+venv as python/compare_mmdet.py's, with this crate's module and library installed by
+`pip install .` (GHM_LIB=path/to/libghm.so overrides the library):
 
-    python3 -m venv /root/venv-ghm && /root/venv-ghm/bin/pip install torch torchvision numpy \\
-        && /root/venv-ghm/bin/pip install --no-deps mmdet==3.3.0
-
-Build the shared library with its own target directory (so it does not fight other cargo
-builds in the tree):
-
-    cargo rustc --release --no-default-features --features panic-handler --lib --crate-type staticlib,cdylib --target-dir target/py
-    # -> target/py/release/libghm.so (GHM_LIB=/path/to/libghm.so overrides)
+    python3 -m venv .venv && .venv/bin/pip install torch torchvision numpy \\
+        && .venv/bin/pip install --no-deps mmdet==3.3.0 && .venv/bin/pip install .
 
 Run from the repository root:
 
-    /root/venv-ghm/bin/python benches/compare.py                  # torch threads: all cores
-    /root/venv-ghm/bin/python benches/compare.py --threads 1 --reps 9
+    .venv/bin/python benches/compare.py                  # torch threads: all cores
+    .venv/bin/python benches/compare.py --threads 1 --reps 9
 
 The batch: 100,000 anchors x 80 classes (8M logits), ~1% positive anchors, class-index labels
 [A] with background = 80 and per-anchor label weights [A] (2% zero: ignored anchors), exactly
@@ -134,7 +130,7 @@ def main():
         parts = [(0, half), (half, A)]
         layouts = [gt.ghm_class_layout(hi - lo, C, C, 1) for lo, hi in parts]
         stats = [gt.ghm_stats(), gt.ghm_stats()]
-        w = gt.ghm_weights()
+        w = gt.ghm_region_weights()
         fsz = ctypes.sizeof(ctypes.c_float)
         isz = ctypes.sizeof(ctypes.c_int32)
 

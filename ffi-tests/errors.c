@@ -1,5 +1,5 @@
 /*
- * errors: the error rules of the C contract (ghm-reference.md section 3), for every exported
+ * errors: the error rules of the C contract (the README's error table and guarantees), for every exported
  * function.
  *
  * Every buffer a call can see (states, inputs, loss, gradient, an arena for overlapping
@@ -785,7 +785,7 @@ static void test_values(const kind *k) {
     float nonfinite[6];
     static const char *const nonfinite_name[6] = {"NaN", "-NaN", "+Inf", "-Inf", "sNaN",
                                                   "NaN(payload)"};
-    /* What src/math.rs Bce::error returns for a bad GHM-C target: the target test
+    /* What src/kernel/math.rs Bce::error returns for a bad GHM-C target: the target test
      * `!(0.0..=1.0).contains(&t)` comes first, so NaN and +-Inf targets give GHM_ERR_TARGET. */
     const ghm_status target_nonfinite = k->tag == 'c' ? GHM_ERR_TARGET : GHM_ERR_NONFINITE;
     size_t i, p;
@@ -1261,6 +1261,62 @@ static void test_stats_init_merge(const kind *k) {
         float l;
         UNTOUCHED(label("%s commit after merging stats of the other loss", k->name),
                   GHM_ERR_STATS_MISMATCH, ghm_commit(&W.stats, &st, &wt, &l));
+    }
+}
+
+/* ghm_state_set_ema. */
+static void test_set_ema(const kind *k) {
+    static const unsigned char fills[] = {0x00, 0x5A, 0xFF, POISON};
+    static const float bad_values[] = {-1.0f, -0.0f * 0.0f - 1e-30f, 0.0f / 0.0f, 1.0f / 0.0f};
+    float *ar = arena8();
+    float ema[GHM_MAX_BINS];
+    size_t bins, i;
+    void *p;
+
+    setup(k);
+    bins = W.st.config.bins;
+    for (i = 0; i < GHM_MAX_BINS; i++) {
+        ema[i] = 10.0f * (float)i;
+    }
+    UNTOUCHED(label("%s set_ema: NULL state", k->name), GHM_ERR_NULL,
+              ghm_state_set_ema(ema, bins, NULL));
+    UNTOUCHED(label("%s set_ema: NULL values", k->name), GHM_ERR_NULL,
+              ghm_state_set_ema(NULL, bins, &W.st));
+    UNTOUCHED(label("%s set_ema: misaligned values", k->name), GHM_ERR_MISALIGNED,
+              ghm_state_set_ema((const float *)(void *)((char *)ar + 1), bins, &W.st));
+    p = raw_copy(&W.st, sizeof W.st, 1);
+    UNTOUCHED(label("%s set_ema: misaligned state", k->name), GHM_ERR_MISALIGNED,
+              ghm_state_set_ema(ema, bins, (ghm_state *)p));
+    UNTOUCHED(label("%s set_ema: one value too few", k->name), GHM_ERR_LENGTH,
+              ghm_state_set_ema(ema, bins - 1, &W.st));
+    UNTOUCHED(label("%s set_ema: one value too many", k->name), GHM_ERR_LENGTH,
+              ghm_state_set_ema(ema, bins + 1, &W.st));
+    UNTOUCHED(label("%s set_ema: length past the address space", k->name), GHM_ERR_LENGTH,
+              ghm_state_set_ema(ema, SIZE_MAX / 2, &W.st));
+    for (i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
+        float v[GHM_MAX_BINS];
+        memcpy(v, ema, sizeof v);
+        v[bins - 1] = bad_values[i];
+        UNTOUCHED(label("%s set_ema: value %g", k->name, (double)bad_values[i]),
+                  GHM_ERR_STATS_MISMATCH, ghm_state_set_ema(v, bins, &W.st));
+    }
+    for (i = 0; i < sizeof fills; i++) {
+        setup(k);
+        memset(&W.st, fills[i], sizeof W.st);
+        UNTOUCHED(label("%s set_ema: state filled with 0x%02x", k->name, fills[i]),
+                  GHM_ERR_STATE, ghm_state_set_ema(ema, bins, &W.st));
+    }
+    /* values inside the state they would rewrite */
+    setup(k);
+    memcpy(ar, &W.st, sizeof W.st);
+    UNTOUCHED(label("%s set_ema: values inside the state", k->name), GHM_ERR_OVERLAP,
+              ghm_state_set_ema(ar + 16, bins, (ghm_state *)(void *)ar));
+    SUCCEEDS(label("%s set_ema: valid values", k->name), ghm_state_set_ema(ema, bins, &W.st));
+    for (i = 0; i < bins; i++) {
+        if (W.st.ema[i] != ema[i]) {
+            fail(label("%s set_ema: region %zu", k->name, i), "EMA %g, want %g",
+                 (double)W.st.ema[i], (double)ema[i]);
+        }
     }
 }
 
@@ -2467,6 +2523,7 @@ int main(void) {
         test_overlaps(k);
         test_writes_in_range(k);
         test_stats_init_merge(k);
+        test_set_ema(k);
         test_accumulate(k);
         test_commit(k);
         test_apply(k);

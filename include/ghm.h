@@ -361,6 +361,36 @@ struct ghm_config ghm_c_config_default(void);
 struct ghm_config ghm_r_config_default(void);
 
 /**
+ * Says which field of `*config` `ghm_c_init` would refuse, for an error message that names
+ * it: writes the name of the first field out of range, in the struct's order (`"bins"`,
+ * `"momentum"`, `"loss_weight"`, `"options"`, `"weight_cap"`; GHM-C ignores `mu`), to
+ * `*field` and its valid range in words to `*allowed` (for `bins`: `"an integer in
+ * 1..=64"`), or NULL to both when `ghm_c_init` accepts the config. The strings are static
+ * and NUL-terminated; the caller must not free them.
+ *
+ * Errors: GHM_ERR_NULL (any pointer NULL), GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP (an output
+ * overlaps the config or the other output). An invalid config is not an error of this
+ * function: it returns GHM_OK and names the field.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for a read or write of its type.
+ */
+ghm_status ghm_c_config_check(const struct ghm_config *config,
+                              const char **field,
+                              const char **allowed);
+
+/**
+ * As `ghm_c_config_check`, for `ghm_r_init` (which also checks `"mu"`, after `"momentum"`,
+ * and refuses GHM-C-only option bits).
+ *
+ * # Safety
+ * As for `ghm_c_config_check`.
+ */
+ghm_status ghm_r_config_check(const struct ghm_config *config,
+                              const char **field,
+                              const char **allowed);
+
+/**
  * Initialises `*state` for GHM-C with a copy of `*config` (EMA at 0).
  *
  * `state`: caller-owned, written only on success. `config`: read only, not retained.

@@ -1,14 +1,13 @@
 """PyTorch drop-in for mmdetection 3.3.0's GHMC / GHMR losses, backed by libghm (ctypes).
 
-No compiled extension: the shared library of this crate is loaded with ctypes. Build it with
-its own target directory (so it does not fight other cargo builds in the tree):
-
-    cargo rustc --release --no-default-features --features panic-handler --lib --crate-type staticlib,cdylib --target-dir target/py
-    # -> target/py/release/libghm.so
+No Python extension: the crate's shared library is loaded with ctypes. `pip install .` from
+the repository root builds it (setuptools-rust) and installs it next to this module as the
+top-level `ghm_torch_lib` shared object. Without installing, build it with
+`scripts/c-libs.sh` (-> target/c/libghm.so) and put python/ on PYTHONPATH.
 
 The library is found through, in order: the environment variable GHM_LIB (a path to the
-.so/.dylib/.dll), <repo>/target/py/release/, <repo>/target/release/ (where <repo> is the
-parent of this file's directory), then the system search path (`ctypes.util.find_library`).
+.so/.dylib/.dll), the installed `ghm_torch_lib`, <repo>/target/c/ (where <repo> is the parent
+of this file's directory), then the system search path (`ctypes.util.find_library`).
 
     from ghm_torch import GHMC, GHMR
     loss_cls = GHMC(bins=30, momentum=0.75, use_sigmoid=True, loss_weight=1.0)
@@ -28,16 +27,25 @@ What matches mmdetection 3.3.0 (`mmdet/models/losses/ghm_loss.py`):
 - the gradient w.r.t. pred (harmonizing weights are constants, as mmdetection's `.detach()`
   of g makes them). GHMR also returns -grad for `target` when it requires grad.
 
+- the loss is float32 whatever pred's dtype (as mmdetection's under autocast); the gradient
+  has pred's dtype;
+- the state dict holds mmdetection's keys, `edges` and (momentum > 0) `acc_sum`, and nothing
+  else (with the default options), so checkpoints load with strict=True both ways: this
+  module's into mmdetection's GHMC/GHMR and theirs into this module (`acc_sum` is imported
+  exactly into the library's state).
+
 Differences (deliberate):
 - computation is on the CPU in float32: other dtypes/devices are converted to CPU float32 for
   the call and the results converted back (a GPU model works, but pays a device round trip);
 - invalid inputs raise `GHMError` (NaN/Inf logits, GHMC targets outside [0, 1], negative or
-  non-finite label weights, bins > 64) instead of propagating NaN;
+  non-finite label weights) instead of propagating NaN; an invalid hyper-parameter raises
+  `GHMConfigError` (a ValueError) naming the field, its value and the allowed range;
 - double backward is not supported (the saved gradient is a constant);
-- the EMA lives in the uint8 buffer `ghm_state` (the library's `ghm_state`, checksummed).
-  `state_dict()` also writes mmdetection's `edges` and (momentum > 0) `acc_sum` keys, and
-  `load_state_dict` accepts checkpoints of mmdetection's own GHMC/GHMR (their `acc_sum` is
-  imported exactly), so checkpoints move both ways;
+- the EMA lives in the library's `ghm_state` (checksummed plain data), kept outside the
+  module's buffers; a checkpoint without this loss's keys (e.g. a model's weights saved
+  before the loss was attached) loads with strict=True and leaves the EMA as it is, since it
+  is training state rather than weights. With GHM_OPT_EMA_BIAS_CORRECTION, which mmdetection
+  lacks, the state dict also carries the library state as a `ghm_state` key;
 - extra keyword-only constructor arguments `options` (GHM_OPT_* bits) and `weight_cap` expose
   the library's fixes of the reference's weak points; the defaults reproduce mmdetection.
 
@@ -46,8 +54,8 @@ registry when mmdet (with mmengine) is importable; see `register_mmdet`.
 """
 
 import ctypes
-import math
 import ctypes.util
+import importlib.util
 import os
 import re
 import sys
@@ -60,12 +68,14 @@ __all__ = [
     "GHMC",
     "GHMR",
     "GHMError",
+    "GHMConfigError",
     "load_library",
     "register_mmdet",
     "check_header",
     "ghm_config",
     "ghm_state",
     "ghm_stats",
+    "ghm_region_weights",
     "ghm_weights",
     "ghm_class_layout",
     "ghm_output",
@@ -113,18 +123,6 @@ _STATUS_NAMES = {
 }
 
 
-def _as_written(x):
-    """The decimal with the fewest digits (up to 9 after the point) that rounds to the float32
-    `x`, as the library's EMA step takes `1 - momentum` from it (0.7 for the f32 0.699999988)."""
-    scale = 1.0
-    for _ in range(9):
-        scale *= 10.0
-        d = math.floor(x * scale + 0.5) / scale
-        if float(ctypes.c_float(d).value) == x:
-            return d
-    return x
-
-
 class ghm_config(ctypes.Structure):
     _fields_ = [
         ("bins", ctypes.c_uint32),
@@ -167,7 +165,7 @@ class ghm_class_layout(ctypes.Structure):
     ]
 
 
-class ghm_weights(ctypes.Structure):
+class ghm_region_weights(ctypes.Structure):
     _fields_ = [
         ("magic", ctypes.c_uint32),
         ("kind", ctypes.c_uint32),
@@ -183,7 +181,7 @@ class ghm_output(ctypes.Structure):
     _fields_ = [
         ("kind", ctypes.c_uint32),
         ("scale", ctypes.c_float),
-        ("accumulate", ctypes.c_uint32),
+        ("add", ctypes.c_uint32),
     ]
 
 
@@ -192,10 +190,12 @@ _SZ = ctypes.c_size_t
 _ST = ctypes.c_int32
 _PF = ctypes.POINTER(ctypes.c_float)
 _PSTATS = ctypes.POINTER(ghm_stats)
-_PW = ctypes.POINTER(ghm_weights)
+ghm_weights = ghm_region_weights  # the name of earlier versions of the header
+_PW = ctypes.POINTER(ghm_region_weights)
 _PL = ctypes.POINTER(ghm_class_layout)
 _PO = ctypes.POINTER(ghm_output)
 _PC = ctypes.POINTER(ghm_config)
+_PSTR = ctypes.POINTER(ctypes.c_char_p)
 
 _SIGNATURES = {
     "ghm_status_str": (ctypes.c_char_p, [_ST]),
@@ -203,9 +203,12 @@ _SIGNATURES = {
     "ghm_r_config_default": (ghm_config, []),
     "ghm_c_init": (_ST, [_P, _PC]),
     "ghm_r_init": (_ST, [_P, _PC]),
+    "ghm_c_config_check": (_ST, [_PC, _PSTR, _PSTR]),
+    "ghm_r_config_check": (_ST, [_PC, _PSTR, _PSTR]),
     "ghm_c_loss": (_ST, [_P, _P, _P, _P, _SZ, _PF, _P]),
     "ghm_r_loss": (_ST, [_P, _P, _P, _P, _SZ, _PF, _P]),
     "ghm_c_loss_labels": (_ST, [_P, _P, _SZ, _SZ, _P, _P, _PF, _P]),
+    "ghm_state_set_ema": (_ST, [_PF, _SZ, _P]),
     "ghm_stats_init": (_ST, [_P, _PSTATS]),
     "ghm_stats_merge": (_ST, [_PSTATS, _PSTATS]),
     "ghm_c_accumulate": (_ST, [_P, _P, _P, _P, _SZ, _PSTATS]),
@@ -227,6 +230,17 @@ class GHMError(RuntimeError):
         self.name = _STATUS_NAMES.get(status, "unknown")
         self.message = message
         super().__init__(f"{func}: {message} ({self.name} = {status})")
+
+
+class GHMConfigError(GHMError, ValueError):
+    """A hyper-parameter out of range: `field` (the constructor argument), `value` (as given)
+    and `allowed` (the library's description of the valid range)."""
+
+    def __init__(self, loss, field, value, allowed):
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        GHMError.__init__(self, loss, 5, f"{field} = {value!r} is out of range: allowed is {allowed}")
 
 
 # --------------------------------------------------------------------------- library
@@ -256,15 +270,27 @@ _LIB = None
 _LIB_NAMES = ("libghm.so", "libghm.dylib", "ghm.dll")
 
 
+def _installed():
+    """The library `pip install` put next to this module (the `ghm_torch_lib` shared object),
+    or None. Located, not imported: it is a plain C library, not a Python extension."""
+    try:
+        spec = importlib.util.find_spec("ghm_torch_lib")
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None and spec.origin else None
+
+
 def _candidates():
     env = os.environ.get("GHM_LIB")
     if env:
         return [env]  # explicit: no fallback, so a wrong path is an error, not a surprise
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = []
-    for sub in (("target", "py", "release"), ("target", "release")):
-        for n in _LIB_NAMES:
-            out.append(os.path.join(repo, *sub, n))
+    installed = _installed()
+    if installed:
+        out.append(installed)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for n in _LIB_NAMES:
+        out.append(os.path.join(repo, "target", "c", n))
     found = ctypes.util.find_library("ghm")
     if found:
         out.append(found)
@@ -287,9 +313,9 @@ def load_library(path=None):
             break
         else:
             raise OSError(
-                "libghm not found (tried: " + ", ".join(tried) + "). Build it with "
-                "`cargo rustc --release --no-default-features --features panic-handler --lib --crate-type staticlib,cdylib --target-dir target/py` "
-                "or set GHM_LIB to its path."
+                "libghm not found (tried: " + ", ".join(tried) + "). Install the package "
+                "(`pip install .` from the repository root), or build the library with "
+                "`scripts/c-libs.sh` and set GHM_LIB to target/c/libghm.so."
             )
     return _LIB
 
@@ -317,7 +343,7 @@ def check_header(header_path, verbose=False):
         "ghm_state": ghm_state,
         "ghm_stats": ghm_stats,
         "ghm_class_layout": ghm_class_layout,
-        "ghm_weights": ghm_weights,
+        "ghm_region_weights": ghm_region_weights,
         "ghm_output": ghm_output,
     }
     for name, cls in mirrors.items():
@@ -411,32 +437,41 @@ class _Harmonized(torch.autograd.Function):
 class _GHMBase(nn.Module):
     _KIND = None  # 'c' or 'r'
 
-    def _setup(self, cfg):
+    def _setup(self, cfg, given):
+        """Checks `cfg` (naming the first invalid field with the value in `given`, the
+        constructor's arguments) and creates the library state."""
         lib = load_library()
+        field, allowed = ctypes.c_char_p(), ctypes.c_char_p()
+        check = getattr(lib, f"ghm_{self._KIND}_config_check")
+        lib.check(f"ghm_{self._KIND}_config_check", check(ctypes.byref(cfg), ctypes.byref(field), ctypes.byref(allowed)))
+        if field.value is not None:
+            name = field.value.decode()
+            raise GHMConfigError(type(self).__name__, name, given.get(name, getattr(cfg, name)),
+                                 allowed.value.decode())
         self._cfg = cfg
-        buf = torch.zeros(ctypes.sizeof(ghm_state), dtype=torch.uint8)
-        lib.check(f"ghm_{self._KIND}_init", getattr(lib, f"ghm_{self._KIND}_init")(buf.data_ptr(), ctypes.byref(cfg)))
-        self.register_buffer("ghm_state", buf)
+        st = torch.zeros(ctypes.sizeof(ghm_state), dtype=torch.uint8)
+        lib.check(f"ghm_{self._KIND}_init", getattr(lib, f"ghm_{self._KIND}_init")(st.data_ptr(), ctypes.byref(cfg)))
+        # Not a buffer: it stays on the CPU whatever device the module moves to, and the state
+        # dict carries mmdetection's keys instead (see _save_to_state_dict).
+        self._ghm_state = st
 
     # ---- state access
 
     @contextmanager
     def _state(self):
-        """Yields the address of the ghm_state bytes, on the CPU; copies back if it had to
-        move them (module on another device, or a non-contiguous buffer)."""
-        buf = self.ghm_state
-        if buf.numel() != ctypes.sizeof(ghm_state) or buf.dtype != torch.uint8:
-            raise GHMError("ghm_state", 6, "the ghm_state buffer has the wrong size or dtype")
-        direct = buf.device.type == "cpu" and buf.is_contiguous() and buf.data_ptr() % 8 == 0
-        tmp = buf if direct else buf.detach().to("cpu").contiguous().clone()
+        """Yields the address of the library state (CPU bytes, 8-byte aligned)."""
+        st = self._ghm_state
+        if st.numel() != ctypes.sizeof(ghm_state) or st.dtype != torch.uint8 or st.device.type != "cpu":
+            raise GHMError("ghm_state", 6, "the library state has the wrong size, dtype or device")
+        direct = st.is_contiguous() and st.data_ptr() % 8 == 0
+        tmp = st if direct else st.contiguous().clone()
         yield tmp.data_ptr()
         if not direct:
-            with torch.no_grad():
-                buf.copy_(tmp.to(buf.device))
+            self._ghm_state = tmp
 
     def state_struct(self):
         """A copy of the library state (ctypes ghm_state), for inspection."""
-        return ghm_state.from_buffer_copy(self.ghm_state.detach().cpu().contiguous().numpy().tobytes())
+        return ghm_state.from_buffer_copy(self._ghm_state.contiguous().numpy().tobytes())
 
     @property
     def acc_sum(self):
@@ -454,66 +489,75 @@ class _GHMBase(nn.Module):
             e[-1] = 1e3
         return e
 
-    # ---- checkpoints: ghm_state plus mmdetection's own keys
+    # ---- checkpoints: mmdetection's own keys
+
+    def _raw_state_in_dict(self):
+        """mmdetection's keys hold the EMA only; the bias correction's per-region normaliser
+        (an option mmdetection lacks) needs the library state itself."""
+        return bool(self._cfg.options & GHM_OPT_EMA_BIAS_CORRECTION)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         destination[prefix + "edges"] = self._edges()
         if self.momentum > 0:
             destination[prefix + "acc_sum"] = self.acc_sum
+        if self._raw_state_in_dict():
+            destination[prefix + "ghm_state"] = self._ghm_state.clone()
 
     def _state_with_ema(self, ema):
-        """A fresh state with this module's config whose EMA equals `ema` exactly (through one
-        commit of counts chosen so that f32((1 - alpha) * r) == ema_k)."""
+        """A fresh state with this module's config whose EMA is `ema` (the library's
+        ghm_state_set_ema: regions with a positive value count as warmed up)."""
         lib = load_library()
         st = ghm_state()
         lib.check(f"ghm_{self._KIND}_init", getattr(lib, f"ghm_{self._KIND}_init")(ctypes.addressof(st), ctypes.byref(self._cfg)))
         ema = [float(v) for v in ema]
         if len(ema) != self.bins:
             raise ValueError(f"EMA of {len(ema)} bins for a loss with {self.bins} bins")
-        if self.momentum > 0 and any(v != 0.0 for v in ema):
-            if self._cfg.options & GHM_OPT_EMA_BIAS_CORRECTION:
-                raise ValueError("cannot import an EMA into a state with GHM_OPT_EMA_BIAS_CORRECTION")
-            stats = ghm_stats()
-            lib.check("ghm_stats_init", lib.ghm_stats_init(ctypes.addressof(st), ctypes.byref(stats)))
-            one_minus = 1.0 - _as_written(float(ctypes.c_float(self.momentum).value))
-            for k, v in enumerate(ema):
-                stats.count[k] = v / one_minus
-            stats.weight_sum = 1.0
-            w, loss = ghm_weights(), ctypes.c_float()
-            lib.check("ghm_commit", lib.ghm_commit(ctypes.byref(stats), ctypes.addressof(st), ctypes.byref(w), ctypes.byref(loss)))
-            got = list(st.ema)[: self.bins]
-            if got != [float(ctypes.c_float(v).value) for v in ema]:
-                raise ValueError(f"EMA import not exact: {got} != {ema}")
+        values = (ctypes.c_float * len(ema))(*ema)
+        lib.check("ghm_state_set_ema", lib.ghm_state_set_ema(values, len(ema), ctypes.addressof(st)))
         return torch.frombuffer(bytearray(bytes(st)), dtype=torch.uint8).clone()
+
+    def _state_from_raw(self, raw, key):
+        """The library state from a `ghm_state` entry (this module's checkpoints with
+        GHM_OPT_EMA_BIAS_CORRECTION, and older versions of this module)."""
+        if raw.numel() != ctypes.sizeof(ghm_state) or raw.dtype != torch.uint8:
+            raise ValueError(f"{key}: {raw.numel()} {raw.dtype} values, not a ghm_state")
+        data = raw.detach().cpu().contiguous().numpy().tobytes()
+        s = ghm_state.from_buffer_copy(data)
+        if s.config.bins != self.bins:
+            raise ValueError(f"{key}: state for {s.config.bins} bins, module has {self.bins}")
+        lib = load_library()
+        stats = ghm_stats()  # the library refuses a corrupted or foreign state here
+        lib.check("ghm_stats_init", lib.ghm_stats_init(ctypes.addressof(s), ctypes.byref(stats)))
+        if bytes(s.config) == bytes(self._cfg):
+            return torch.frombuffer(bytearray(data), dtype=torch.uint8).clone()
+        # Another configuration (e.g. a different loss_weight): keep this module's
+        # hyper-parameters, as mmdetection does, and carry the EMA over.
+        return self._state_with_ema(list(s.ema)[: self.bins])
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
         key, ekey, akey = prefix + "ghm_state", prefix + "edges", prefix + "acc_sum"
+        # Taken out before the default loading, which would call them unexpected.
         edges = state_dict.pop(ekey, None)
         acc = state_dict.pop(akey, None)
+        raw = state_dict.pop(key, None)
         try:
             if edges is not None and edges.numel() != self.bins + 1:
                 raise ValueError(f"{ekey}: {edges.numel()} edges ({edges.numel() - 1} bins) for a loss with {self.bins} bins")
-            if key in state_dict:
-                raw = state_dict[key]
-                if raw.numel() == ctypes.sizeof(ghm_state) and raw.dtype == torch.uint8:
-                    s = ghm_state.from_buffer_copy(raw.detach().cpu().contiguous().numpy().tobytes())
-                    if bytes(s.config) != bytes(self._cfg):
-                        # Another configuration (e.g. a different loss_weight): keep this
-                        # module's hyper-parameters, as mmdetection does, and carry the EMA over.
-                        if s.config.bins != self.bins:
-                            raise ValueError(f"{key}: state for {s.config.bins} bins, module has {self.bins}")
-                        state_dict[key] = self._state_with_ema(list(s.ema)[: self.bins])
-            elif acc is not None or edges is not None:
-                # A checkpoint of mmdetection's own GHMC/GHMR.
-                if acc is not None and not self.momentum > 0:
+            new = None
+            if raw is not None:
+                new = self._state_from_raw(raw, key)
+            elif acc is not None:
+                # A checkpoint of mmdetection's GHMC/GHMR, or of this module.
+                if not self.momentum > 0:
                     raise ValueError(f"{akey} given but this loss has momentum 0")
-                ema = acc.detach().cpu().float().tolist() if acc is not None else [0.0] * self.bins
-                state_dict[key] = self._state_with_ema(ema)
+                new = self._state_with_ema(acc.detach().cpu().float().tolist())
         except (ValueError, GHMError) as e:
             error_msgs.append(f"While loading {prefix!r}: {e}")
             return
+        if new is not None:
+            self._ghm_state = new
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
 
@@ -529,7 +573,7 @@ class _GHMBase(nn.Module):
         accumulate(stats)
         if weight_sum is not None:
             stats.weight_sum = weight_sum
-        w, loss = ghm_weights(), ctypes.c_float()
+        w, loss = ghm_region_weights(), ctypes.c_float()
         lib.check("ghm_commit", lib.ghm_commit(ctypes.byref(stats), state_ptr, ctypes.byref(w), ctypes.byref(loss)))
         out = grad = None
         if elementwise:
@@ -560,7 +604,9 @@ class _GHMBase(nn.Module):
             value = torch.tensor(loss, dtype=torch.float32)
         else:
             value = out.reshape(pred.shape)
-        value = value.to(device=pred.device, dtype=pred.dtype if pred.is_floating_point() else torch.float32)
+        # float32 whatever pred's dtype, as mmdetection's loss under autocast; the gradient
+        # goes back in pred's dtype (_Harmonized.backward).
+        value = value.to(device=pred.device, dtype=torch.float32)
         tgt = target if isinstance(target, torch.Tensor) and target.is_floating_point() else None
         if grad is None:
             return value
@@ -591,10 +637,11 @@ class GHMC(_GHMBase):
         self.loss_weight = loss_weight
         self.reduction = reduction
         lib = load_library()
+        given = dict(bins=bins, momentum=momentum, loss_weight=loss_weight, options=options, weight_cap=weight_cap)
         cfg = lib.ghm_c_config_default()
         cfg.bins, cfg.momentum, cfg.loss_weight = int(bins), float(momentum), float(loss_weight)
         cfg.options, cfg.weight_cap = int(options), float(weight_cap)
-        self._setup(cfg)
+        self._setup(cfg, given)
 
     def forward(self, pred, target, label_weight=None, reduction_override=None, **kwargs):
         """pred [..., C] logits; target either float targets in [0, 1] of pred's shape, or
@@ -682,10 +729,12 @@ class GHMR(_GHMBase):
         self.loss_weight = loss_weight
         self.reduction = reduction
         lib = load_library()
+        given = dict(mu=mu, bins=bins, momentum=momentum, loss_weight=loss_weight, options=options,
+                     weight_cap=weight_cap)
         cfg = lib.ghm_r_config_default()
         cfg.bins, cfg.momentum, cfg.mu, cfg.loss_weight = int(bins), float(momentum), float(mu), float(loss_weight)
         cfg.options, cfg.weight_cap = int(options), float(weight_cap)
-        self._setup(cfg)
+        self._setup(cfg, given)
 
     def forward(self, pred, target, label_weight=None, avg_factor=None, reduction_override=None, **kwargs):
         """pred and target of one shape; label_weight broadcastable to it (its sum over its own

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The C side under checkers, failing on any report:
-#  1. builds the no-std C library (libghm.a, libghm.so) with `cargo rustc --release
-#     --no-default-features --features panic-handler --lib --crate-type staticlib,cdylib`
-#     into target/sanitize;
+#  1. builds the C libraries (libghm.a, libghm.so) with scripts/c-libs.sh into
+#     target/sanitize/c;
 #  2. compiles every ffi-tests/*.c and *.cpp with clang's AddressSanitizer and
 #     UndefinedBehaviorSanitizer (-fno-sanitize-recover=all) against the static library and
 #     runs it (programs that read argv[1] get tests/fixtures/mmdet.txt, as in tests/ffi.rs);
@@ -17,12 +16,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target_dir=target/sanitize
-lib_dir="$target_dir/release"
+lib_dir="$target_dir/c"
 bin="$target_dir/bin"
 fixture=tests/fixtures/mmdet.txt
 mkdir -p "$bin"
 
-cargo rustc --quiet --release --no-default-features --features panic-handler --lib --crate-type staticlib,cdylib --target-dir "$target_dir"
+GHM_C_OUT="$lib_dir" GHM_C_BUILD_DIR="$target_dir/cargo" scripts/c-libs.sh >/dev/null
 static_lib="$lib_dir/libghm.a"
 shared_link=(-L"$lib_dir" -lghm -Wl,-rpath,"$PWD/$lib_dir")
 

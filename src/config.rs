@@ -105,23 +105,49 @@ impl Config {
         ]
     }
 
-    /// Checks every field that `kind` uses.
+    /// Checks every field that `kind` uses; [`Error::Config`] if one is out of range (see
+    /// [`first_invalid`](Self::first_invalid) for which).
     pub fn validate(&self, kind: Kind) -> Result<(), Error> {
-        let bins_ok = (1..=MAX_BINS as u32).contains(&self.bins);
-        let momentum_ok = (0.0..1.0).contains(&self.momentum);
-        let weight_ok = self.loss_weight.is_finite();
-        let mu_ok = kind == Kind::Classification || (self.mu > 0.0 && self.mu <= MAX_MU);
-        let classification_only = if kind == Kind::Regression {
-            OPT_PROBABILITY_INPUT
-        } else {
-            0
-        };
-        let options_ok = self.options & !OPT_ALL == 0 && self.options & classification_only == 0;
-        let cap_ok = self.weight_cap >= 0.0 && self.weight_cap.is_finite();
-        if bins_ok && momentum_ok && weight_ok && mu_ok && options_ok && cap_ok {
-            Ok(())
-        } else {
-            Err(Error::Config)
+        match self.first_invalid(kind) {
+            None => Ok(()),
+            Some(_) => Err(Error::Config),
         }
+    }
+
+    /// The first field (in declaration order) that is out of range for `kind`, with a
+    /// description of its range, or `None` if the configuration is valid. The one place the
+    /// ranges are written. Both texts end with a NUL (for C); trim it for Rust display.
+    pub fn first_invalid(&self, kind: Kind) -> Option<(&'static str, &'static str)> {
+        const _: () = assert!(MAX_BINS == 64, "the range text for bins says 64");
+        let regression = kind == Kind::Regression;
+        if !(1..=MAX_BINS as u32).contains(&self.bins) {
+            return Some(("bins\0", "an integer in 1..=64\0"));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Some(("momentum\0", "[0, 1)\0"));
+        }
+        if regression && !(self.mu > 0.0 && self.mu <= MAX_MU) {
+            return Some(("mu\0", "(0, 1e18]\0"));
+        }
+        if !self.loss_weight.is_finite() {
+            return Some(("loss_weight\0", "a finite float\0"));
+        }
+        if regression && self.options & !(OPT_ALL & !OPT_PROBABILITY_INPUT) != 0 {
+            return Some((
+                "options\0",
+                "a combination of GHM_OPT_NORM_BY_BINS (1), GHM_OPT_EMA_BIAS_CORRECTION (2) \
+                 and GHM_OPT_DECAY_EMPTY_BINS (4); GHM_OPT_PROBABILITY_INPUT is GHM-C only\0",
+            ));
+        }
+        if self.options & !OPT_ALL != 0 {
+            return Some((
+                "options\0",
+                "a combination of the GHM_OPT_* bits (1, 2, 4, 8)\0",
+            ));
+        }
+        if !(self.weight_cap >= 0.0 && self.weight_cap.is_finite()) {
+            return Some(("weight_cap\0", "a finite float >= 0 (0: no cap)\0"));
+        }
+        None
     }
 }

@@ -134,6 +134,72 @@ pub extern "C" fn ghm_r_config_default() -> Config {
     Config::ghm_r()
 }
 
+/// Says which field of `*config` `ghm_c_init` would refuse, for an error message that names
+/// it: writes the name of the first field out of range, in the struct's order (`"bins"`,
+/// `"momentum"`, `"loss_weight"`, `"options"`, `"weight_cap"`; GHM-C ignores `mu`), to
+/// `*field` and its valid range in words to `*allowed` (for `bins`: `"an integer in
+/// 1..=64"`), or NULL to both when `ghm_c_init` accepts the config. The strings are static
+/// and NUL-terminated; the caller must not free them.
+///
+/// Errors: GHM_ERR_NULL (any pointer NULL), GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP (an output
+/// overlaps the config or the other output). An invalid config is not an error of this
+/// function: it returns GHM_OK and names the field.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for a read or write of its type.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_c_config_check(
+    config: *const Config,
+    field: *mut *const c_char,
+    allowed: *mut *const c_char,
+) -> ghm_status {
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before
+    // any access; this function's contract (# Safety) is the rest of what it needs.
+    status(unsafe { config_check(Kind::Classification, config, field, allowed) })
+}
+
+/// As `ghm_c_config_check`, for `ghm_r_init` (which also checks `"mu"`, after `"momentum"`,
+/// and refuses GHM-C-only option bits).
+///
+/// # Safety
+/// As for `ghm_c_config_check`.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_r_config_check(
+    config: *const Config,
+    field: *mut *const c_char,
+    allowed: *mut *const c_char,
+) -> ghm_status {
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before
+    // any access; this function's contract (# Safety) is the rest of what it needs.
+    status(unsafe { config_check(Kind::Regression, config, field, allowed) })
+}
+
+unsafe fn config_check(
+    kind: Kind,
+    config: *const Config,
+    field: *mut *const c_char,
+    allowed: *mut *const c_char,
+) -> Result<(), Error> {
+    let c = span(config, 1, false)?;
+    let f = span(field, 1, false)?;
+    let a = span(allowed, 1, false)?;
+    disjoint(&[f, a], &[c])?;
+    // SAFETY: the three pointers were checked above (non-NULL, aligned, in range, outputs
+    // disjoint from the input); the caller guarantees they are valid.
+    let invalid = unsafe { config.read() }.first_invalid(kind);
+    // The texts are NUL-terminated (see `Config::first_invalid`).
+    let (name, range) = match invalid {
+        Some((n, r)) => (n.as_ptr().cast::<c_char>(), r.as_ptr().cast::<c_char>()),
+        None => (core::ptr::null(), core::ptr::null()),
+    };
+    // SAFETY: as above.
+    unsafe {
+        field.write(name);
+        allowed.write(range);
+    }
+    Ok(())
+}
+
 /// Initialises `*state` for GHM-C with a copy of `*config` (EMA at 0).
 ///
 /// `state`: caller-owned, written only on success. `config`: read only, not retained.
@@ -144,7 +210,9 @@ pub extern "C" fn ghm_r_config_default() -> Config {
 /// `state` and `config` are NULL or valid for a write / read of their type.
 #[no_mangle]
 pub unsafe extern "C" fn ghm_c_init(state: *mut State, config: *const Config) -> ghm_status {
-    status(init(Kind::Classification, state, config))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe { status(init(Kind::Classification, state, config)) }
 }
 
 /// Initialises `*state` for GHM-R with a copy of `*config` (EMA at 0). As `ghm_c_init`.
@@ -153,7 +221,9 @@ pub unsafe extern "C" fn ghm_c_init(state: *mut State, config: *const Config) ->
 /// As for `ghm_c_init`.
 #[no_mangle]
 pub unsafe extern "C" fn ghm_r_init(state: *mut State, config: *const Config) -> ghm_status {
-    status(init(Kind::Regression, state, config))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe { status(init(Kind::Regression, state, config)) }
 }
 
 /// Replaces the EMA (the per-region density S_k) of `*state` with `ema[n]`, for example
@@ -211,15 +281,19 @@ pub unsafe extern "C" fn ghm_c_loss(
     loss: *mut f32,
     grad: *mut f32,
 ) -> ghm_status {
-    status(run::<Classification>(
-        state,
-        logits,
-        targets,
-        label_weights,
-        n,
-        loss,
-        grad,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(run::<Classification>(
+            state,
+            logits,
+            targets,
+            label_weights,
+            n,
+            loss,
+            grad,
+        ))
+    }
 }
 
 /// GHM-R over `n` elements: the loss (mean reduction, times loss_weight) and, if `grad` is
@@ -246,15 +320,19 @@ pub unsafe extern "C" fn ghm_r_loss(
     loss: *mut f32,
     grad: *mut f32,
 ) -> ghm_status {
-    status(run::<Regression>(
-        state,
-        pred,
-        target,
-        label_weights,
-        n,
-        loss,
-        grad,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(run::<Regression>(
+            state,
+            pred,
+            target,
+            label_weights,
+            n,
+            loss,
+            grad,
+        ))
+    }
 }
 
 /// GHM-C with class-index targets (mmdetection's heads): `logits[n_anchors][n_classes]`
@@ -279,16 +357,20 @@ pub unsafe extern "C" fn ghm_c_loss_labels(
     loss: *mut f32,
     grad: *mut f32,
 ) -> ghm_status {
-    let layout = ClassLayout::rows(n_anchors, n_classes);
-    status(loss_labels(
-        state,
-        logits,
-        &layout,
-        labels,
-        anchor_weights,
-        loss,
-        grad,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        let layout = ClassLayout::rows(n_anchors, n_classes);
+        status(loss_labels(
+            state,
+            logits,
+            &layout,
+            labels,
+            anchor_weights,
+            loss,
+            grad,
+        ))
+    }
 }
 
 /// Makes empty stats for the loss and bin count of `*state` (which is only read).
@@ -298,12 +380,16 @@ pub unsafe extern "C" fn ghm_c_loss_labels(
 /// `state` and `stats` are NULL or valid for a read / write of their type.
 #[no_mangle]
 pub unsafe extern "C" fn ghm_stats_init(state: *const State, stats: *mut Stats) -> ghm_status {
-    status((|| {
-        disjoint(&[span(stats, 1, false)?], &[span(state, 1, false)?])?;
-        let st = state.read();
-        stats.write(Stats::new(st.kind()?, st.config().bins));
-        Ok(())
-    })())
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status((|| {
+            disjoint(&[span(stats, 1, false)?], &[span(state, 1, false)?])?;
+            let st = state.read();
+            stats.write(Stats::new(st.kind()?, st.config().bins));
+            Ok(())
+        })())
+    }
 }
 
 /// Adds `*from` into `*into`, element-wise: the same as summing the two as
@@ -315,13 +401,17 @@ pub unsafe extern "C" fn ghm_stats_init(state: *const State, stats: *mut Stats) 
 /// `from` and `into` are NULL or valid for a read / read-write of their type.
 #[no_mangle]
 pub unsafe extern "C" fn ghm_stats_merge(from: *const Stats, into: *mut Stats) -> ghm_status {
-    status((|| {
-        disjoint(&[span(into, 1, false)?], &[span(from, 1, false)?])?;
-        let mut merged = into.read();
-        merged.merge(&from.read());
-        into.write(merged);
-        Ok(())
-    })())
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status((|| {
+            disjoint(&[span(into, 1, false)?], &[span(from, 1, false)?])?;
+            let mut merged = into.read();
+            merged.merge(&from.read());
+            into.write(merged);
+            Ok(())
+        })())
+    }
 }
 
 /// Phase 1 of GHM-C: validates a chunk of `n` elements (as `ghm_c_loss`) and adds its
@@ -340,14 +430,18 @@ pub unsafe extern "C" fn ghm_c_accumulate(
     n: usize,
     stats: *mut Stats,
 ) -> ghm_status {
-    status(accumulate::<Classification>(
-        state,
-        logits,
-        targets,
-        label_weights,
-        n,
-        stats,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(accumulate::<Classification>(
+            state,
+            logits,
+            targets,
+            label_weights,
+            n,
+            stats,
+        ))
+    }
 }
 
 /// Phase 1 of GHM-R, as `ghm_c_accumulate`; `target` NULL means `pred` holds the residuals
@@ -364,14 +458,18 @@ pub unsafe extern "C" fn ghm_r_accumulate(
     n: usize,
     stats: *mut Stats,
 ) -> ghm_status {
-    status(accumulate::<Regression>(
-        state,
-        pred,
-        target,
-        label_weights,
-        n,
-        stats,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(accumulate::<Regression>(
+            state,
+            pred,
+            target,
+            label_weights,
+            n,
+            stats,
+        ))
+    }
 }
 
 /// Phase 1 of GHM-C with class-index targets in any supported layout: the logit of anchor
@@ -392,14 +490,18 @@ pub unsafe extern "C" fn ghm_c_accumulate_labels(
     anchor_weights: *const f32,
     stats: *mut Stats,
 ) -> ghm_status {
-    status(accumulate_labels(
-        state,
-        logits,
-        layout,
-        labels,
-        anchor_weights,
-        stats,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(accumulate_labels(
+            state,
+            logits,
+            layout,
+            labels,
+            anchor_weights,
+            stats,
+        ))
+    }
 }
 
 /// Phase 2: updates the EMA in `*state` once from `*stats` (accumulated, merged, or filled
@@ -417,21 +519,25 @@ pub unsafe extern "C" fn ghm_commit(
     weights: *mut RegionWeights,
     loss: *mut f32,
 ) -> ghm_status {
-    status((|| {
-        let outputs = [
-            span(state, 1, false)?,
-            span(weights, 1, false)?,
-            span(loss, 1, false)?,
-        ];
-        disjoint(&outputs, &[span(stats, 1, false)?])?;
-        let (st, stats) = (state.read(), stats.read());
-        st.kind()?;
-        let (next, w) = st.commit(&stats)?;
-        state.write(next);
-        weights.write(w);
-        loss.write(w.loss());
-        Ok(())
-    })())
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status((|| {
+            let outputs = [
+                span(state, 1, false)?,
+                span(weights, 1, false)?,
+                span(loss, 1, false)?,
+            ];
+            disjoint(&outputs, &[span(stats, 1, false)?])?;
+            let (st, stats) = (state.read(), stats.read());
+            st.kind()?;
+            let (next, w) = st.commit(&stats)?;
+            state.write(next);
+            weights.write(w);
+            loss.write(w.loss());
+            Ok(())
+        })())
+    }
 }
 
 /// Phase 3 of GHM-C: validates a chunk (as `ghm_c_loss`) and writes `out[n]` from committed
@@ -454,15 +560,19 @@ pub unsafe extern "C" fn ghm_c_apply(
     output: *const ghm_output,
     out: *mut f32,
 ) -> ghm_status {
-    status(apply::<Classification>(
-        weights,
-        logits,
-        targets,
-        label_weights,
-        n,
-        output,
-        out,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(apply::<Classification>(
+            weights,
+            logits,
+            targets,
+            label_weights,
+            n,
+            output,
+            out,
+        ))
+    }
 }
 
 /// Phase 3 of GHM-R, as `ghm_c_apply`; `target` NULL means `pred` holds the residuals.
@@ -479,15 +589,19 @@ pub unsafe extern "C" fn ghm_r_apply(
     output: *const ghm_output,
     out: *mut f32,
 ) -> ghm_status {
-    status(apply::<Regression>(
-        weights,
-        pred,
-        target,
-        label_weights,
-        n,
-        output,
-        out,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(apply::<Regression>(
+            weights,
+            pred,
+            target,
+            label_weights,
+            n,
+            output,
+            out,
+        ))
+    }
 }
 
 /// Phase 3 of GHM-C with class-index targets (layout as `ghm_c_accumulate_labels`): writes
@@ -507,15 +621,19 @@ pub unsafe extern "C" fn ghm_c_apply_labels(
     output: *const ghm_output,
     out: *mut f32,
 ) -> ghm_status {
-    status(apply_labels(
-        weights,
-        logits,
-        layout,
-        labels,
-        anchor_weights,
-        output,
-        out,
-    ))
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(apply_labels(
+            weights,
+            logits,
+            layout,
+            labels,
+            anchor_weights,
+            output,
+            out,
+        ))
+    }
 }
 
 /// A byte range `[start, end)` of caller memory.
@@ -571,12 +689,17 @@ fn disjoint(outputs: &[Span], inputs: &[Span]) -> Result<(), Error> {
 }
 
 unsafe fn init(kind: Kind, state: *mut State, config: *const Config) -> Result<(), Error> {
-    let s = span(state, 1, false)?;
-    let c = span(config, 1, false)?;
-    disjoint(&[s], &[c])?;
-    let fresh = State::new(kind, &config.read())?;
-    state.write(fresh);
-    Ok(())
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let s = span(state, 1, false)?;
+        let c = span(config, 1, false)?;
+        disjoint(&[s], &[c])?;
+        let fresh = State::new(kind, &config.read())?;
+        state.write(fresh);
+        Ok(())
+    }
 }
 
 /// The body of `ghm_c_loss` and `ghm_r_loss`.
@@ -589,34 +712,39 @@ unsafe fn run<L: Loss>(
     loss: *mut f32,
     grad: *mut f32,
 ) -> Result<(), Error> {
-    let s_span = span(state, 1, false)?;
-    let l_span = span(loss, 1, false)?;
-    let a_span = span(a, n, false)?;
-    let b_span = span(b, n, false)?;
-    let w_span = span(w, n, true)?;
-    let g_span = span(grad, n, true)?;
-    let in_place = !grad.is_null() && n > 0 && g_span == a_span;
-    let grad_vs_inputs: &[Span] = if in_place {
-        &[b_span, w_span]
-    } else {
-        &[a_span, b_span, w_span]
-    };
-    disjoint(&[g_span], grad_vs_inputs)?;
-    disjoint(&[s_span, l_span], &[a_span, b_span, w_span, g_span])?;
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let s_span = span(state, 1, false)?;
+        let l_span = span(loss, 1, false)?;
+        let a_span = span(a, n, false)?;
+        let b_span = span(b, n, false)?;
+        let w_span = span(w, n, true)?;
+        let g_span = span(grad, n, true)?;
+        let in_place = !grad.is_null() && n > 0 && g_span == a_span;
+        let grad_vs_inputs: &[Span] = if in_place {
+            &[b_span, w_span]
+        } else {
+            &[a_span, b_span, w_span]
+        };
+        disjoint(&[g_span], grad_vs_inputs)?;
+        disjoint(&[s_span, l_span], &[a_span, b_span, w_span, g_span])?;
 
-    let mut ghm = Ghm::<L>::from_state(state.read())?;
-    let b = slice(b, n);
-    let w = (!w.is_null()).then(|| slice(w, n));
-    let value = if grad.is_null() {
-        ghm.loss(slice(a, n), b, w)?
-    } else if in_place {
-        ghm.loss_grad_in_place(core::slice::from_raw_parts_mut(grad, n), b, w)?
-    } else {
-        ghm.loss_grad(slice(a, n), b, w, core::slice::from_raw_parts_mut(grad, n))?
-    };
-    state.write(*ghm.state());
-    loss.write(value);
-    Ok(())
+        let mut ghm = Ghm::<L>::from_state(state.read())?;
+        let b = slice(b, n);
+        let w = (!w.is_null()).then(|| slice(w, n));
+        let value = if grad.is_null() {
+            ghm.loss(slice(a, n), b, w)?
+        } else if in_place {
+            ghm.loss_grad_in_place(core::slice::from_raw_parts_mut(grad, n), b, w)?
+        } else {
+            ghm.loss_grad(slice(a, n), b, w, core::slice::from_raw_parts_mut(grad, n))?
+        };
+        state.write(*ghm.state());
+        loss.write(value);
+        Ok(())
+    }
 }
 
 /// The body of `ghm_c_loss_labels`.
@@ -629,31 +757,36 @@ unsafe fn loss_labels(
     loss: *mut f32,
     grad: *mut f32,
 ) -> Result<(), Error> {
-    let n = layout.elements().ok_or(Error::Length)?;
-    let inputs = [
-        span(logits, n, false)?,
-        span(labels, layout.anchors, false)?,
-        span(w, layout.anchors, true)?,
-    ];
-    let g_span = span(grad, n, true)?;
-    disjoint(
-        &[span(state, 1, false)?, span(loss, 1, false)?, g_span],
-        &inputs,
-    )?;
-    let mut ghm = Ghm::<Classification>::from_state(state.read())?;
-    let logits = slice(logits, n);
-    let labels = slice(labels, layout.anchors);
-    let w = (!w.is_null()).then(|| slice(w, layout.anchors));
-    let value = if grad.is_null() {
-        let mut stats = ghm.stats();
-        ghm.accumulate_labels(&mut stats, logits, *layout, labels, w)?;
-        ghm.commit(&stats)?.loss()
-    } else {
-        ghm.loss_grad_labels(logits, *layout, labels, w, slice_mut(grad, n))?
-    };
-    state.write(*ghm.state());
-    loss.write(value);
-    Ok(())
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let n = layout.elements().ok_or(Error::Length)?;
+        let inputs = [
+            span(logits, n, false)?,
+            span(labels, layout.anchors, false)?,
+            span(w, layout.anchors, true)?,
+        ];
+        let g_span = span(grad, n, true)?;
+        disjoint(
+            &[span(state, 1, false)?, span(loss, 1, false)?, g_span],
+            &inputs,
+        )?;
+        let mut ghm = Ghm::<Classification>::from_state(state.read())?;
+        let logits = slice(logits, n);
+        let labels = slice(labels, layout.anchors);
+        let w = (!w.is_null()).then(|| slice(w, layout.anchors));
+        let value = if grad.is_null() {
+            let mut stats = ghm.stats();
+            ghm.accumulate_labels(&mut stats, logits, *layout, labels, w)?;
+            ghm.commit(&stats)?.loss()
+        } else {
+            ghm.loss_grad_labels(logits, *layout, labels, w, slice_mut(grad, n))?
+        };
+        state.write(*ghm.state());
+        loss.write(value);
+        Ok(())
+    }
 }
 
 /// The body of `ghm_c_accumulate` and `ghm_r_accumulate` (GHM-R: `b` NULL for residuals).
@@ -665,20 +798,25 @@ unsafe fn accumulate<L: Loss>(
     n: usize,
     stats: *mut Stats,
 ) -> Result<(), Error> {
-    let residual = L::KIND == Kind::Regression && b.is_null();
-    let inputs = [
-        span(state, 1, false)?,
-        span(a, n, false)?,
-        span(b, n, residual)?,
-        span(w, n, true)?,
-    ];
-    disjoint(&[span(stats, 1, false)?], &inputs)?;
-    let ghm = Ghm::<L>::from_state(state.read())?;
-    let mut into = stats.read();
-    let (a, w) = (slice(a, n), (!w.is_null()).then(|| slice(w, n)));
-    ghm.accumulate_values(&mut into, a, (!residual).then(|| slice(b, n)), w)?;
-    stats.write(into);
-    Ok(())
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let residual = L::KIND == Kind::Regression && b.is_null();
+        let inputs = [
+            span(state, 1, false)?,
+            span(a, n, false)?,
+            span(b, n, residual)?,
+            span(w, n, true)?,
+        ];
+        disjoint(&[span(stats, 1, false)?], &inputs)?;
+        let ghm = Ghm::<L>::from_state(state.read())?;
+        let mut into = stats.read();
+        let (a, w) = (slice(a, n), (!w.is_null()).then(|| slice(w, n)));
+        ghm.accumulate_values(&mut into, a, (!residual).then(|| slice(b, n)), w)?;
+        stats.write(into);
+        Ok(())
+    }
 }
 
 /// The body of `ghm_c_accumulate_labels`.
@@ -690,38 +828,48 @@ unsafe fn accumulate_labels(
     w: *const f32,
     stats: *mut Stats,
 ) -> Result<(), Error> {
-    let l_span = span(layout, 1, false)?;
-    let layout = layout.read();
-    let extent = layout.extent().ok_or(Error::Length)?;
-    let inputs = [
-        span(state, 1, false)?,
-        l_span,
-        span(logits, extent, false)?,
-        span(labels, layout.anchors, false)?,
-        span(w, layout.anchors, true)?,
-    ];
-    disjoint(&[span(stats, 1, false)?], &inputs)?;
-    let ghm = Ghm::<Classification>::from_state(state.read())?;
-    let mut into = stats.read();
-    let w = (!w.is_null()).then(|| slice(w, layout.anchors));
-    ghm.accumulate_labels(
-        &mut into,
-        slice(logits, extent),
-        layout,
-        slice(labels, layout.anchors),
-        w,
-    )?;
-    stats.write(into);
-    Ok(())
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let l_span = span(layout, 1, false)?;
+        let layout = layout.read();
+        let extent = layout.extent().ok_or(Error::Length)?;
+        let inputs = [
+            span(state, 1, false)?,
+            l_span,
+            span(logits, extent, false)?,
+            span(labels, layout.anchors, false)?,
+            span(w, layout.anchors, true)?,
+        ];
+        disjoint(&[span(stats, 1, false)?], &inputs)?;
+        let ghm = Ghm::<Classification>::from_state(state.read())?;
+        let mut into = stats.read();
+        let w = (!w.is_null()).then(|| slice(w, layout.anchors));
+        ghm.accumulate_labels(
+            &mut into,
+            slice(logits, extent),
+            layout,
+            slice(labels, layout.anchors),
+            w,
+        )?;
+        stats.write(into);
+        Ok(())
+    }
 }
 
 /// The output spec of an apply (NULL: the gradient, overwriting).
 unsafe fn output_spec(output: *const ghm_output) -> Result<Output, Error> {
-    if output.is_null() {
-        return Ok(Output::GRADIENT);
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        if output.is_null() {
+            return Ok(Output::GRADIENT);
+        }
+        span(output, 1, false)?;
+        output.read().to_output()
     }
-    span(output, 1, false)?;
-    output.read().to_output()
 }
 
 /// The body of `ghm_c_apply` and `ghm_r_apply` (GHM-R: `b` NULL for residuals).
@@ -734,30 +882,35 @@ unsafe fn apply<L: Loss>(
     output: *const ghm_output,
     out: *mut f32,
 ) -> Result<(), Error> {
-    let residual = L::KIND == Kind::Regression && b.is_null();
-    let a_span = span(a, n, false)?;
-    let others = [
-        span(weights, 1, false)?,
-        span(b, n, residual)?,
-        span(w, n, true)?,
-        span(output, 1, true)?,
-    ];
-    let o_span = span(out, n, false)?;
-    let in_place = n > 0 && o_span == a_span;
-    disjoint(&[o_span], &others)?;
-    if !in_place {
-        disjoint(&[o_span], &[a_span])?;
-    }
-    let spec = output_spec(output)?;
-    let weights = weights.read();
-    let w = (!w.is_null()).then(|| slice(w, n));
-    let b = (!residual).then(|| slice(b, n));
-    let out = slice_mut(out, n);
-    weights.check(L::KIND)?;
-    if in_place {
-        weights.apply_values_in_place(out, b, w, spec)
-    } else {
-        weights.apply_values(slice(a, n), b, w, spec, out)
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let residual = L::KIND == Kind::Regression && b.is_null();
+        let a_span = span(a, n, false)?;
+        let others = [
+            span(weights, 1, false)?,
+            span(b, n, residual)?,
+            span(w, n, true)?,
+            span(output, 1, true)?,
+        ];
+        let o_span = span(out, n, false)?;
+        let in_place = n > 0 && o_span == a_span;
+        disjoint(&[o_span], &others)?;
+        if !in_place {
+            disjoint(&[o_span], &[a_span])?;
+        }
+        let spec = output_spec(output)?;
+        let weights = weights.read();
+        let w = (!w.is_null()).then(|| slice(w, n));
+        let b = (!residual).then(|| slice(b, n));
+        let out = slice_mut(out, n);
+        weights.check(L::KIND)?;
+        if in_place {
+            weights.apply_values_in_place(out, b, w, spec)
+        } else {
+            weights.apply_values(slice(a, n), b, w, spec, out)
+        }
     }
 }
 
@@ -771,47 +924,62 @@ unsafe fn apply_labels(
     output: *const ghm_output,
     out: *mut f32,
 ) -> Result<(), Error> {
-    let l_span = span(layout, 1, false)?;
-    let layout = layout.read();
-    let extent = layout.extent().ok_or(Error::Length)?;
-    let inputs = [
-        span(weights, 1, false)?,
-        l_span,
-        span(logits, extent, false)?,
-        span(labels, layout.anchors, false)?,
-        span(w, layout.anchors, true)?,
-        span(output, 1, true)?,
-    ];
-    disjoint(&[span(out, extent, false)?], &inputs)?;
-    let spec = output_spec(output)?;
-    let weights = weights.read();
-    let w = (!w.is_null()).then(|| slice(w, layout.anchors));
-    let labels = slice(labels, layout.anchors);
-    weights.apply_labels(
-        slice(logits, extent),
-        layout,
-        labels,
-        w,
-        spec,
-        slice_mut(out, extent),
-    )
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        let l_span = span(layout, 1, false)?;
+        let layout = layout.read();
+        let extent = layout.extent().ok_or(Error::Length)?;
+        let inputs = [
+            span(weights, 1, false)?,
+            l_span,
+            span(logits, extent, false)?,
+            span(labels, layout.anchors, false)?,
+            span(w, layout.anchors, true)?,
+            span(output, 1, true)?,
+        ];
+        disjoint(&[span(out, extent, false)?], &inputs)?;
+        let spec = output_spec(output)?;
+        let weights = weights.read();
+        let w = (!w.is_null()).then(|| slice(w, layout.anchors));
+        let labels = slice(labels, layout.anchors);
+        weights.apply_labels(
+            slice(logits, extent),
+            layout,
+            labels,
+            w,
+            spec,
+            slice_mut(out, extent),
+        )
+    }
 }
 
 /// A slice over checked caller memory; empty (and never dereferenced) when `n` is 0.
 unsafe fn slice<'a, T>(p: *const T, n: usize) -> &'a [T] {
-    if n == 0 {
-        &[]
-    } else {
-        core::slice::from_raw_parts(p, n)
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        if n == 0 {
+            &[]
+        } else {
+            core::slice::from_raw_parts(p, n)
+        }
     }
 }
 
 /// A mutable slice over checked caller memory; empty when `n` is 0.
 unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
-    if n == 0 {
-        &mut []
-    } else {
-        core::slice::from_raw_parts_mut(p, n)
+    // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
+    // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
+    // (this function's contract).
+    unsafe {
+        if n == 0 {
+            &mut []
+        } else {
+            core::slice::from_raw_parts_mut(p, n)
+        }
     }
 }
 
@@ -847,11 +1015,14 @@ mod tests {
         let text = |s| unsafe { core::ffi::CStr::from_ptr(ghm_status_str(s)) };
         for (i, &a) in constants.iter().enumerate() {
             assert_eq!(Error::from_code(a), Some(Error::ALL[i]));
+            // One table: C's text is the Rust message, word for word.
+            assert_eq!(text(a).to_str(), Ok(Error::ALL[i].message()));
             for &b in &constants[i + 1..] {
                 assert_ne!(text(a), text(b));
             }
             assert_ne!(text(a), text(GHM_OK));
         }
+        assert_eq!(text(GHM_OK).to_bytes(), b"ok");
         assert_eq!(text(-1).to_bytes(), b"unknown status");
         assert_eq!(text(1000).to_bytes(), b"unknown status");
     }

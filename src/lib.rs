@@ -28,7 +28,7 @@
 //! the one dispatch point), `loss` (the safe API) and `ffi` (the C boundary).
 
 #![no_std]
-#![allow(unsafe_op_in_unsafe_fn)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(feature = "std")]
 extern crate std;

@@ -154,7 +154,7 @@ impl<L: Loss> Ghm<L> {
 
     /// Forces an instruction-set path for this loss's following calls, one-shot and
     /// accumulate ([`Isa::Auto`] by default); [`Error::Isa`] if this CPU cannot run it.
-    /// ([`Weights::apply`] always takes the fastest path.)
+    /// ([`RegionWeights::apply`] always takes the fastest path.)
     pub fn set_isa(&mut self, isa: Isa) -> Result<(), Error> {
         if !isa.is_available() {
             return Err(Error::Isa);
@@ -484,50 +484,37 @@ unsafe fn apply_with<M: Model>(
     validate: bool,
 ) -> Result<(), Error> {
     let bins = &Bins::new(weights.config().bins);
-    let mut plan = Plan {
-        coef: weights.coef_table(),
-        tot: weights.tot() as f32,
-        output,
-        write: false,
+    // SAFETY (every call of `apply`): the caller's contract; with `write` false nothing is
+    // written.
+    let apply = |write: bool| {
+        let plan = &Plan {
+            coef: weights.coef_table(),
+            tot: weights.tot() as f32,
+            output,
+            write,
+        };
+        unsafe {
+            arch::run(
+                isa,
+                Apply {
+                    model,
+                    bins,
+                    plan,
+                    x,
+                    out,
+                },
+            )
+        }
     };
     if validate {
         // SAFETY: the caller's contract.
         unsafe { arch::run(isa, Validate { model, x })?? };
-        let dry_run_needed = !weights.bounds_output(&output);
-        let (plan, out) = (&plan, out);
-        // SAFETY: the caller's contract; a dry run writes nothing.
-        if dry_run_needed
-            && !unsafe {
-                arch::run(
-                    isa,
-                    Apply {
-                        model,
-                        bins,
-                        plan,
-                        x,
-                        out,
-                    },
-                )?
-            }
-        {
+        // An output that may overflow is computed once without writing first.
+        if !weights.bounds_output(&output) && !apply(false)? {
             return Err(Error::Overflow);
         }
     }
-    plan.write = true;
-    let plan = &plan;
-    // SAFETY: the caller's contract.
-    unsafe {
-        arch::run(
-            isa,
-            Apply {
-                model,
-                bins,
-                plan,
-                x,
-                out,
-            },
-        )?
-    };
+    apply(true)?;
     Ok(())
 }
 

@@ -1,7 +1,9 @@
-//! The C ABI from C and C++: builds the crate as the C libraries (`--no-default-features`,
-//! no std; `libghm.a` and `libghm.so`), compiles the programs in `ffi-tests/` against
-//! `include/ghm.h` with every available compiler, links each against the static and the
-//! shared library, and runs them.
+//! The C ABI from C and C++: builds the C libraries with `scripts/c-libs.sh` (the README's
+//! command: no std, no LLVM bitcode, only `ghm_*` exported; `libghm.a` and `libghm.so`),
+//! compiles the programs in `ffi-tests/` against `include/ghm.h` with every available
+//! compiler, links each against the static and the shared library, and runs them; checks
+//! that the libraries export exactly the header's functions (`nm`) and link into `-flto`
+//! programs (C and C++, gcc and clang).
 //!
 //! - `ffi-tests/golden.c`: mmdetection 3.3.0 golden vectors (`tests/fixtures/mmdet.txt`),
 //!   one shot and through the three phases (class-index cases and reduction "none" included).
@@ -15,11 +17,13 @@
 //!   a message, when cross-compiling (`GHM_FFI_TARGET`).
 //!
 //! Environment (all optional), for cross-compilation:
-//! - `GHM_FFI_TARGET`: a Rust target triple passed to `cargo rustc --target`;
+//! - `GHM_FFI_TARGET`: a Rust target triple passed to `scripts/c-libs.sh --target`;
 //! - `GHM_FFI_CC`, `GHM_FFI_CXX`: the C and C++ compilers (default `cc`, `c++`; may carry
 //!   arguments, e.g. `zig cc -target aarch64-linux-gnu`);
 //! - `GHM_FFI_RUNNER`: a command prefix that runs the binaries (e.g.
-//!   `qemu-aarch64 -L /usr/aarch64-linux-gnu`).
+//!   `qemu-aarch64 -L /usr/aarch64-linux-gnu`);
+//! - `GHM_FFI_NM`: the `nm` for the target's libraries (default `<prefix>-nm` when
+//!   `GHM_FFI_CC` is `<prefix>-gcc`, else `nm`).
 //!
 //! The C and C++ compilers are required: a missing one fails the test. `clang`/`clang++` are
 //! used in addition when they are on the PATH (and no `GHM_FFI_TARGET` is set).
@@ -162,38 +166,31 @@ fn libs() -> &'static Libs {
 }
 
 fn build_libs() -> Result<Libs, String> {
-    let cargo =
-        std::env::var_os("CARGO").map_or_else(|| PathBuf::from(env!("CARGO")), PathBuf::from);
-    let target_dir = scratch().join("cargo");
+    // The README's build command for the C libraries, into this test binary's scratch space.
     let target = env_nonempty("GHM_FFI_TARGET");
-    let mut cmd = Command::new(cargo);
-    // The library paths below assume no target unless GHM_FFI_TARGET names one.
+    let built = scratch().join(format!("c-{}", target.as_deref().unwrap_or("host")));
+    let mut cmd = Command::new("bash");
+    // The script's cargo builds for the host unless GHM_FFI_TARGET names a target.
     cmd.env_remove("CARGO_BUILD_TARGET");
     cmd.current_dir(root())
-        .args([
-            "rustc",
-            "--release",
-            "--no-default-features",
-            "--features",
-            "panic-handler",
-        ])
-        .args(["--lib", "--crate-type", "staticlib,cdylib"])
-        .arg("--target-dir")
-        .arg(&target_dir);
+        .arg("scripts/c-libs.sh")
+        .env("GHM_C_OUT", &built)
+        .env("GHM_C_BUILD_DIR", scratch().join("cargo"));
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        cmd.env("CARGO", cargo);
+    }
+    if let Some(cc) = env_nonempty("GHM_FFI_CC") {
+        cmd.env("CC", cc);
+    }
     if let Some(t) = &target {
         cmd.args(["--target", t]);
     }
     run(cmd)?;
-    let mut built = target_dir;
-    if let Some(t) = &target {
-        built.push(t);
-    }
-    built.push("release");
-    let names = ["libghm.a", shared_lib_name(target.as_deref())];
+    let names = ["libghm.a", "libghm.so"];
     for name in names {
         if !built.join(name).is_file() {
             return Err(format!(
-                "cargo rustc succeeded but {} is missing",
+                "scripts/c-libs.sh succeeded but {} is missing",
                 built.join(name).display()
             ));
         }
@@ -205,7 +202,10 @@ fn build_libs() -> Result<Libs, String> {
         std::fs::copy(built.join(name), dir.join(name))
             .map_err(|e| format!("copying {name} to {}: {e}", dir.display()))?;
     }
-    println!("ffi: C libraries built in {}", built.display());
+    println!(
+        "ffi: C libraries built by scripts/c-libs.sh in {}",
+        built.display()
+    );
     let static_lib = dir.join(names[0]);
     Ok(Libs { dir, static_lib })
 }
@@ -237,18 +237,6 @@ fn private_lib_dir(target: Option<&str>) -> Result<PathBuf, String> {
     ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(dir)
-}
-
-fn shared_lib_name(target: Option<&str>) -> &'static str {
-    let apple = match target {
-        Some(t) => t.contains("apple"),
-        None => cfg!(target_vendor = "apple"),
-    };
-    if apple {
-        "libghm.dylib"
-    } else {
-        "libghm.so"
-    }
 }
 
 /// Where the test binaries go (one directory per target).
@@ -560,4 +548,146 @@ fn mpi_ranks_match_one_process_on_the_whole_batch() {
         failures.join("\n")
     );
     let _ = std::fs::remove_file(&bin);
+}
+
+/// Says that part of a test did not run, on the terminal even when the test passes: written
+/// to the process's stderr directly, which libtest does not capture (it captures `print!`).
+fn skipped(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "ffi: SKIPPED {what}");
+}
+
+/// The C libraries hold machine code only (no LLVM bitcode that a compiler's LTO plugin
+/// would try to read): a C program built with `-flto` links against the static and the
+/// shared library, with the required C compiler (gcc on Debian) and with clang when present
+/// (whose gold plugin cannot read rustc's newer bitcode).
+#[test]
+fn c_program_links_with_flto() {
+    let compilers = c_compilers();
+    if compilers.len() < 2 {
+        skipped("clang -flto build of a C program: clang not found (or GHM_FFI_TARGET is set)");
+    }
+    let fixture = fixture();
+    build_and_run_everywhere(
+        &compilers,
+        &["-std=c11"],
+        "ffi-tests/golden.c",
+        &[&fixture],
+        "golden:",
+        &["-flto"],
+    );
+}
+
+/// The same for C++ (`-flto`, with the required C++ compiler and clang++ when present).
+#[test]
+fn cpp_program_links_with_flto() {
+    let compilers = cxx_compilers();
+    if compilers.len() < 2 {
+        skipped(
+            "clang++ -flto build of a C++ program: clang++ not found (or GHM_FFI_TARGET is set)",
+        );
+    }
+    let fixture = fixture();
+    build_and_run_everywhere(
+        &compilers,
+        &[CXX_STD],
+        "ffi-tests/cpp_api.cpp",
+        &[&fixture],
+        "cpp_api:",
+        &["-flto"],
+    );
+}
+
+/// `nm` for the libraries under test: `GHM_FFI_NM`, else `<prefix>-nm` when the C compiler
+/// is `<prefix>-gcc` (a cross compiler), else `nm`.
+fn nm_tool() -> Tool {
+    if let Some(nm) = env_nonempty("GHM_FFI_NM") {
+        return Tool::parse(&nm);
+    }
+    let cc = env_nonempty("GHM_FFI_CC").unwrap_or_default();
+    let first = cc.split_whitespace().next().unwrap_or("");
+    let base = Path::new(first)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match base.strip_suffix("-gcc") {
+        Some(prefix) if !prefix.is_empty() => Tool::parse(&format!("{prefix}-nm")),
+        _ => Tool::parse("nm"),
+    }
+}
+
+/// The defined global symbols `nm` lists (`args` before the file).
+fn global_defined_symbols(nm: &Tool, args: &[&str], lib: &Path) -> Vec<String> {
+    let mut cmd = nm.command();
+    cmd.args(args).arg(lib);
+    let out = match run(cmd) {
+        Ok(o) => o,
+        Err(e) => panic!("nm failed on {}:\n{e}", lib.display()),
+    };
+    let mut syms: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // "address type name"; lowercase types are local (nm -g lists none of them).
+            match f.as_slice() {
+                [_, ty, name] if ty.chars().all(|c| c.is_ascii_uppercase()) && *ty != "U" => {
+                    Some(name.split('@').next().unwrap_or(name).to_owned())
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    syms.sort();
+    syms.dedup();
+    syms
+}
+
+/// The functions `include/ghm.h` declares.
+fn header_functions() -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("include/ghm.h")).unwrap();
+    let mut names: Vec<String> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '('))
+        .filter_map(|w| w.strip_prefix("ghm_")?.split_once('(').map(|(n, _)| n))
+        .filter(|n| !n.is_empty())
+        .map(|n| format!("ghm_{n}"))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `libghm.a` and `libghm.so` export the `ghm_*` API and nothing else: every defined global
+/// symbol `nm` lists is a function of the header, and every function of the header is there
+/// (no exceptions: core's and compiler_builtins' symbols, and the unwinding stub
+/// `rust_eh_personality`, are local).
+#[test]
+fn c_libraries_export_only_the_ghm_api() {
+    let libs = libs();
+    let nm = nm_tool();
+    let api = header_functions();
+    assert!(
+        api.len() >= 17,
+        "include/ghm.h: only {} functions found: {api:?}",
+        api.len()
+    );
+    let mut failures = Vec::new();
+    for (file, args) in [
+        ("libghm.a", &["-g", "--defined-only"][..]),
+        ("libghm.so", &["-D", "--defined-only"][..]),
+    ] {
+        let syms = global_defined_symbols(&nm, args, &libs.dir.join(file));
+        let foreign: Vec<&String> = syms.iter().filter(|s| !api.contains(s)).collect();
+        let missing: Vec<&String> = api.iter().filter(|s| !syms.contains(s)).collect();
+        if foreign.is_empty() && missing.is_empty() {
+            println!(
+                "ffi: {file}: {} global symbols, exactly the header's ghm_* functions",
+                syms.len()
+            );
+        } else {
+            failures.push(format!(
+                "{file}: global symbols outside the API: {foreign:?}; API functions missing: {missing:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -416,3 +416,35 @@ fn merged_stats_of_other_bin_counts_are_refused_even_when_their_tags_average_out
     let mut three = three;
     assert_eq!(three.commit(&s), Err(Error::StatsMismatch));
 }
+
+/// A fresh state given a warmed state's EMA with `set_ema` computes what the warmed one
+/// computes (an imported checkpoint resumes the run); bad values change nothing.
+fn imported_ema_resumes<L: Loss>(kind: Kind) {
+    let mut warm = warmed::<L>(kind, 41);
+    let mut state = *Ghm::<L>::new(cfg(kind)).unwrap().state();
+    state.set_ema(warm.state().ema()).unwrap();
+    assert_eq!(state.ema(), warm.state().ema());
+    let mut imported = Ghm::<L>::from_state(state).unwrap();
+    let (a, b, w) = batch(kind, &mut Rng::new(42), 500, true);
+    let (mut g1, mut g2) = (vec![0f32; a.len()], vec![0f32; a.len()]);
+    let l1 = warm.loss_grad(&a, &b, w.as_deref(), &mut g1).unwrap();
+    let l2 = imported.loss_grad(&a, &b, w.as_deref(), &mut g2).unwrap();
+    assert_eq!((l1, &g1), (l2, &g2), "{kind:?}");
+    assert_eq!(warm.state().ema(), imported.state().ema(), "{kind:?}");
+
+    let before = state;
+    let bins = cfg(kind).bins as usize;
+    assert_eq!(state.set_ema(&vec![1.0; bins - 1]), Err(Error::Length));
+    for bad in [-1.0, f32::NAN, f32::INFINITY] {
+        let mut ema = vec![1.0; bins];
+        ema[bins / 2] = bad;
+        assert_eq!(state.set_ema(&ema), Err(Error::StatsMismatch), "{bad}");
+    }
+    assert_eq!(state, before);
+}
+
+#[test]
+fn an_imported_ema_resumes_the_run_and_bad_values_change_nothing() {
+    imported_ema_resumes::<ghm::Classification>(Kind::Classification);
+    imported_ema_resumes::<ghm::Regression>(Kind::Regression);
+}

@@ -8,7 +8,7 @@
 //! `GHM_ULP_STRIDE=k` checks every k-th f32 only (for slow runs, e.g. under an emulator);
 //! a run with k > 1 is a sample, not the exhaustive check.
 //!
-//! The bounds asserted here are the ones documented at the top of `src/math.rs`. One test
+//! The bounds asserted here are the ones documented at the top of `src/kernel/math.rs`. One test
 //! per path (`avx2::...`); a path compiled in but missing on this CPU is reported as
 //! ignored, with the reason (see `tests/paths/mod.rs`).
 

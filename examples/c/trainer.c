@@ -6,8 +6,8 @@
  * targets) so that the example is self-contained; in a trainer, `logits`, `pred` and the
  * gradients are the network's output and its backward input.
  *
- * Build and run (after `cargo build --release --no-default-features --lib`):
- *   cc -std=c99 -Iinclude examples/c/trainer.c target/release/libghm.a -o trainer && ./trainer
+ * Build and run (after `scripts/c-libs.sh`, which builds target/c/libghm.a):
+ *   cc -std=c99 -Iinclude examples/c/trainer.c target/c/libghm.a -o trainer && ./trainer
  *
  * It also checks itself: the run that is checkpointed and restored midway must give exactly
  * the losses and gradients of a run that is not. `tests/ffi.rs` builds and runs it.

@@ -42,7 +42,8 @@ mod common;
 use core::mem::size_of;
 
 use common::{
-    close, config, forge_checksum, known_status, special, uniform, value, Kind, STATE_WORDS,
+    close, config, known_status, reseal, special, state_words, uniform, value, Kind,
+    STATE_WORDS,
 };
 use ghm::ffi::*;
 use ghm::{
@@ -789,7 +790,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             let i = u.int_in_range(0..=STATE_WORDS - 2)?;
             ar.words_mut()[slots.state + i] = u.int_in_range(0u32..=70)?;
             let s = slots.state;
-            forge_checksum(&mut ar.words_mut()[s..s + STATE_WORDS]);
+            reseal(&mut ar.words_mut()[s..s + STATE_WORDS]);
             state_ok = false;
         }
     }
@@ -1192,17 +1193,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
 }
 
 fn ghm_state_kind(st: &State) -> Option<Kind> {
-    if Ghm::<Classification>::from_state(*st).is_ok() {
-        Some(Kind::C)
-    } else if Ghm::<Regression>::from_state(*st).is_ok() {
-        Some(Kind::R)
-    } else {
-        None
+    match st.kind() {
+        Ok(ghm::Kind::Classification) => Some(Kind::C),
+        Ok(ghm::Kind::Regression) => Some(Kind::R),
+        Err(_) => None,
     }
-}
-
-fn state_words(s: &State) -> Vec<u32> {
-    words_of(s)
 }
 
 /// `ghm_stats_init(state, stats)`, checked against the safe API.
@@ -1604,7 +1599,7 @@ fn apply(
     };
     // Success gives finite values wherever it wrote (accumulating: onto finite ones).
     if st == GHM_OK && ok && !ar.tolerate_apply_overflow {
-        let acc = spec.is_some_and(|s| s.accumulate == 1);
+        let acc = spec.is_some_and(|s| s.add == 1);
         let got = ar.floats(out_at, out_len);
         for (i, (x, y)) in got.iter().zip(&before).enumerate() {
             if x.to_bits() != y.to_bits() && !(acc && !y.is_finite()) {

@@ -70,7 +70,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         };
     }
     if u.arbitrary::<bool>()? {
-        forge_checksum(&mut words[..STATE_WORDS]);
+        reseal(&mut words[..STATE_WORDS]);
     }
     let loss_kind = if u.int_in_range(0u8..=7)? == 0 {
         kind.other()

@@ -10,7 +10,8 @@ use crate::kernel::{LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
 /// The pass's own contract holds.
 #[inline]
 pub(crate) unsafe fn run<P: Pass>(pass: P) -> P::Out {
-    pass.run::<f32>()
+    // SAFETY: `p` is valid for this access (the `Vector::load`/`store` contract).
+    unsafe { pass.run::<f32>() }
 }
 
 /// The portable one-lane instantiation: plain IEEE-754 f32 arithmetic, no fused operations.
@@ -38,11 +39,13 @@ impl Vector for f32 {
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
-        p.read_unaligned()
+        // SAFETY: `p` is valid for this access (the `Vector::load`/`store` contract).
+        unsafe { p.read_unaligned() }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
-        p.write_unaligned(self)
+        // SAFETY: `p` is valid for this access (the `Vector::load`/`store` contract).
+        unsafe { p.write_unaligned(self) }
     }
     #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {

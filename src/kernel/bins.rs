@@ -54,21 +54,25 @@ impl Bins {
     /// redone by comparisons.
     #[inline(always)]
     pub(crate) unsafe fn index<V: Vector>(&self, g: V) -> V {
-        let m = V::splat(self.m as f32);
-        let p = g.mul(m);
-        let f = p.floor();
-        let frac = p.sub(f);
-        let inside = V::splat(0.0).lt(p).and(p.lt(m));
-        let near_edge = frac.eq(V::splat(0.0)).or(V::splat(EDGE_SLACK).lt(frac));
-        if !inside.and(near_edge).none() {
-            let mut lanes = [0f32; MAX_LANES];
-            g.store(lanes.as_mut_ptr());
-            for v in lanes.iter_mut().take(V::LANES) {
-                *v = self.index_exact(*v) as f32;
+        // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+        // methods need.
+        unsafe {
+            let m = V::splat(self.m as f32);
+            let p = g.mul(m);
+            let f = p.floor();
+            let frac = p.sub(f);
+            let inside = V::splat(0.0).lt(p).and(p.lt(m));
+            let near_edge = frac.eq(V::splat(0.0)).or(V::splat(EDGE_SLACK).lt(frac));
+            if !inside.and(near_edge).none() {
+                let mut lanes = [0f32; MAX_LANES];
+                g.store(lanes.as_mut_ptr());
+                for v in lanes.iter_mut().take(V::LANES) {
+                    *v = self.index_exact(*v) as f32;
+                }
+                return V::load(lanes.as_ptr());
             }
-            return V::load(lanes.as_ptr());
+            f.min(V::splat((self.m - 1) as f32))
         }
-        f.min(V::splat((self.m - 1) as f32))
     }
 }
 

@@ -65,39 +65,53 @@ const LN2: f32 = core::f32::consts::LN_2;
 
 #[inline(always)]
 unsafe fn horner<V: Vector>(x: V, coef: &[f32]) -> V {
-    let mut acc = V::splat(coef[coef.len() - 1]);
-    for &c in coef.iter().rev().skip(1) {
-        acc = acc.mul_add(x, V::splat(c));
+    // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+    // methods need.
+    unsafe {
+        let mut acc = V::splat(coef[coef.len() - 1]);
+        for &c in coef.iter().rev().skip(1) {
+            acc = acc.mul_add(x, V::splat(c));
+        }
+        acc
     }
-    acc
 }
 
 /// e^x for x <= 0 (x must not be NaN).
 #[inline(always)]
 pub(crate) unsafe fn exp_nonpos<V: Vector>(x: V) -> V {
-    let xc = x.max(V::splat(EXP_MIN_ARG));
-    let n = xc.mul_add(V::splat(LOG2_E), V::splat(0.5)).floor();
-    let r = n.mul_add(V::splat(-LN2_HI), xc);
-    let r = n.mul_add(V::splat(-LN2_LO), r);
-    let e = r.mul(r).mul_add(horner(r, &EXP_Q), r).add(V::splat(1.0));
-    let y = e.mul(V::pow2(n));
-    V::select(x.lt(V::splat(EXP_MIN_ARG)), V::splat(0.0), y)
+    // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+    // methods need.
+    unsafe {
+        let xc = x.max(V::splat(EXP_MIN_ARG));
+        let n = xc.mul_add(V::splat(LOG2_E), V::splat(0.5)).floor();
+        let r = n.mul_add(V::splat(-LN2_HI), xc);
+        let r = n.mul_add(V::splat(-LN2_LO), r);
+        let e = r.mul(r).mul_add(horner(r, &EXP_Q), r).add(V::splat(1.0));
+        let y = e.mul(V::pow2(n));
+        V::select(x.lt(V::splat(EXP_MIN_ARG)), V::splat(0.0), y)
+    }
 }
 
 /// ln(1 + e) for e in [0, 1].
 #[inline(always)]
 pub(crate) unsafe fn log1p_unit<V: Vector>(e: V) -> V {
-    e.mul(horner(e, &LOG1P_P))
+    // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+    // methods need.
+    unsafe { e.mul(horner(e, &LOG1P_P)) }
 }
 
 /// ln(p) for p in [0, 1] (about -104 for 0, which every caller clamps).
 #[inline(always)]
 pub(crate) unsafe fn ln_unit<V: Vector>(p: V) -> V {
-    let tiny = p.lt(V::splat(f32::MIN_POSITIVE));
-    let (m, e) = V::select(tiny, p.mul(V::splat(8_388_608.0)), p).split_exp();
-    let e = V::select(tiny, e.sub(V::splat(23.0)), e);
-    let u = m.sub(V::splat(1.0));
-    e.mul_add(V::splat(LN2), u.mul(horner(u, &LOG1P_MID)))
+    // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+    // methods need.
+    unsafe {
+        let tiny = p.lt(V::splat(f32::MIN_POSITIVE));
+        let (m, e) = V::select(tiny, p.mul(V::splat(8_388_608.0)), p).split_exp();
+        let e = V::select(tiny, e.sub(V::splat(23.0)), e);
+        let u = m.sub(V::splat(1.0));
+        e.mul_add(V::splat(LN2), u.mul(horner(u, &LOG1P_MID)))
+    }
 }
 
 /// What a loss computes per element.
@@ -129,31 +143,43 @@ const LOG_FLOOR: f32 = -100.0;
 impl Bce {
     #[inline(always)]
     unsafe fn bce_on_probability<V: Vector>(p: V, t: V) -> V {
-        let one = V::splat(1.0);
-        let lp = ln_unit(p).max(V::splat(LOG_FLOOR));
-        let lq = ln_unit(one.sub(p)).max(V::splat(LOG_FLOOR));
-        V::splat(0.0).sub(t.mul_add(lp, one.sub(t).mul(lq)))
+        // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+        // methods need.
+        unsafe {
+            let one = V::splat(1.0);
+            let lp = ln_unit(p).max(V::splat(LOG_FLOOR));
+            let lq = ln_unit(one.sub(p)).max(V::splat(LOG_FLOOR));
+            V::splat(0.0).sub(t.mul_add(lp, one.sub(t).mul(lq)))
+        }
     }
 
     /// `(e^-|x|, sigmoid(x))`, stable for every finite x.
     #[inline(always)]
     unsafe fn exp_sigmoid<V: Vector>(x: V) -> (V, V) {
-        let e = exp_nonpos(V::splat(0.0).sub(x.abs()));
-        let num = V::select(V::splat(0.0).le(x), V::splat(1.0), e);
-        (e, num.div(e.add(V::splat(1.0))))
+        // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+        // methods need.
+        unsafe {
+            let e = exp_nonpos(V::splat(0.0).sub(x.abs()));
+            let num = V::select(V::splat(0.0).le(x), V::splat(1.0), e);
+            (e, num.div(e.add(V::splat(1.0))))
+        }
     }
 }
 
 impl Model for Bce {
     #[inline(always)]
     unsafe fn valid<V: Vector>(&self, x: V, t: V) -> V {
-        let unit = |v: V| V::splat(0.0).le(v).and(v.le(V::splat(1.0)));
-        let input_ok = if self.probabilities {
-            unit(x)
-        } else {
-            x.abs().lt(V::splat(f32::INFINITY))
-        };
-        input_ok.and(unit(t))
+        // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+        // methods need.
+        unsafe {
+            let unit = |v: V| V::splat(0.0).le(v).and(v.le(V::splat(1.0)));
+            let input_ok = if self.probabilities {
+                unit(x)
+            } else {
+                x.abs().lt(V::splat(f32::INFINITY))
+            };
+            input_ok.and(unit(t))
+        }
     }
 
     fn error(&self, x: f32, t: f32) -> Error {
@@ -170,24 +196,32 @@ impl Model for Bce {
 
     #[inline(always)]
     unsafe fn forward<V: Vector>(&self, x: V, t: V) -> (V, V) {
-        if self.probabilities {
-            return (x.sub(t), Self::bce_on_probability(x, t));
+        // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+        // methods need.
+        unsafe {
+            if self.probabilities {
+                return (x.sub(t), Self::bce_on_probability(x, t));
+            }
+            let (e, p) = Self::exp_sigmoid(x);
+            // max(x, 0) - x t, as a product of non-negative factors: no cancellation
+            let zero = V::splat(0.0);
+            let positive = zero.le(x);
+            let factor = V::select(positive, V::splat(1.0).sub(t), t);
+            let term = x.abs().mul(factor);
+            (p.sub(t), term.add(log1p_unit(e)))
         }
-        let (e, p) = Self::exp_sigmoid(x);
-        // max(x, 0) - x t, as a product of non-negative factors: no cancellation
-        let zero = V::splat(0.0);
-        let positive = zero.le(x);
-        let factor = V::select(positive, V::splat(1.0).sub(t), t);
-        let term = x.abs().mul(factor);
-        (p.sub(t), term.add(log1p_unit(e)))
     }
 
     #[inline(always)]
     unsafe fn direction<V: Vector>(&self, x: V, t: V) -> V {
-        if self.probabilities {
-            return x.sub(t);
+        // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+        // methods need.
+        unsafe {
+            if self.probabilities {
+                return x.sub(t);
+            }
+            Self::exp_sigmoid(x).1.sub(t)
         }
-        Self::exp_sigmoid(x).1.sub(t)
     }
 }
 
@@ -219,32 +253,40 @@ impl Asl1 {
     /// as `d^2 / (h + mu)` where `d` is small enough, which does not cancel for |d| << mu.
     #[inline(always)]
     unsafe fn root<V: Vector>(&self, a: V, b: V) -> (V, V, V) {
-        let mu = V::splat(self.mu);
-        let d = a.sub(b);
-        let ad = d.abs();
-        let dd = d.mul(d);
-        let h = dd.add(V::splat(self.mu2)).sqrt();
-        let plain_ok = ad
-            .lt(V::splat(PLAIN_LIMIT))
-            .and(mask_if::<V>(self.mu_plain));
-        if plain_ok.bitmask() == full::<V>() {
-            return (h, d, dd.div(h.add(mu)));
+        // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+        // methods need.
+        unsafe {
+            let mu = V::splat(self.mu);
+            let d = a.sub(b);
+            let ad = d.abs();
+            let dd = d.mul(d);
+            let h = dd.add(V::splat(self.mu2)).sqrt();
+            let plain_ok = ad
+                .lt(V::splat(PLAIN_LIMIT))
+                .and(mask_if::<V>(self.mu_plain));
+            if plain_ok.bitmask() == full::<V>() {
+                return (h, d, dd.div(h.add(mu)));
+            }
+            let big = ad.max(mu);
+            let ratio = ad.min(mu).div(big);
+            let scaled = big.mul(ratio.mul(ratio).add(V::splat(1.0)).sqrt());
+            let h = V::select(plain_ok, h, scaled);
+            let term = V::select(plain_ok, dd.div(h.add(mu)), h.sub(mu));
+            (h, d, term)
         }
-        let big = ad.max(mu);
-        let ratio = ad.min(mu).div(big);
-        let scaled = big.mul(ratio.mul(ratio).add(V::splat(1.0)).sqrt());
-        let h = V::select(plain_ok, h, scaled);
-        let term = V::select(plain_ok, dd.div(h.add(mu)), h.sub(mu));
-        (h, d, term)
     }
 }
 
 impl Model for Asl1 {
     #[inline(always)]
     unsafe fn valid<V: Vector>(&self, a: V, b: V) -> V {
-        let inf = V::splat(f32::INFINITY);
-        let ok = a.abs().lt(inf).and(b.abs().lt(inf));
-        ok.and(a.sub(b).abs().lt(inf))
+        // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+        // methods need.
+        unsafe {
+            let inf = V::splat(f32::INFINITY);
+            let ok = a.abs().lt(inf).and(b.abs().lt(inf));
+            ok.and(a.sub(b).abs().lt(inf))
+        }
     }
 
     fn error(&self, a: f32, b: f32) -> Error {
@@ -259,14 +301,22 @@ impl Model for Asl1 {
 
     #[inline(always)]
     unsafe fn forward<V: Vector>(&self, a: V, b: V) -> (V, V) {
-        let (h, d, term) = self.root(a, b);
-        (d.div(h), term)
+        // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+        // methods need.
+        unsafe {
+            let (h, d, term) = self.root(a, b);
+            (d.div(h), term)
+        }
     }
 
     #[inline(always)]
     unsafe fn direction<V: Vector>(&self, a: V, b: V) -> V {
-        let (h, d, _) = self.root(a, b);
-        d.div(h)
+        // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+        // methods need.
+        unsafe {
+            let (h, d, _) = self.root(a, b);
+            d.div(h)
+        }
     }
 }
 
@@ -282,7 +332,9 @@ pub(crate) fn full<V: Vector>() -> u32 {
 
 #[inline(always)]
 unsafe fn mask_if<V: Vector>(b: bool) -> V {
-    V::splat(f32::from_bits(if b { u32::MAX } else { 0 }))
+    // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+    // methods need.
+    unsafe { V::splat(f32::from_bits(if b { u32::MAX } else { 0 })) }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! - `math`: the per-element formulas (the loss models);
 //! - `bins`: the unit regions and the binning of gradient norms;
 //! - `runs`: the inputs of a pass and how they are walked;
+//! - `tally`: the accumulate pass's per-lane tables;
 //! - `passes`: the passes (validate, accumulate, apply, a plain BCE baseline), each a
 //!   [`Pass`] that `arch::run` executes with one ISA's vector type;
 //! - `probe`: a pass over the per-element functions, for the accuracy tests.
@@ -14,11 +15,13 @@ mod math;
 mod passes;
 mod probe;
 mod runs;
+mod tally;
 mod vector;
 
 pub(crate) use bins::Bins;
 pub(crate) use math::{Asl1, Bce, Model};
-pub(crate) use passes::{Accumulate, Apply, LaneTable, Pass, PlainBce, Plan, Validate};
+pub(crate) use passes::{Accumulate, Apply, Pass, PlainBce, Plan, Validate};
 pub(crate) use probe::{Func, Probe};
 pub(crate) use runs::{Inputs, Targets};
+pub(crate) use tally::LaneTable;
 pub(crate) use vector::{Vector, BIN_MASK, MAX_LANES};

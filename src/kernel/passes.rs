@@ -13,6 +13,7 @@
 use super::bins::Bins;
 use super::math::{full, Bce, Model};
 use super::runs::{Inputs, Run, Runs};
+use super::tally::{LaneTable, LaneTables};
 use super::vector::{Vector, MAX_LANES};
 use crate::config::MAX_BINS;
 use crate::error::Error;
@@ -33,7 +34,9 @@ pub(crate) trait Pass {
 /// All-true lanes where a label weight is acceptable: finite and not negative.
 #[inline(always)]
 unsafe fn weight_ok<V: Vector>(w: V) -> V {
-    V::splat(0.0).le(w).and(w.lt(V::splat(f32::INFINITY)))
+    // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
+    // for the elements they describe (this function's contract).
+    unsafe { V::splat(0.0).le(w).and(w.lt(V::splat(f32::INFINITY))) }
 }
 
 /// Checks `V::LANES` elements of a run from `j`; the first one's specific error otherwise.
@@ -47,52 +50,33 @@ unsafe fn check<V: Vector, M: Model>(
     b: V,
     w: V,
 ) -> Result<(), Error> {
-    let ok = model.valid(a, b).and(weight_ok(w));
-    if ok.bitmask() == full::<V>() {
-        return Ok(());
+    // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
+    // for the elements they describe (this function's contract).
+    unsafe {
+        let ok = model.valid(a, b).and(weight_ok(w));
+        if ok.bitmask() == full::<V>() {
+            return Ok(());
+        }
+        Err(first_error(model, x, run, j))
     }
-    Err(first_error(model, x, run, j))
 }
 
 #[cold]
 unsafe fn first_error<M: Model>(model: &M, x: &Inputs, run: &Run, j: usize) -> Error {
-    for l in j..run.len {
-        let (a, b, w) = run.element(x, l);
-        if model.valid::<f32>(a, b).to_bits() == 0 {
-            return model.error(a, b);
+    // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
+    // for the elements they describe (this function's contract).
+    unsafe {
+        for l in j..run.len {
+            let (a, b, w) = run.element(x, l);
+            if model.valid::<f32>(a, b).to_bits() == 0 {
+                return model.error(a, b);
+            }
+            if weight_ok::<f32>(w).to_bits() == 0 {
+                return Error::Weight;
+            }
         }
-        if weight_ok::<f32>(w).to_bits() == 0 {
-            return Error::Weight;
-        }
+        Error::Internal
     }
-    Error::Internal
-}
-
-/// One lane's share of the tally: separate tables per lane keep consecutive elements of the
-/// same region from waiting on each other's stores.
-#[derive(Clone, Copy)]
-pub(crate) struct LaneTable {
-    count: [u64; MAX_BINS],
-    sum: [f64; MAX_BINS],
-}
-
-impl LaneTable {
-    const EMPTY: LaneTable = LaneTable {
-        count: [0; MAX_BINS],
-        sum: [0.0; MAX_BINS],
-    };
-}
-
-/// The lane tables of one ISA's accumulate pass (`Vector::Tables`): one per lane.
-pub(crate) trait LaneTables: AsMut<[LaneTable]> {
-    /// Number of tables.
-    const LEN: usize;
-    const EMPTY: Self;
-}
-
-impl<const N: usize> LaneTables for [LaneTable; N] {
-    const LEN: usize = N;
-    const EMPTY: Self = [LaneTable::EMPTY; N];
 }
 
 /// The validation pass alone. Contract: the pointers of `x` are valid for reads of the
@@ -106,23 +90,29 @@ impl<M: Model> Pass for Validate<'_, M> {
     type Out = Result<(), Error>;
     #[inline(always)]
     unsafe fn run<V: Vector>(self) -> Self::Out {
-        validate::<V, M>(self.model, self.x)
+        // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are
+        // valid for the elements they describe (this function's contract).
+        unsafe { validate::<V, M>(self.model, self.x) }
     }
 }
 
 #[inline(always)]
 unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<(), Error> {
-    let mut runs = Runs::new(x);
-    while let Some(run) = runs.next() {
-        let run = &run;
-        let mut j = 0;
-        while j < run.len {
-            let (a, b, w) = run.load::<V>(x, j);
-            check(model, x, run, j, a, b, w)?;
-            j += V::LANES;
+    // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
+    // for the elements they describe (this function's contract).
+    unsafe {
+        let mut runs = Runs::new(x);
+        while let Some(run) = runs.next() {
+            let run = &run;
+            let mut j = 0;
+            while j < run.len {
+                let (a, b, w) = run.load::<V>(x, j);
+                check(model, x, run, j, a, b, w)?;
+                j += V::LANES;
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The read-only pass; adds to `stats` only on success. Contract: as for [`Validate`].
@@ -137,9 +127,13 @@ impl<M: Model> Pass for Accumulate<'_, M> {
     type Out = Result<(), Error>;
     #[inline(always)]
     unsafe fn run<V: Vector>(self) -> Self::Out {
-        const { assert!(V::LANES <= MAX_LANES && <V::Tables as LaneTables>::LEN == V::LANES) };
-        let mut tables = <V::Tables as LaneTables>::EMPTY;
-        accumulate::<V, M>(self.model, self.bins, self.x, tables.as_mut(), self.stats)
+        // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are
+        // valid for the elements they describe (this function's contract).
+        unsafe {
+            const { assert!(V::LANES <= MAX_LANES && <V::Tables as LaneTables>::LEN == V::LANES) };
+            let mut tables = <V::Tables as LaneTables>::EMPTY;
+            accumulate::<V, M>(self.model, self.bins, self.x, tables.as_mut(), self.stats)
+        }
     }
 }
 
@@ -151,67 +145,72 @@ unsafe fn accumulate<V: Vector, M: Model>(
     tables: &mut [LaneTable],
     stats: &mut Stats,
 ) -> Result<(), Error> {
-    // The two end regions hold most elements (GHM-C's easy negatives near g = 0, GHM-R's
-    // large residuals near g = 1): they are summed in vector registers; the elements of the
-    // other regions go to per-lane tables one by one.
-    let zero = V::splat(0.0);
-    let last = bins.len() - 1;
-    let last_v = V::splat(if last == 0 { -1.0 } else { last as f32 });
-    let (mut n_first, mut n_last) = (0u64, 0u64);
-    let (mut sum_first, mut sum_last, mut weight) = (V::sum_zero(), V::sum_zero(), V::sum_zero());
-    let mut runs = Runs::new(x);
-    while let Some(run) = runs.next() {
-        let run = &run;
-        let mut j = 0;
-        while j < run.len {
-            let (a, b, w) = run.load::<V>(x, j);
-            check(model, x, run, j, a, b, w)?;
-            let (dir, term) = model.forward(a, b);
-            let k = bins.index(dir.abs());
-            let valid = zero.lt(w);
-            let first = k.eq(zero).and(valid);
-            let end = k.eq(last_v).and(valid);
-            n_first += u64::from(first.bitmask().count_ones());
-            n_last += u64::from(end.bitmask().count_ones());
-            sum_first = V::select(first, term, zero).sum_add(sum_first);
-            sum_last = V::select(end, term, zero).sum_add(sum_last);
-            weight = V::select(valid, w, zero).sum_add(weight);
-            let mut rest = valid.bitmask() & !(first.bitmask() | end.bitmask());
-            if rest != 0 {
-                let (mut idx, mut terms) = ([0u8; MAX_LANES], [0f32; MAX_LANES]);
-                k.indices(&mut idx);
-                term.store(terms.as_mut_ptr());
-                while rest != 0 {
-                    let l = rest.trailing_zeros() as usize;
-                    rest &= rest - 1;
-                    // `rest` has bits only below V::LANES, which equals the number of
-                    // tables (asserted at compile time in `run`); `get_mut` keeps the
-                    // compiler from needing a panic path for it.
-                    let (Some(t), Some(&k), Some(&term)) =
-                        (tables.get_mut(l), idx.get(l), terms.get(l))
-                    else {
-                        return Err(Error::Internal);
-                    };
-                    let k = usize::from(k) & (MAX_BINS - 1);
-                    t.count[k] += 1;
-                    t.sum[k] += f64::from(term);
+    // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
+    // for the elements they describe (this function's contract).
+    unsafe {
+        // The two end regions hold most elements (GHM-C's easy negatives near g = 0, GHM-R's
+        // large residuals near g = 1): they are summed in vector registers; the elements of the
+        // other regions go to per-lane tables one by one.
+        let zero = V::splat(0.0);
+        let last = bins.len() - 1;
+        let last_v = V::splat(if last == 0 { -1.0 } else { last as f32 });
+        let (mut n_first, mut n_last) = (0u64, 0u64);
+        let (mut sum_first, mut sum_last, mut weight) =
+            (V::sum_zero(), V::sum_zero(), V::sum_zero());
+        let mut runs = Runs::new(x);
+        while let Some(run) = runs.next() {
+            let run = &run;
+            let mut j = 0;
+            while j < run.len {
+                let (a, b, w) = run.load::<V>(x, j);
+                check(model, x, run, j, a, b, w)?;
+                let (dir, term) = model.forward(a, b);
+                let k = bins.index(dir.abs());
+                let valid = zero.lt(w);
+                let first = k.eq(zero).and(valid);
+                let end = k.eq(last_v).and(valid);
+                n_first += u64::from(first.bitmask().count_ones());
+                n_last += u64::from(end.bitmask().count_ones());
+                sum_first = V::select(first, term, zero).sum_add(sum_first);
+                sum_last = V::select(end, term, zero).sum_add(sum_last);
+                weight = V::select(valid, w, zero).sum_add(weight);
+                let mut rest = valid.bitmask() & !(first.bitmask() | end.bitmask());
+                if rest != 0 {
+                    let (mut idx, mut terms) = ([0u8; MAX_LANES], [0f32; MAX_LANES]);
+                    k.indices(&mut idx);
+                    term.store(terms.as_mut_ptr());
+                    while rest != 0 {
+                        let l = rest.trailing_zeros() as usize;
+                        rest &= rest - 1;
+                        // `rest` has bits only below V::LANES, which equals the number of
+                        // tables (asserted at compile time in `run`); `get_mut` keeps the
+                        // compiler from needing a panic path for it.
+                        let (Some(t), Some(&k), Some(&term)) =
+                            (tables.get_mut(l), idx.get(l), terms.get(l))
+                        else {
+                            return Err(Error::Internal);
+                        };
+                        let k = usize::from(k) & (MAX_BINS - 1);
+                        t.count[k] += 1;
+                        t.sum[k] += f64::from(term);
+                    }
                 }
+                j += V::LANES;
             }
-            j += V::LANES;
         }
-    }
-    for t in tables.iter() {
-        for k in 0..MAX_BINS {
-            stats.count[k] += t.count[k] as f64;
-            stats.loss_sum[k] += t.sum[k];
+        for t in tables.iter() {
+            for k in 0..MAX_BINS {
+                stats.count[k] += t.count[k] as f64;
+                stats.loss_sum[k] += t.sum[k];
+            }
         }
+        stats.count[0] += n_first as f64;
+        stats.loss_sum[0] += V::sum_total(sum_first);
+        stats.count[last & (MAX_BINS - 1)] += n_last as f64;
+        stats.loss_sum[last & (MAX_BINS - 1)] += V::sum_total(sum_last);
+        stats.weight_sum += V::sum_total(weight);
+        Ok(())
     }
-    stats.count[0] += n_first as f64;
-    stats.loss_sum[0] += V::sum_total(sum_first);
-    stats.count[last & (MAX_BINS - 1)] += n_last as f64;
-    stats.loss_sum[last & (MAX_BINS - 1)] += V::sum_total(sum_last);
-    stats.weight_sum += V::sum_total(weight);
-    Ok(())
 }
 
 /// What [`Apply`] needs from a commit: per-region coefficients `lambda * beta_k / tot`, the
@@ -243,7 +242,9 @@ impl<M: Model> Pass for Apply<'_, M> {
     type Out = bool;
     #[inline(always)]
     unsafe fn run<V: Vector>(self) -> bool {
-        apply::<V, M>(self.model, self.bins, self.plan, self.x, self.out)
+        // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are
+        // valid for the elements they describe (this function's contract).
+        unsafe { apply::<V, M>(self.model, self.bins, self.plan, self.x, self.out) }
     }
 }
 
@@ -255,54 +256,58 @@ unsafe fn apply<V: Vector, M: Model>(
     x: &Inputs,
     out: *mut f32,
 ) -> bool {
-    let scale = V::splat(plan.output.scale);
-    let mut finite = V::splat(0.0).le(V::splat(0.0));
-    let mut runs = Runs::new(x);
-    while let Some(run) = runs.next() {
-        let run = &run;
-        let dst = out.add(run.start);
-        let mut j = 0;
-        while j < run.len {
-            let (a, b, w) = run.load::<V>(x, j);
-            let (dir, term) = match plan.output.kind {
-                OutputKind::ElementLoss => model.forward(a, b),
-                _ => (model.direction(a, b), V::splat(0.0)),
-            };
-            let c = bins.index(dir.abs()).lookup(plan.coef);
-            let v = match plan.output.kind {
-                OutputKind::Gradient => c.mul(dir),
-                OutputKind::ElementWeight => c,
-                OutputKind::ElementLoss => c.mul(V::splat(plan.tot)).mul(term),
-            };
-            let v = V::select(V::splat(0.0).lt(w), v.mul(scale), V::splat(0.0));
-            let full_vector = j + V::LANES <= run.len;
-            let mut lanes = [0f32; MAX_LANES];
-            let v = if plan.output.add {
-                if full_vector {
-                    V::load(dst.add(j)).add(v)
-                } else {
-                    for (l, o) in lanes.iter_mut().enumerate().take(run.len - j) {
-                        *o = *dst.add(j + l);
+    // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
+    // for the elements they describe (this function's contract).
+    unsafe {
+        let scale = V::splat(plan.output.scale);
+        let mut finite = V::splat(0.0).le(V::splat(0.0));
+        let mut runs = Runs::new(x);
+        while let Some(run) = runs.next() {
+            let run = &run;
+            let dst = out.add(run.start);
+            let mut j = 0;
+            while j < run.len {
+                let (a, b, w) = run.load::<V>(x, j);
+                let (dir, term) = match plan.output.kind {
+                    OutputKind::ElementLoss => model.forward(a, b),
+                    _ => (model.direction(a, b), V::splat(0.0)),
+                };
+                let c = bins.index(dir.abs()).lookup(plan.coef);
+                let v = match plan.output.kind {
+                    OutputKind::Gradient => c.mul(dir),
+                    OutputKind::ElementWeight => c,
+                    OutputKind::ElementLoss => c.mul(V::splat(plan.tot)).mul(term),
+                };
+                let v = V::select(V::splat(0.0).lt(w), v.mul(scale), V::splat(0.0));
+                let full_vector = j + V::LANES <= run.len;
+                let mut lanes = [0f32; MAX_LANES];
+                let v = if plan.output.add {
+                    if full_vector {
+                        V::load(dst.add(j)).add(v)
+                    } else {
+                        for (l, o) in lanes.iter_mut().enumerate().take(run.len - j) {
+                            *o = *dst.add(j + l);
+                        }
+                        V::load(lanes.as_ptr()).add(v)
                     }
-                    V::load(lanes.as_ptr()).add(v)
+                } else {
+                    v
+                };
+                if !plan.write {
+                    finite = finite.and(v.abs().lt(V::splat(f32::INFINITY)));
+                } else if full_vector {
+                    v.store(dst.add(j));
+                } else {
+                    v.store(lanes.as_mut_ptr());
+                    for (l, o) in lanes.iter().enumerate().take(run.len - j) {
+                        *dst.add(j + l) = *o;
+                    }
                 }
-            } else {
-                v
-            };
-            if !plan.write {
-                finite = finite.and(v.abs().lt(V::splat(f32::INFINITY)));
-            } else if full_vector {
-                v.store(dst.add(j));
-            } else {
-                v.store(lanes.as_mut_ptr());
-                for (l, o) in lanes.iter().enumerate().take(run.len - j) {
-                    *dst.add(j + l) = *o;
-                }
+                j += V::LANES;
             }
-            j += V::LANES;
         }
+        finite.bitmask() == full::<V>()
     }
-    finite.bitmask() == full::<V>()
 }
 
 /// Plain (not harmonized) BCE-with-logits in one pass, with the same per-element math: the
@@ -322,30 +327,34 @@ impl Pass for PlainBce {
     type Out = f64;
     #[inline(always)]
     unsafe fn run<V: Vector>(self) -> f64 {
-        let PlainBce {
-            x,
-            t,
-            n,
-            scale,
-            out,
-        } = self;
-        let model = Bce {
-            probabilities: false,
-        };
-        let mut sum = V::sum_zero();
-        let mut i = 0;
-        while i + V::LANES <= n {
-            let (dir, term) = model.forward(V::load(x.add(i)), V::load(t.add(i)));
-            sum = term.sum_add(sum);
-            dir.mul(V::splat(scale)).store(out.add(i));
-            i += V::LANES;
+        // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are
+        // valid for the elements they describe (this function's contract).
+        unsafe {
+            let PlainBce {
+                x,
+                t,
+                n,
+                scale,
+                out,
+            } = self;
+            let model = Bce {
+                probabilities: false,
+            };
+            let mut sum = V::sum_zero();
+            let mut i = 0;
+            while i + V::LANES <= n {
+                let (dir, term) = model.forward(V::load(x.add(i)), V::load(t.add(i)));
+                sum = term.sum_add(sum);
+                dir.mul(V::splat(scale)).store(out.add(i));
+                i += V::LANES;
+            }
+            let mut total = V::sum_total(sum);
+            for j in i..n {
+                let (dir, term) = model.forward(*x.add(j), *t.add(j));
+                total += f64::from(term);
+                *out.add(j) = dir * scale;
+            }
+            total
         }
-        let mut total = V::sum_total(sum);
-        for j in i..n {
-            let (dir, term) = model.forward(*x.add(j), *t.add(j));
-            total += f64::from(term);
-            *out.add(j) = dir * scale;
-        }
-        total
     }
 }

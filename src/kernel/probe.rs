@@ -31,33 +31,42 @@ impl Pass for Probe<'_> {
     type Out = ();
     #[inline(always)]
     unsafe fn run<V: Vector>(self) {
-        let Probe { f, a, b, out } = self;
-        let n = out.len().min(a.len()).min(b.len());
-        eval::<V>(f, &a[..n], &b[..n], &mut out[..n]);
+        // SAFETY: `V`'s target features are enabled (this function's contract); the slices bound
+        // every access.
+        unsafe {
+            let Probe { f, a, b, out } = self;
+            let n = out.len().min(a.len()).min(b.len());
+            eval::<V>(f, &a[..n], &b[..n], &mut out[..n]);
+        }
     }
 }
 
 #[inline(always)]
 unsafe fn eval<V: Vector>(f: Func, a: &[f32], b: &[f32], out: &mut [f32]) {
-    let asl1 = Asl1::new(if let Func::Asl1(mu) = f { mu } else { 1.0 });
-    let mut i = 0;
-    while i < out.len() {
-        let n = V::LANES.min(out.len() - i);
-        let (mut pa, mut pb, mut po) = ([0f32; MAX_LANES], [0f32; MAX_LANES], [0f32; MAX_LANES]);
-        pa[..n].copy_from_slice(&a[i..i + n]);
-        pb[..n].copy_from_slice(&b[i..i + n]);
-        let (va, vb) = (V::load(pa.as_ptr()), V::load(pb.as_ptr()));
-        let y = match f {
-            Func::Exp => math::exp_nonpos(va),
-            Func::Log1p => math::log1p_unit(va),
-            Func::Bce => Bce {
-                probabilities: false,
-            }
-            .direction(va, vb),
-            Func::Asl1(_) => asl1.direction(va, vb),
-        };
-        y.store(po.as_mut_ptr());
-        out[i..i + n].copy_from_slice(&po[..n]);
-        i += n;
+    // SAFETY: `V`'s target features are enabled (this function's contract); the slices bound every
+    // access.
+    unsafe {
+        let asl1 = Asl1::new(if let Func::Asl1(mu) = f { mu } else { 1.0 });
+        let mut i = 0;
+        while i < out.len() {
+            let n = V::LANES.min(out.len() - i);
+            let (mut pa, mut pb, mut po) =
+                ([0f32; MAX_LANES], [0f32; MAX_LANES], [0f32; MAX_LANES]);
+            pa[..n].copy_from_slice(&a[i..i + n]);
+            pb[..n].copy_from_slice(&b[i..i + n]);
+            let (va, vb) = (V::load(pa.as_ptr()), V::load(pb.as_ptr()));
+            let y = match f {
+                Func::Exp => math::exp_nonpos(va),
+                Func::Log1p => math::log1p_unit(va),
+                Func::Bce => Bce {
+                    probabilities: false,
+                }
+                .direction(va, vb),
+                Func::Asl1(_) => asl1.direction(va, vb),
+            };
+            y.store(po.as_mut_ptr());
+            out[i..i + n].copy_from_slice(&po[..n]);
+            i += n;
+        }
     }
 }

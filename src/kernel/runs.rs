@@ -81,55 +81,64 @@ impl Run {
     /// Element `j` of the run: `(a, b, w)`.
     #[inline(always)]
     pub(super) unsafe fn element(&self, x: &Inputs, j: usize) -> (f32, f32, f32) {
-        let a = *x.a.add(self.start + j);
-        let b = match self.b {
-            RunTargets::Values(p) => *p.add(j),
-            RunTargets::Hot(h) => f32::from(u8::from(h == j as f32)),
-            RunTargets::LabelIs { labels, class } => {
-                f32::from(u8::from(*labels.add(j) as f32 == class))
-            }
-            RunTargets::Zero => 0.0,
-        };
-        let w = match self.w {
-            RunWeights::Each(p) => *p.add(j),
-            RunWeights::All(w) => w,
-        };
-        (a, b, w)
+        // SAFETY: the pointers of `x` are valid for the elements they describe and `V`'s target
+        // features are enabled (this function's contract).
+        unsafe {
+            let a = *x.a.add(self.start + j);
+            let b = match self.b {
+                RunTargets::Values(p) => *p.add(j),
+                RunTargets::Hot(h) => f32::from(u8::from(h == j as f32)),
+                RunTargets::LabelIs { labels, class } => {
+                    f32::from(u8::from(*labels.add(j) as f32 == class))
+                }
+                RunTargets::Zero => 0.0,
+            };
+            let w = match self.w {
+                RunWeights::Each(p) => *p.add(j),
+                RunWeights::All(w) => w,
+            };
+            (a, b, w)
+        }
     }
 
     /// `V::LANES` elements from `j`, padded past the run's end with a valid element of weight 0.
     #[inline(always)]
     pub(super) unsafe fn load<V: Vector>(&self, x: &Inputs, j: usize) -> (V, V, V) {
-        if j + V::LANES > self.len {
-            let (mut a, mut b, mut w) = ([0f32; MAX_LANES], [0f32; MAX_LANES], [0f32; MAX_LANES]);
-            let lanes = a.iter_mut().zip(b.iter_mut()).zip(w.iter_mut());
-            for (l, ((a, b), w)) in lanes.take(self.len - j).enumerate() {
-                (*a, *b, *w) = self.element(x, j + l);
+        // SAFETY: the pointers of `x` are valid for the elements they describe and `V`'s target
+        // features are enabled (this function's contract).
+        unsafe {
+            if j + V::LANES > self.len {
+                let (mut a, mut b, mut w) =
+                    ([0f32; MAX_LANES], [0f32; MAX_LANES], [0f32; MAX_LANES]);
+                let lanes = a.iter_mut().zip(b.iter_mut()).zip(w.iter_mut());
+                for (l, ((a, b), w)) in lanes.take(self.len - j).enumerate() {
+                    (*a, *b, *w) = self.element(x, j + l);
+                }
+                return (
+                    V::load(a.as_ptr()),
+                    V::load(b.as_ptr()),
+                    V::load(w.as_ptr()),
+                );
             }
-            return (
-                V::load(a.as_ptr()),
-                V::load(b.as_ptr()),
-                V::load(w.as_ptr()),
-            );
+            let a = V::load(x.a.add(self.start + j));
+            let b = match self.b {
+                RunTargets::Values(p) => V::load(p.add(j)),
+                RunTargets::Hot(h) => {
+                    let col = V::load(IOTA.as_ptr()).add(V::splat(j as f32));
+                    V::select(col.eq(V::splat(h)), V::splat(1.0), V::splat(0.0))
+                }
+                RunTargets::LabelIs { labels, class } => {
+                    let is = V::load_i32(labels.add(j)).eq(V::splat(class));
+                    V::select(is, V::splat(1.0), V::splat(0.0))
+                }
+                RunTargets::Zero => V::splat(0.0),
+            };
+            let w = match self.w {
+                RunWeights::Each(p) => V::load(p.add(j)),
+                RunWeights::All(w) => V::splat(w),
+            };
+            (a, b, w)
         }
-        let a = V::load(x.a.add(self.start + j));
-        let b = match self.b {
-            RunTargets::Values(p) => V::load(p.add(j)),
-            RunTargets::Hot(h) => {
-                let col = V::load(IOTA.as_ptr()).add(V::splat(j as f32));
-                V::select(col.eq(V::splat(h)), V::splat(1.0), V::splat(0.0))
-            }
-            RunTargets::LabelIs { labels, class } => {
-                let is = V::load_i32(labels.add(j)).eq(V::splat(class));
-                V::select(is, V::splat(1.0), V::splat(0.0))
-            }
-            RunTargets::Zero => V::splat(0.0),
-        };
-        let w = match self.w {
-            RunWeights::Each(p) => V::load(p.add(j)),
-            RunWeights::All(w) => V::splat(w),
-        };
-        (a, b, w)
     }
 }
 
@@ -163,58 +172,62 @@ impl<'x> Runs<'x> {
     /// The pointers of `x` are valid for reads of the lengths they describe.
     #[inline(always)]
     pub(super) unsafe fn next(&mut self) -> Option<Run> {
-        if self.r >= self.count {
-            return None;
-        }
-        let (x, r) = (self.x, self.r);
-        self.r += 1;
-        let by_rows = |l: &ClassLayout| l.by_rows();
-        let weight = |i: usize| {
-            if x.w.is_null() {
-                RunWeights::All(1.0)
-            } else {
-                RunWeights::Each(x.w.add(i))
+        // SAFETY: the pointers of `x` are valid for the elements they describe and `V`'s target
+        // features are enabled (this function's contract).
+        unsafe {
+            if self.r >= self.count {
+                return None;
             }
-        };
-        Some(match x.b {
-            Targets::Values(b) => Run {
-                start: 0,
-                len: x.n,
-                b: RunTargets::Values(b),
-                w: weight(0),
-            },
-            Targets::Zero => Run {
-                start: 0,
-                len: x.n,
-                b: RunTargets::Zero,
-                w: weight(0),
-            },
-            // one run per anchor: its row of class logits, one-hot in its label
-            Targets::Labels { labels, layout } if by_rows(&layout) => {
-                let label = i64::from(*labels.add(r));
-                let hot = if (0..layout.classes as i64).contains(&label) {
-                    label as f32
+            let (x, r) = (self.x, self.r);
+            self.r += 1;
+            let by_rows = |l: &ClassLayout| l.by_rows();
+            let weight = |i: usize| {
+                if x.w.is_null() {
+                    RunWeights::All(1.0)
                 } else {
-                    -1.0
-                };
-                let w = if x.w.is_null() { 1.0 } else { *x.w.add(r) };
-                Run {
-                    start: r * layout.anchor_stride,
-                    len: layout.classes,
-                    b: RunTargets::Hot(hot),
-                    w: RunWeights::All(w),
+                    RunWeights::Each(x.w.add(i))
                 }
-            }
-            // one run per class: its plane of anchors
-            Targets::Labels { labels, layout } => Run {
-                start: r * layout.class_stride,
-                len: layout.anchors,
-                b: RunTargets::LabelIs {
-                    labels,
-                    class: r as f32,
+            };
+            Some(match x.b {
+                Targets::Values(b) => Run {
+                    start: 0,
+                    len: x.n,
+                    b: RunTargets::Values(b),
+                    w: weight(0),
                 },
-                w: weight(0),
-            },
-        })
+                Targets::Zero => Run {
+                    start: 0,
+                    len: x.n,
+                    b: RunTargets::Zero,
+                    w: weight(0),
+                },
+                // one run per anchor: its row of class logits, one-hot in its label
+                Targets::Labels { labels, layout } if by_rows(&layout) => {
+                    let label = i64::from(*labels.add(r));
+                    let hot = if (0..layout.classes as i64).contains(&label) {
+                        label as f32
+                    } else {
+                        -1.0
+                    };
+                    let w = if x.w.is_null() { 1.0 } else { *x.w.add(r) };
+                    Run {
+                        start: r * layout.anchor_stride,
+                        len: layout.classes,
+                        b: RunTargets::Hot(hot),
+                        w: RunWeights::All(w),
+                    }
+                }
+                // one run per class: its plane of anchors
+                Targets::Labels { labels, layout } => Run {
+                    start: r * layout.class_stride,
+                    len: layout.anchors,
+                    b: RunTargets::LabelIs {
+                        labels,
+                        class: r as f32,
+                    },
+                    w: weight(0),
+                },
+            })
+        }
     }
 }

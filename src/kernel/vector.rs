@@ -7,7 +7,7 @@
 //! Masks are vectors whose lanes are all-ones (true) or all-zeros (false), as the comparison
 //! instructions of every SIMD ISA produce them.
 
-use super::passes::LaneTables;
+use super::tally::LaneTables;
 use crate::config::MAX_BINS;
 
 /// The most lanes any instantiation may have: the passes' scratch buffers (one value per
@@ -65,22 +65,30 @@ pub(crate) trait Vector: Copy {
     unsafe fn pow2(n: Self) -> Self;
     /// Loads `LANES` i32 from `p` (no alignment needed), converted to f32.
     unsafe fn load_i32(p: *const i32) -> Self {
-        let mut v = [0f32; MAX_LANES];
-        for (l, x) in v.iter_mut().enumerate().take(Self::LANES) {
-            *x = p.add(l).read_unaligned() as f32;
+        // SAFETY: `V`'s target features are enabled and `p` is valid for `LANES` values (the
+        // trait's contract).
+        unsafe {
+            let mut v = [0f32; MAX_LANES];
+            for (l, x) in v.iter_mut().enumerate().take(Self::LANES) {
+                *x = p.add(l).read_unaligned() as f32;
+            }
+            Self::load(v.as_ptr())
         }
-        Self::load(v.as_ptr())
     }
 
     /// For positive normal lanes: `(m, e)` with `self = m * 2^e`, `m` in
     /// `[sqrt(1/2), sqrt(2))` and `e` an integer. (Zero gives `(1, -127)`.)
     unsafe fn split_exp(self) -> (Self, Self) {
-        let (mut m, mut e) = ([0f32; MAX_LANES], [0f32; MAX_LANES]);
-        self.store(m.as_mut_ptr());
-        for (mv, ev) in m.iter_mut().zip(e.iter_mut()).take(Self::LANES) {
-            (*mv, *ev) = split_exp_lane(*mv);
+        // SAFETY: `V`'s target features are enabled and `p` is valid for `LANES` values (the
+        // trait's contract).
+        unsafe {
+            let (mut m, mut e) = ([0f32; MAX_LANES], [0f32; MAX_LANES]);
+            self.store(m.as_mut_ptr());
+            for (mv, ev) in m.iter_mut().zip(e.iter_mut()).take(Self::LANES) {
+                (*mv, *ev) = split_exp_lane(*mv);
+            }
+            (Self::load(m.as_ptr()), Self::load(e.as_ptr()))
         }
-        (Self::load(m.as_ptr()), Self::load(e.as_ptr()))
     }
 
     /// Converts lanes holding integers in `[0, MAX_BINS)` to `u8` bin indices (the first
@@ -91,19 +99,25 @@ pub(crate) trait Vector: Copy {
     /// `table[k]` per lane, for lanes holding integers in `[0, MAX_BINS)`; like
     /// [`indices`](Vector::indices), any other lane reads some entry of the table.
     unsafe fn lookup(self, table: &[f32; MAX_BINS]) -> Self {
-        let mut idx = [0u8; MAX_LANES];
-        self.indices(&mut idx);
-        let mut vals = [0f32; MAX_LANES];
-        for (v, &k) in vals.iter_mut().zip(idx.iter()).take(Self::LANES) {
-            *v = table[usize::from(k)];
+        // SAFETY: `V`'s target features are enabled and `p` is valid for `LANES` values (the
+        // trait's contract).
+        unsafe {
+            let mut idx = [0u8; MAX_LANES];
+            self.indices(&mut idx);
+            let mut vals = [0f32; MAX_LANES];
+            for (v, &k) in vals.iter_mut().zip(idx.iter()).take(Self::LANES) {
+                *v = table[usize::from(k)];
+            }
+            Self::load(vals.as_ptr())
         }
-        Self::load(vals.as_ptr())
     }
 
     /// True where every lane of the mask is false.
     #[inline(always)]
     unsafe fn none(self) -> bool {
-        self.bitmask() == 0
+        // SAFETY: `V`'s target features are enabled and `p` is valid for `LANES` values (the
+        // trait's contract).
+        unsafe { self.bitmask() == 0 }
     }
 }
 

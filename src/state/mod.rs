@@ -110,8 +110,9 @@ impl State {
         Ok(())
     }
 
-    /// Checks that this is an intact state; the loss it belongs to.
-    pub(crate) fn kind(&self) -> Result<Kind, Error> {
+    /// Checks that this is an intact state (for instance one read from a checkpoint); the
+    /// loss it belongs to. [`Error::State`] if it was never initialised or is corrupted.
+    pub fn kind(&self) -> Result<Kind, Error> {
         if self.magic != MAGIC || self.checksum != self.digest() {
             return Err(Error::State);
         }

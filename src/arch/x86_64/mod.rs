@@ -83,5 +83,6 @@ fn detect() -> u8 {
 /// CPUID.1:ECX.OSXSAVE is set.
 #[target_feature(enable = "xsave")]
 unsafe fn xcr0() -> u64 {
-    _xgetbv(0)
+    // SAFETY: the caller checked CPUID.1:ECX.OSXSAVE (this function's contract).
+    unsafe { _xgetbv(0) }
 }

@@ -27,19 +27,12 @@
 //! `train/losses.rs` (losses), `train/metrics.rs` (AP), `train/svg.rs` (plotting),
 //! `train/figures.rs` (the figures).
 
-#[path = "train/data.rs"]
 mod data;
-#[path = "train/figures.rs"]
 mod figures;
-#[path = "train/losses.rs"]
 mod losses;
-#[path = "train/metrics.rs"]
 mod metrics;
-#[path = "train/model.rs"]
 mod model;
-#[path = "train/rng.rs"]
 mod rng;
-#[path = "train/svg.rs"]
 mod svg;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
