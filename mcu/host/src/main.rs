@@ -13,7 +13,14 @@ fn main() {
         Box::new([0.0f32; agree::N]),
         Box::new([0.0f32; agree::N]),
     );
-    agree::run(ghm::Isa::Scalar, &mut a, &mut b, &mut w, &mut g, |name, h| {
-        println!("AGREE {name}: {h:016x}");
-    });
+    agree::run(
+        ghm::Isa::Scalar,
+        &mut a,
+        &mut b,
+        &mut w,
+        &mut g,
+        |name, h| {
+            println!("AGREE {name}: {h:016x}");
+        },
+    );
 }
