@@ -13,7 +13,7 @@
 use super::bins::Bins;
 use super::math::{full, Bce, Model};
 use super::runs::{Inputs, Run, Runs};
-use super::tally::{LaneTable, LaneTables};
+use super::tally::LaneTables;
 use super::vector::{Vector, MAX_LANES};
 use crate::config::MAX_BINS;
 use crate::error::Error;
@@ -132,7 +132,7 @@ impl<M: Model> Pass for Accumulate<'_, M> {
         unsafe {
             const { assert!(V::LANES <= MAX_LANES && <V::Tables as LaneTables>::LEN == V::LANES) };
             let mut tables = <V::Tables as LaneTables>::EMPTY;
-            accumulate::<V, M>(self.model, self.bins, self.x, tables.as_mut(), self.stats)
+            accumulate::<V, M>(self.model, self.bins, self.x, &mut tables, self.stats)
         }
     }
 }
@@ -142,7 +142,7 @@ unsafe fn accumulate<V: Vector, M: Model>(
     model: &M,
     bins: &Bins,
     x: &Inputs,
-    tables: &mut [LaneTable],
+    tables: &mut V::Tables,
     stats: &mut Stats,
 ) -> Result<(), Error> {
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
@@ -180,25 +180,22 @@ unsafe fn accumulate<V: Vector, M: Model>(
                     k.indices(&mut idx);
                     term.store(terms.as_mut_ptr());
                     while rest != 0 {
-                        let l = rest.trailing_zeros() as usize;
+                        // `rest` has bits only below LANES, so the modulo changes nothing;
+                        // it lets the compiler see that `l` indexes the LANES tables
+                        // (their count is asserted equal at compile time in `run`) and
+                        // the MAX_LANES scratch arrays without a bounds check.
+                        let l = rest.trailing_zeros() as usize % V::LANES;
                         rest &= rest - 1;
-                        // `rest` has bits only below V::LANES, which equals the number of
-                        // tables (asserted at compile time in `run`); `get_mut` keeps the
-                        // compiler from needing a panic path for it.
-                        let (Some(t), Some(&k), Some(&term)) =
-                            (tables.get_mut(l), idx.get(l), terms.get(l))
-                        else {
-                            return Err(Error::Internal);
-                        };
-                        let k = usize::from(k) & (MAX_BINS - 1);
+                        let t = &mut tables.as_mut()[l];
+                        let k = usize::from(idx[l]) & (MAX_BINS - 1);
                         t.count[k] += 1;
-                        t.sum[k] += f64::from(term);
+                        t.sum[k] += f64::from(terms[l]);
                     }
                 }
                 j += V::LANES;
             }
         }
-        for t in tables.iter() {
+        for t in tables.as_mut().iter() {
             for k in 0..MAX_BINS {
                 stats.count[k] += t.count[k] as f64;
                 stats.loss_sum[k] += t.sum[k];
