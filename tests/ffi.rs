@@ -336,12 +336,14 @@ fn build_and_run_everywhere(
         for std in stds {
             for link in [Link::Static, Link::Shared] {
                 let label = format!("{} {std} {link:?}", cc.name());
-                // The process id keeps concurrent `cargo test` runs in the same tree from
+                // The process id keeps concurrent `cargo test` runs in the same tree, and the
+                // extra flags the tests of one run that build the same source at once, from
                 // overwriting each other's programs.
                 let name = format!(
-                    "{stem}-{i}-{}-{}-{}",
+                    "{stem}-{i}-{}-{}{}-{}",
                     std.trim_start_matches("-std="),
                     format!("{link:?}").to_lowercase(),
+                    extra.concat(),
                     std::process::id()
                 );
                 let result = build(cc, std, src, link, &name, extra).and_then(|bin| {
