@@ -268,6 +268,7 @@ static void setup(const kind *k) {
             printf("errors: setup: a phase call failed\n");
             failed++;
         }
+        memset(&W.layout, 0, sizeof W.layout);
         W.layout.anchors = LA;
         W.layout.classes = LC;
         W.layout.anchor_stride = LC;
@@ -275,6 +276,7 @@ static void setup(const kind *k) {
         W.output.kind = GHM_OUTPUT_GRADIENT;
         W.output.scale = 1.0f;
         W.output.add = 0;
+        W.output.sum = 0;
     }
     memset(W.grad, POISON, sizeof W.grad);
     memset(W.loss, POISON, sizeof W.loss);
@@ -1097,6 +1099,7 @@ static size_t misalign_offsets(size_t al, size_t offs[2]) {
 static ghm_class_layout make_layout(size_t anchors, size_t classes, size_t anchor_stride,
                                     size_t class_stride) {
     ghm_class_layout l;
+    memset(&l, 0, sizeof l);
     l.anchors = anchors;
     l.classes = classes;
     l.anchor_stride = anchor_stride;
@@ -1958,15 +1961,19 @@ static void test_apply(const kind *k) {
 
     /* output specs */
     {
-        ghm_output bad[7];
-        static const char *const bad_name[7] = {"kind 3", "kind UINT32_MAX", "accumulate 2",
+        ghm_output bad[9];
+        static const char *const bad_name[9] = {"kind 3", "kind UINT32_MAX", "accumulate 2",
                                                 "accumulate UINT32_MAX", "scale NaN",
-                                                "scale +Inf", "scale -Inf"};
-        for (i = 0; i < 7; i++) {
+                                                "scale +Inf", "scale -Inf", "sum 2",
+                                                "sum UINT32_MAX"};
+        for (i = 0; i < 9; i++) {
             bad[i].kind = GHM_OUTPUT_GRADIENT;
             bad[i].scale = 1.0f;
             bad[i].add = 0;
+            bad[i].sum = 0;
         }
+        bad[7].sum = 2;
+        bad[8].sum = UINT32_MAX;
         bad[0].kind = 3;
         bad[1].kind = UINT32_MAX;
         bad[2].add = 2;
@@ -1974,7 +1981,7 @@ static void test_apply(const kind *k) {
         bad[4].scale = NAN;
         bad[5].scale = INFINITY;
         bad[6].scale = -INFINITY;
-        for (i = 0; i < 7; i++) {
+        for (i = 0; i < 9; i++) {
             setup(k);
             W.output = bad[i];
             UNTOUCHED(label("%s apply: output %s", k->name, bad_name[i]), GHM_ERR_OUTPUT,
@@ -1983,13 +1990,15 @@ static void test_apply(const kind *k) {
                       GHM_ERR_OUTPUT, ap(&W.wt, W.a, W.b, W.w, N, &W.output, W.a));
         }
         for (i = 0; i < 3; i++) {
-            for (j = 0; j < 2; j++) {
+            for (j = 0; j < 4; j++) {
                 setup(k);
                 W.output.kind = (uint32_t)i;
-                W.output.add = (uint32_t)j;
+                W.output.add = (uint32_t)(j & 1);
+                W.output.sum = (uint32_t)(j >> 1);
                 W.output.scale = -2.5f;
                 memset(W.grad, 0, sizeof W.grad);
-                SUCCEEDS(label("%s apply: output kind %zu accumulate %zu", k->name, i, j),
+                SUCCEEDS(label("%s apply: output kind %zu accumulate %zu sum %zu", k->name, i,
+                               j & 1, j >> 1),
                          ap(&W.wt, W.a, W.b, W.w, N, &W.output, W.grad));
             }
         }

@@ -100,6 +100,7 @@ fn weight_cap_bounds_every_element_weight() {
             kind: OutputKind::ElementWeight,
             scale: 1.0,
             add: false,
+            sum: false,
         };
         w.apply(&x, &t, None, o, &mut ew).unwrap();
         ew.iter()
@@ -172,6 +173,7 @@ fn probability_input_follows_binary_cross_entropy_and_keeps_logit_gradient() {
         kind: OutputKind::ElementLoss,
         scale: 1.0,
         add: false,
+        sum: false,
     };
     let mut el = vec![0.0; p.len()];
     wt.apply(&p, &t, w.as_deref(), o, &mut el).unwrap();

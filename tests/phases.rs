@@ -232,6 +232,7 @@ fn class_index_layouts_equal_materialised_one_hot() {
         classes,
         anchor_stride: 1,
         class_stride: anchors,
+        ..ClassLayout::rows(0, 0)
     };
     let mut t = vec![0.0; logits.len()];
     for i in 0..anchors {
@@ -256,6 +257,7 @@ fn class_index_layouts_equal_materialised_one_hot() {
         classes,
         anchor_stride: 2,
         class_stride: 3,
+        ..ClassLayout::rows(0, 0)
     };
     assert_eq!(
         p.clone().loss_grad_labels(&t, bad, &labels, None, &mut gp),
@@ -300,6 +302,7 @@ fn output_modes_write_weights_losses_deltas_and_accumulate() {
                 kind: kind_out,
                 scale,
                 add: accumulate,
+                sum: false,
             };
             weights.apply(&a, &b, Some(&w), o, &mut out).unwrap();
             out
@@ -333,6 +336,7 @@ fn output_modes_write_weights_losses_deltas_and_accumulate() {
             kind: OutputKind::Gradient,
             scale: f32::INFINITY,
             add: false,
+            sum: false,
         };
         let mut out = vec![1.0; a.len()];
         assert_eq!(
@@ -376,6 +380,7 @@ fn apply_that_would_overflow_writes_nothing() {
         kind: OutputKind::Gradient,
         scale: 3e38,
         add: false,
+        sum: false,
     };
     let mut out = [1.5f32, 2.5];
     assert_eq!(w.apply(&x, &t, None, huge, &mut out), Err(Error::Overflow));
@@ -385,6 +390,7 @@ fn apply_that_would_overflow_writes_nothing() {
         kind: OutputKind::Gradient,
         scale: 1e36,
         add: true,
+        sum: false,
     };
     let mut big = [f32::MAX, -f32::MAX];
     assert_eq!(w.apply(&x, &t, None, add, &mut big), Err(Error::Overflow));
