@@ -163,8 +163,7 @@ impl ClassLayout {
     /// Whether the layout can be walked in contiguous runs (rows of classes with
     /// `class_stride` 1, or planes of anchors with `anchor_stride` 1), its elements are
     /// distinct (blocks do not overlap: `box_stride` at least a block's extent and
-    /// `image_stride` at least an image's, where there are several), its sizes fit the
-    /// address space, and its class count compares exactly as f32 (at most 2^24). An empty
+    /// `image_stride` at least an image's, where there are several), and its class count compares exactly as f32 (at most 2^24). An empty
     /// layout is always supported.
     pub fn is_supported(&self) -> bool {
         let empty = self.anchors == 0 || self.classes == 0;
