@@ -572,11 +572,11 @@ fn batched_multi_label_layouts_equal_materialised_multi_hot() {
             .unwrap();
         let tot = -(wt.tot() as f32);
         assert!(wt.tot() > 1.0);
-        for cell in 0..cells {
+        for (cell, &weight) in aw.iter().enumerate() {
             for c in 0..classes {
                 let i = pos(cell, c);
                 // weight 0: an overwrite writes +0
-                let want = if aw[cell] > 0.0 { g[i] * tot } else { 0.0 };
+                let want = if weight > 0.0 { g[i] * tot } else { 0.0 };
                 assert_eq!(d[i].to_bits(), want.to_bits(), "cell {cell} class {c}");
             }
         }
