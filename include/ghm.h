@@ -520,6 +520,8 @@ ghm_status ghm_state_set_ema(const float *ema,
  * GHM-C over `n` elements: the loss (mean reduction, times loss_weight) and, if `grad` is
  * not NULL, dL/dlogit; updates the EMA in `*state`.
  *
+ * With GHM_OPT_GRADIENT_INPUT, `logits` holds `d = p - t` in [-1, 1] and `targets` is not
+ * read (NULL allowed); the loss term is then `-ln(1 - |d|)` (see the option).
  * Inputs (read only, not retained): `logits[n]` finite, `targets[n]` in [0, 1],
  * `label_weights[n]` finite and >= 0 or NULL for all valid (only `> 0` matters).
  * Outputs (written only on success): `*state`, `*loss`, `grad[n]` (may be exactly `logits`).
@@ -571,7 +573,8 @@ ghm_status ghm_r_loss(struct ghm_state *state,
  * all-zero row), `anchor_weights[n_anchors]` or NULL (all valid), applying to every class of
  * the anchor. Otherwise as `ghm_c_loss`; `grad[n_anchors * n_classes]` may not alias `logits`.
  * Errors: as `ghm_c_loss`; GHM_ERR_LENGTH if n_anchors * n_classes overflows;
- * GHM_ERR_LAYOUT for n_classes above 2^24. 0 anchors or 0 classes (at most 2^24) is an empty
+ * GHM_ERR_LAYOUT for n_classes above 2^24; GHM_ERR_CONFIG for a state with
+ * GHM_OPT_GRADIENT_INPUT. 0 anchors or 0 classes (at most 2^24) is an empty
  * batch: loss 0, state unchanged.
  *
  * # Safety
@@ -610,7 +613,8 @@ ghm_status ghm_stats_merge(const struct ghm_stats *from,
 
 /**
  * Phase 1 of GHM-C: validates a chunk of `n` elements (as `ghm_c_loss`) and adds its
- * per-region counts and loss sums to `*stats`. Reads `*state` (its configuration) without
+ * per-region counts and loss sums to `*stats`. With GHM_OPT_GRADIENT_INPUT, `logits` holds
+ * `d = p - t` in [-1, 1] and `targets` is not read (NULL allowed). Reads `*state` (its configuration) without
  * changing it, so threads may accumulate disjoint chunks into their own stats at once.
  * Errors: as `ghm_c_loss`, and GHM_ERR_STATS_MISMATCH.
  *
@@ -639,11 +643,15 @@ ghm_status ghm_r_accumulate(const struct ghm_state *state,
                             struct ghm_stats *stats);
 
 /**
- * Phase 1 of GHM-C with class-index targets in any supported layout: the logit of anchor
- * `r`, class `c` is `logits[r * anchor_stride + c * class_stride]` (one stride must be 1:
- * `[anchors][classes]` rows as mmdetection, or per-class planes of anchors as Darknet's
- * yolo output). `labels[anchors]`, `anchor_weights[anchors]` or NULL.
- * Errors: as `ghm_c_accumulate`, and GHM_ERR_LAYOUT.
+ * Phase 1 of GHM-C with class-index targets in any supported layout (see
+ * `ghm_class_layout`): in block (image i, box b), the logit of anchor `r`, class `c` is
+ * `logits[i * image_stride + b * box_stride + r * anchor_stride + c * class_stride]` (one of
+ * anchor_stride and class_stride must be 1: `[anchors][classes]` rows as mmdetection, or
+ * per-class planes of anchors as Darknet's yolo output). `labels[cells * labels_per_anchor]`
+ * and `anchor_weights[cells]` or NULL, where cells = images * boxes * anchors (counts of 0
+ * read as 1); a class is target 1 at an anchor if one of its labels names it.
+ * Errors: as `ghm_c_accumulate`, GHM_ERR_LAYOUT, GHM_ERR_LENGTH (a count or the extent
+ * overflows), GHM_ERR_CONFIG (a state with GHM_OPT_GRADIENT_INPUT).
  *
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`
@@ -711,8 +719,10 @@ ghm_status ghm_region_weight(const struct ghm_region_weights *weights,
 
 /**
  * Phase 3 of GHM-C: validates a chunk (as `ghm_c_loss`) and writes `out[n]` from committed
- * weights: by default (`output` NULL) the gradient. `out` may be exactly `logits`. Only reads
- * `*weights`, so threads may apply the same weights to disjoint chunks at once.
+ * weights: by default (`output` NULL) the gradient. `out` may be exactly `logits`. Elements
+ * of label weight 0 get 0 (written, or with `output->add` added, so they keep their value).
+ * With GHM_OPT_GRADIENT_INPUT, `logits` holds `d = p - t` and `targets` is not read. Only
+ * reads `*weights`, so threads may apply the same weights to disjoint chunks at once.
  * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_LENGTH, GHM_ERR_OVERLAP,
  * GHM_ERR_NOT_COMMITTED, GHM_ERR_WRONG_LOSS (weights of the other loss), GHM_ERR_OUTPUT, the
  * input errors of `ghm_c_loss` (GHM_ERR_NONFINITE, GHM_ERR_TARGET, GHM_ERR_PROBABILITY,
@@ -746,7 +756,8 @@ ghm_status ghm_r_apply(const struct ghm_region_weights *weights,
 /**
  * Phase 3 of GHM-C with class-index targets (layout as `ghm_c_accumulate_labels`): writes
  * the output at the layout's elements of `out`, which has the same layout as `logits` and
- * may not overlap it. Errors: as `ghm_c_apply`, and GHM_ERR_LAYOUT.
+ * may not overlap it. Errors: as `ghm_c_apply`, GHM_ERR_LAYOUT, GHM_ERR_LENGTH, and
+ * GHM_ERR_CONFIG (weights of a state with GHM_OPT_GRADIENT_INPUT).
  *
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`
