@@ -351,7 +351,9 @@ typedef struct ghm_output {
 /**
  * A configuration field is out of range: bins not in 1..=GHM_MAX_BINS, momentum not in
  * [0, 1), loss_weight not finite, GHM-R mu not in (0, 1e18], unknown option bits or a
- * GHM-C-only option on GHM-R, weight_cap negative or not finite.
+ * GHM-C-only option on GHM-R, GHM_OPT_PROBABILITY_INPUT with GHM_OPT_GRADIENT_INPUT,
+ * weight_cap negative or not finite. Also: a class-index function given a GHM-C state or
+ * weights with GHM_OPT_GRADIENT_INPUT.
  */
 #define GHM_ERR_CONFIG 5
 

@@ -37,7 +37,9 @@ pub const GHM_ERR_LENGTH: ghm_status = 3;
 pub const GHM_ERR_OVERLAP: ghm_status = 4;
 /// A configuration field is out of range: bins not in 1..=GHM_MAX_BINS, momentum not in
 /// [0, 1), loss_weight not finite, GHM-R mu not in (0, 1e18], unknown option bits or a
-/// GHM-C-only option on GHM-R, weight_cap negative or not finite.
+/// GHM-C-only option on GHM-R, GHM_OPT_PROBABILITY_INPUT with GHM_OPT_GRADIENT_INPUT,
+/// weight_cap negative or not finite. Also: a class-index function given a GHM-C state or
+/// weights with GHM_OPT_GRADIENT_INPUT.
 pub const GHM_ERR_CONFIG: ghm_status = 5;
 /// The state was never initialised or is corrupted.
 pub const GHM_ERR_STATE: ghm_status = 6;
