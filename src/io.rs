@@ -175,6 +175,13 @@ impl ClassLayout {
         self.classes <= 1 << 24 && (empty || ((self.by_rows() || self.by_planes()) && blocks_apart))
     }
 
+    /// Walked as rows of classes (else as planes of anchors): walkable so, and not a layout
+    /// that planes walk in longer runs (one class whose anchors are contiguous, such as
+    /// Darknet's objectness plane).
+    pub(crate) fn walk_rows(&self) -> bool {
+        self.by_rows() && (!self.by_planes() || self.classes >= self.anchors)
+    }
+
     /// Walkable as rows of classes: contiguous rows that do not overlap.
     pub(crate) fn by_rows(&self) -> bool {
         (self.class_stride == 1 || self.classes == 1)

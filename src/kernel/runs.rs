@@ -199,7 +199,7 @@ pub(super) struct Runs<'x> {
 impl<'x> Runs<'x> {
     #[inline(always)]
     pub(super) fn new(x: &'x Inputs) -> Self {
-        let by_rows = |l: &ClassLayout| l.by_rows();
+        let by_rows = |l: &ClassLayout| l.walk_rows();
         let per_block = match x.b {
             Targets::Labels { .. } if x.n == 0 => 0,
             Targets::Labels { layout, .. } if by_rows(&layout) => layout.anchors,
@@ -214,7 +214,7 @@ impl<'x> Runs<'x> {
         Runs {
             x,
             r: 0,
-            count: per_block * blocks,
+            count: per_block.saturating_mul(blocks),
             per_block,
         }
     }
@@ -231,7 +231,7 @@ impl<'x> Runs<'x> {
             }
             let (x, r) = (self.x, self.r);
             self.r += 1;
-            let by_rows = |l: &ClassLayout| l.by_rows();
+            let by_rows = |l: &ClassLayout| l.walk_rows();
             let weight = |i: usize| {
                 if x.w.is_null() {
                     RunWeights::All(1.0)
