@@ -268,6 +268,7 @@ static void setup(const kind *k) {
             printf("errors: setup: a phase call failed\n");
             failed++;
         }
+        memset(&W.layout, 0, sizeof W.layout);
         W.layout.anchors = LA;
         W.layout.classes = LC;
         W.layout.anchor_stride = LC;
@@ -275,6 +276,7 @@ static void setup(const kind *k) {
         W.output.kind = GHM_OUTPUT_GRADIENT;
         W.output.scale = 1.0f;
         W.output.add = 0;
+        W.output.sum = 0;
     }
     memset(W.grad, POISON, sizeof W.grad);
     memset(W.loss, POISON, sizeof W.loss);
@@ -1097,6 +1099,7 @@ static size_t misalign_offsets(size_t al, size_t offs[2]) {
 static ghm_class_layout make_layout(size_t anchors, size_t classes, size_t anchor_stride,
                                     size_t class_stride) {
     ghm_class_layout l;
+    memset(&l, 0, sizeof l);
     l.anchors = anchors;
     l.classes = classes;
     l.anchor_stride = anchor_stride;
@@ -1440,7 +1443,7 @@ static void test_accumulate(const kind *k) {
 }
 
 /* The layouts ghm_c_accumulate_labels and ghm_c_apply_labels must refuse with want. */
-#define N_BAD_LAYOUTS 13
+#define N_BAD_LAYOUTS 19
 static ghm_class_layout bad_layout(int i, const float **logits, ghm_status *want,
                                    const char **what) {
     *want = GHM_ERR_LAYOUT;
@@ -1484,6 +1487,54 @@ static ghm_class_layout bad_layout(int i, const float **logits, ghm_status *want
         *what = "extent overflows (SIZE_MAX/2 anchors)";
         *want = GHM_ERR_LENGTH;
         return make_layout(SIZE_MAX / 2, LC, LC, 1);
+    case 13: {
+        ghm_class_layout l = make_layout(3, LC, LC, 1);
+        *what = "blocks overlapping (box_stride < a block's extent)";
+        l.boxes = 2;
+        l.box_stride = 3 * LC - 1;
+        return l;
+    }
+    case 14: {
+        ghm_class_layout l = make_layout(3, LC, LC, 1);
+        *what = "images overlapping (image_stride < an image's extent)";
+        l.boxes = 2;
+        l.box_stride = 3 * LC;
+        l.images = 2;
+        l.image_stride = 6 * LC - 1;
+        return l;
+    }
+    case 15: {
+        ghm_class_layout l = make_layout(LA, LC, 1, LA);
+        *what = "planes blocks overlapping (box_stride 1)";
+        l.boxes = 2;
+        l.box_stride = 1;
+        return l;
+    }
+    case 16: {
+        ghm_class_layout l = make_layout(3, LC, LC, 1);
+        *what = "extent overflows (image_stride SIZE_MAX)";
+        *want = GHM_ERR_LENGTH;
+        l.images = 2;
+        l.image_stride = SIZE_MAX;
+        return l;
+    }
+    case 17: {
+        ghm_class_layout l = make_layout(3, LC, LC, 1);
+        *what = "anchor count overflows (SIZE_MAX images of 2 boxes)";
+        *want = GHM_ERR_LENGTH;
+        l.boxes = 2;
+        l.box_stride = 3 * LC;
+        l.images = SIZE_MAX;
+        l.image_stride = 0;
+        return l;
+    }
+    case 18: {
+        ghm_class_layout l = make_layout(3, LC, LC, 1);
+        *what = "label count overflows (labels_per_anchor SIZE_MAX)";
+        *want = GHM_ERR_LENGTH;
+        l.labels_per_anchor = SIZE_MAX;
+        return l;
+    }
     default:
         *what = "extent too long (SIZE_MAX/4 + 1 anchors of one class)";
         *want = GHM_ERR_LENGTH;
@@ -1492,9 +1543,38 @@ static ghm_class_layout bad_layout(int i, const float **logits, ghm_status *want
 }
 
 /* Layouts that are fine (and fit in W.a). */
-#define N_GOOD_LAYOUTS 6
+#define N_GOOD_LAYOUTS 10
 static ghm_class_layout good_layout(int i, const char **what) {
+    ghm_class_layout l;
     switch (i) {
+    case 6:
+        *what = "rows, 3 labels per anchor";
+        l = make_layout(LA, LC, LC, 1);
+        l.labels_per_anchor = 3;
+        return l;
+    case 7:
+        *what = "planes, 2 images of 3 boxes with gaps, 2 labels per anchor";
+        l = make_layout(LA, LC, 1, LA + 1);
+        l.labels_per_anchor = 2;
+        l.boxes = 3;
+        l.box_stride = LA * LC + LC + 2;
+        l.images = 2;
+        l.image_stride = 3 * (LA * LC + LC + 2) + 5;
+        return l;
+    case 8:
+        *what = "rows, 4 images (boxes 0: one per image)";
+        l = make_layout(LA, LC, LC, 1);
+        l.images = 4;
+        l.image_stride = LA * LC;
+        return l;
+    case 9:
+        *what = "one image of 2 boxes, image_stride unused";
+        l = make_layout(LA, LC, LC, 1);
+        l.boxes = 2;
+        l.box_stride = LA * LC;
+        l.images = 1;
+        l.image_stride = 3;
+        return l;
     case 0:
         *what = "rows";
         return make_layout(LA, LC, LC, 1);
@@ -1958,15 +2038,19 @@ static void test_apply(const kind *k) {
 
     /* output specs */
     {
-        ghm_output bad[7];
-        static const char *const bad_name[7] = {"kind 3", "kind UINT32_MAX", "accumulate 2",
+        ghm_output bad[9];
+        static const char *const bad_name[9] = {"kind 3", "kind UINT32_MAX", "accumulate 2",
                                                 "accumulate UINT32_MAX", "scale NaN",
-                                                "scale +Inf", "scale -Inf"};
-        for (i = 0; i < 7; i++) {
+                                                "scale +Inf", "scale -Inf", "sum 2",
+                                                "sum UINT32_MAX"};
+        for (i = 0; i < 9; i++) {
             bad[i].kind = GHM_OUTPUT_GRADIENT;
             bad[i].scale = 1.0f;
             bad[i].add = 0;
+            bad[i].sum = 0;
         }
+        bad[7].sum = 2;
+        bad[8].sum = UINT32_MAX;
         bad[0].kind = 3;
         bad[1].kind = UINT32_MAX;
         bad[2].add = 2;
@@ -1974,7 +2058,7 @@ static void test_apply(const kind *k) {
         bad[4].scale = NAN;
         bad[5].scale = INFINITY;
         bad[6].scale = -INFINITY;
-        for (i = 0; i < 7; i++) {
+        for (i = 0; i < 9; i++) {
             setup(k);
             W.output = bad[i];
             UNTOUCHED(label("%s apply: output %s", k->name, bad_name[i]), GHM_ERR_OUTPUT,
@@ -1983,13 +2067,15 @@ static void test_apply(const kind *k) {
                       GHM_ERR_OUTPUT, ap(&W.wt, W.a, W.b, W.w, N, &W.output, W.a));
         }
         for (i = 0; i < 3; i++) {
-            for (j = 0; j < 2; j++) {
+            for (j = 0; j < 4; j++) {
                 setup(k);
                 W.output.kind = (uint32_t)i;
-                W.output.add = (uint32_t)j;
+                W.output.add = (uint32_t)(j & 1);
+                W.output.sum = (uint32_t)(j >> 1);
                 W.output.scale = -2.5f;
                 memset(W.grad, 0, sizeof W.grad);
-                SUCCEEDS(label("%s apply: output kind %zu accumulate %zu", k->name, i, j),
+                SUCCEEDS(label("%s apply: output kind %zu accumulate %zu sum %zu", k->name, i,
+                               j & 1, j >> 1),
                          ap(&W.wt, W.a, W.b, W.w, N, &W.output, W.grad));
             }
         }
@@ -2478,25 +2564,236 @@ static void test_phase_values(const kind *k) {
     }
 }
 
+/* The region-weights accessors: bad pointers, weights no commit produced, and the values. */
+static void test_region_weights(const kind *k) {
+    static const unsigned char fills[] = {0x00, 0x5A, 0xFF, POISON};
+    double *T = (double *)(void *)arena8();
+    float *L = W.loss;
+    size_t offs[2], no, i, r;
+    void *p;
+
+    setup(k);
+    UNTOUCHED(label("%s region_weights_tot: NULL weights", k->name), GHM_ERR_NULL,
+              ghm_region_weights_tot(NULL, T));
+    UNTOUCHED(label("%s region_weights_tot: NULL tot", k->name), GHM_ERR_NULL,
+              ghm_region_weights_tot(&W.wt, NULL));
+    UNTOUCHED(label("%s region_weights_loss: NULL weights", k->name), GHM_ERR_NULL,
+              ghm_region_weights_loss(NULL, L));
+    UNTOUCHED(label("%s region_weights_loss: NULL loss", k->name), GHM_ERR_NULL,
+              ghm_region_weights_loss(&W.wt, NULL));
+    UNTOUCHED(label("%s region_weight: NULL weights", k->name), GHM_ERR_NULL,
+              ghm_region_weight(NULL, 0, L));
+    UNTOUCHED(label("%s region_weight: NULL beta", k->name), GHM_ERR_NULL,
+              ghm_region_weight(&W.wt, 0, NULL));
+    no = misalign_offsets(ALIGN_WEIGHTS, offs);
+    for (i = 0; i < no; i++) {
+        p = raw_copy(&W.wt, sizeof W.wt, offs[i]);
+        UNTOUCHED(label("%s region_weights_tot: weights misaligned by %zu", k->name, offs[i]),
+                  GHM_ERR_MISALIGNED,
+                  ghm_region_weights_tot((const ghm_region_weights *)p, T));
+        UNTOUCHED(label("%s region_weights_loss: weights misaligned by %zu", k->name, offs[i]),
+                  GHM_ERR_MISALIGNED,
+                  ghm_region_weights_loss((const ghm_region_weights *)p, L));
+        UNTOUCHED(label("%s region_weight: weights misaligned by %zu", k->name, offs[i]),
+                  GHM_ERR_MISALIGNED, ghm_region_weight((const ghm_region_weights *)p, 0, L));
+    }
+    UNTOUCHED(label("%s region_weights_tot: tot misaligned by 4", k->name), GHM_ERR_MISALIGNED,
+              ghm_region_weights_tot(&W.wt, (double *)(void *)((char *)T + 4)));
+    UNTOUCHED(label("%s region_weights_loss: loss misaligned", k->name), GHM_ERR_MISALIGNED,
+              ghm_region_weights_loss(&W.wt, misalign(L)));
+    UNTOUCHED(label("%s region_weight: beta misaligned", k->name), GHM_ERR_MISALIGNED,
+              ghm_region_weight(&W.wt, 0, misalign(L)));
+    UNTOUCHED(label("%s region_weights_tot: tot inside the weights", k->name), GHM_ERR_OVERLAP,
+              ghm_region_weights_tot(&W.wt, (double *)(void *)((char *)&W.wt + 8)));
+    UNTOUCHED(label("%s region_weights_loss: loss inside the weights", k->name),
+              GHM_ERR_OVERLAP,
+              ghm_region_weights_loss(&W.wt, (float *)(void *)((char *)&W.wt + 4)));
+    UNTOUCHED(label("%s region_weight: beta inside the weights", k->name), GHM_ERR_OVERLAP,
+              ghm_region_weight(&W.wt, 3, (float *)(void *)((char *)&W.wt + sizeof W.wt - 4)));
+    for (i = 0; i < sizeof fills; i++) {
+        setup(k);
+        memset(&W.wt, fills[i], sizeof W.wt);
+        UNTOUCHED(label("%s region_weights_tot: weights filled with 0x%02x", k->name, fills[i]),
+                  GHM_ERR_NOT_COMMITTED, ghm_region_weights_tot(&W.wt, T));
+        UNTOUCHED(label("%s region_weights_loss: weights filled with 0x%02x", k->name, fills[i]),
+                  GHM_ERR_NOT_COMMITTED, ghm_region_weights_loss(&W.wt, L));
+        UNTOUCHED(label("%s region_weight: weights filled with 0x%02x", k->name, fills[i]),
+                  GHM_ERR_NOT_COMMITTED, ghm_region_weight(&W.wt, 0, L));
+    }
+    for (i = 0; i < sizeof W.wt; i += 13) {
+        setup(k);
+        ((unsigned char *)&W.wt)[i] ^= 0x10;
+        UNTOUCHED(label("%s region_weights_tot: weights with byte %zu changed", k->name, i),
+                  GHM_ERR_NOT_COMMITTED, ghm_region_weights_tot(&W.wt, T));
+    }
+
+    /* the values: tot from the 64 elements committed in setup, the loss ghm_commit wrote,
+     * a positive beta exactly for the regions the stats hit */
+    {
+        ghm_state s2;
+        ghm_region_weights w2;
+        float l2 = -1.0f, got_l = -2.0f, beta = -1.0f;
+        double tot = -1.0, want = 0.0;
+        int ok = 1;
+        setup(k);
+        for (i = 0; i < 64; i++) {
+            float a, b, w;
+            valid_element(k, i, &a, &b, &w);
+            want += k->tag == 'c' ? (double)(w > 0.0f) : (double)w;
+        }
+        s2 = W.st;
+        ok &= ghm_commit(&W.stats, &s2, &w2, &l2) == GHM_OK;
+        ok &= ghm_region_weights_tot(&w2, &tot) == GHM_OK;
+        ok &= ghm_region_weights_loss(&w2, &got_l) == GHM_OK;
+        check(ok && tot == want && memcmp(&got_l, &l2, sizeof l2) == 0,
+              label("%s region weights accessors: tot %.17g (want %.17g), loss %.9g (commit "
+                    "wrote %.9g)",
+                    k->name, tot, want, (double)got_l, (double)l2),
+              "wrong value or status");
+        for (r = 0; r < GHM_MAX_BINS + 2; r++) {
+            int hit = r < GHM_MAX_BINS && W.stats.count[r] > 0.0;
+            ok = ghm_region_weight(&w2, r, &beta) == GHM_OK && isfinite(beta) &&
+                 (hit ? beta > 0.0f : beta == 0.0f);
+            check(ok, label("%s region_weight(%zu): %.9g", k->name, r, (double)beta),
+                  "a region the stats hit has beta > 0, others 0");
+        }
+        check(ghm_region_weight(&w2, SIZE_MAX, &beta) == GHM_OK && beta == 0.0f,
+              label("%s region_weight(SIZE_MAX)", k->name), "is 0");
+    }
+}
+
+/* ghm_output.sum: summed values whose scale times tot overflows are refused. */
+static void test_summed_output(const kind *k) {
+    setup(k);
+    W.output.sum = 1;
+    W.output.scale = 3e38f;
+    UNTOUCHED(label("%s apply: sum with scale 3e38 (scale * tot overflows)", k->name),
+              GHM_ERR_OVERFLOW,
+              APPLY(k)(&W.wt, W.a, W.b, W.w, N, &W.output, W.grad));
+    W.output.scale = -3e38f;
+    UNTOUCHED(label("%s apply: sum with scale -3e38, in place", k->name), GHM_ERR_OVERFLOW,
+              APPLY(k)(&W.wt, W.a, W.b, W.w, N, &W.output, W.a));
+    W.output.scale = 1.0f;
+    SUCCEEDS(label("%s apply: sum with scale 1", k->name),
+             APPLY(k)(&W.wt, W.a, W.b, W.w, N, &W.output, W.grad));
+}
+
+/* GHM_OPT_GRADIENT_INPUT: the configuration rules, NULL targets, the input range, the labels
+ * functions refused. */
+static void test_gradient_input(const kind *k) {
+    ghm_config c = test_config(k), rc = ghm_r_config_default();
+    const char *field = NULL, *allowed = NULL;
+    ghm_state gs;
+    ghm_stats gst;
+    ghm_region_weights gw;
+    float l;
+    size_t i;
+    int ok = 1;
+
+    setup(k);
+    c.options = GHM_OPT_GRADIENT_INPUT | GHM_OPT_PROBABILITY_INPUT;
+    UNTOUCHED(label("GHM-C init: gradient and probability inputs together"), GHM_ERR_CONFIG,
+              ghm_c_init(&W.st, &c));
+    check(ghm_c_config_check(&c, &field, &allowed) == GHM_OK && field != NULL &&
+              strcmp(field, "options") == 0,
+          "ghm_c_config_check: gradient and probability inputs together", "names options");
+    rc.options = GHM_OPT_GRADIENT_INPUT;
+    UNTOUCHED(label("GHM-R init: GHM_OPT_GRADIENT_INPUT"), GHM_ERR_CONFIG,
+              ghm_r_init(&W.other, &rc));
+
+    /* a gradient-input state, and region weights it committed */
+    c.options = GHM_OPT_GRADIENT_INPUT;
+    setup(k);
+    for (i = 0; i < N_LONG + SLACK; i++) {
+        W.a[i] /= 4.0f; /* logits of -4..4 become d in [-1, 1] */
+    }
+    ok &= ghm_c_init(&gs, &c) == GHM_OK && ghm_stats_init(&gs, &gst) == GHM_OK;
+    ok &= ghm_c_accumulate(&gs, W.a, NULL, W.w, 64, &gst) == GHM_OK;
+    ok &= ghm_commit(&gst, &gs, &gw, &l) == GHM_OK;
+    check(ok, "gradient input: init, accumulate with NULL targets and commit", "succeed");
+    W.st = gs;
+    W.wt = gw;
+    W.stats = gst;
+    SUCCEEDS("gradient input: accumulate, NULL targets",
+             ghm_c_accumulate(&W.st, W.a, NULL, W.w, N, &W.stats));
+    SUCCEEDS("gradient input: accumulate, targets given (not read)",
+             ghm_c_accumulate(&W.st, W.a, W.b, W.w, N, &W.stats));
+    SUCCEEDS("gradient input: apply, NULL targets",
+             ghm_c_apply(&W.wt, W.a, NULL, W.w, N, &W.output, W.grad));
+    SUCCEEDS("gradient input: apply in place, NULL targets",
+             ghm_c_apply(&W.wt, W.a, NULL, W.w, N, &W.output, W.a));
+    SUCCEEDS("gradient input: loss, NULL targets",
+             ghm_c_loss(&W.st, W.a, NULL, W.w, N, W.loss, W.grad));
+    W.a[3] = -1.0f;
+    W.a[4] = 1.0f;
+    SUCCEEDS("gradient input: accumulate, d = -1 and 1",
+             ghm_c_accumulate(&W.st, W.a, NULL, W.w, N, &W.stats));
+    {
+        static const float bad[4] = {1.0000001f, -1.0000001f, 2.0f, -1e30f};
+        for (i = 0; i < 4; i++) {
+            W.a[5] = bad[i];
+            UNTOUCHED(label("gradient input: accumulate, d = %g", (double)bad[i]),
+                      GHM_ERR_PROBABILITY, ghm_c_accumulate(&W.st, W.a, NULL, W.w, N, &W.stats));
+            UNTOUCHED(label("gradient input: apply, d = %g", (double)bad[i]),
+                      GHM_ERR_PROBABILITY,
+                      ghm_c_apply(&W.wt, W.a, NULL, W.w, N, &W.output, W.grad));
+            UNTOUCHED(label("gradient input: loss, d = %g", (double)bad[i]), GHM_ERR_PROBABILITY,
+                      ghm_c_loss(&W.st, W.a, NULL, W.w, N, W.loss, W.grad));
+        }
+    }
+    W.a[5] = NAN;
+    UNTOUCHED("gradient input: accumulate, d NaN", GHM_ERR_NONFINITE,
+              ghm_c_accumulate(&W.st, W.a, NULL, W.w, N, &W.stats));
+    W.a[5] = 0.5f;
+    UNTOUCHED("gradient input: accumulate_labels", GHM_ERR_CONFIG,
+              ghm_c_accumulate_labels(&W.st, W.a, &W.layout, W.labels, W.w, &W.stats));
+    UNTOUCHED("gradient input: apply_labels", GHM_ERR_CONFIG,
+              ghm_c_apply_labels(&W.wt, W.a, &W.layout, W.labels, W.w, &W.output, W.grad));
+    UNTOUCHED("gradient input: loss_labels", GHM_ERR_CONFIG,
+              ghm_c_loss_labels(&W.st, W.a, LA, LC, W.labels, W.w, W.loss, W.grad));
+
+    /* without the option, GHM-C targets stay required */
+    setup(k);
+    UNTOUCHED("GHM-C accumulate: NULL targets without GHM_OPT_GRADIENT_INPUT", GHM_ERR_NULL,
+              ghm_c_accumulate(&W.st, W.a, NULL, W.w, N, &W.stats));
+    UNTOUCHED("GHM-C apply: NULL targets without GHM_OPT_GRADIENT_INPUT", GHM_ERR_NULL,
+              ghm_c_apply(&W.wt, W.a, NULL, W.w, N, &W.output, W.grad));
+    UNTOUCHED("GHM-C loss: NULL targets without GHM_OPT_GRADIENT_INPUT", GHM_ERR_NULL,
+              ghm_c_loss(&W.st, W.a, NULL, W.w, N, W.loss, W.grad));
+}
+
 /* Successful class-index applies write exactly the layout's elements of out. */
 static void test_labels_writes_in_range(const kind *k) {
     int f;
     for (f = 0; f < N_GOOD_LAYOUTS; f++) {
         const char *what;
         ghm_class_layout l;
-        size_t r, c, i, extent;
+        size_t r, c, i, im, bx, extent = 0;
+        size_t images, boxes;
         int ok;
         unsigned char mark[N_LONG + SLACK];
         setup(k);
         l = good_layout(f, &what);
         W.layout = l;
+        images = l.images > 1 ? l.images : 1;
+        boxes = l.boxes > 1 ? l.boxes : 1;
         memset(mark, 0, sizeof mark);
-        for (r = 0; r < l.anchors; r++) {
-            for (c = 0; c < l.classes; c++) {
-                mark[1 + r * l.anchor_stride + c * l.class_stride] = 1;
+        for (im = 0; im < images; im++) {
+            for (bx = 0; bx < boxes; bx++) {
+                for (r = 0; r < l.anchors; r++) {
+                    for (c = 0; c < l.classes; c++) {
+                        size_t at = im * l.image_stride + bx * l.box_stride +
+                                    r * l.anchor_stride + c * l.class_stride;
+                        if (at + 1 > extent) {
+                            extent = at + 1;
+                        }
+                        if (at + 1 < N_LONG + SLACK) {
+                            mark[1 + at] = 1;
+                        }
+                    }
+                }
             }
         }
-        extent = (l.anchors - 1) * l.anchor_stride + (l.classes - 1) * l.class_stride + 1;
         ok = ghm_c_apply_labels(&W.wt, W.a, &W.layout, W.labels, W.w, &W.output, W.grad + 1) ==
              GHM_OK;
         for (i = 0; ok && i < N_LONG + SLACK; i++) {
@@ -2528,7 +2825,10 @@ int main(void) {
         test_commit(k);
         test_apply(k);
         test_phase_values(k);
+        test_region_weights(k);
+        test_summed_output(k);
         if (k->tag == 'c') {
+            test_gradient_input(k);
             test_loss_labels(k);
             test_accumulate_labels(k);
             test_apply_labels(k);

@@ -269,6 +269,7 @@ static ghm_status accumulate_chunk(const fx_case *c, const fx_call *k, const cal
     const float *w = k->weight ? k->weight + r0 : NULL;
     if (c->labels_layout) {
         ghm_class_layout lay;
+        memset(&lay, 0, sizeof lay);
         lay.anchors = r1 - r0;
         lay.classes = in->classes;
         lay.anchor_stride = in->classes;
@@ -287,6 +288,7 @@ static ghm_status apply_chunk(const fx_case *c, const fx_call *k, const call_in 
     const float *w = k->weight ? k->weight + r0 : NULL;
     if (c->labels_layout) {
         ghm_class_layout lay;
+        memset(&lay, 0, sizeof lay);
         lay.anchors = r1 - r0;
         lay.classes = in->classes;
         lay.anchor_stride = in->classes;
@@ -334,6 +336,7 @@ static int three_phase(const fx_case *c, size_t ci, const call_in *in, ghm_state
     none_out.kind = GHM_OUTPUT_ELEMENT_LOSS;
     none_out.scale = 1.0f;
     none_out.add = 0;
+    none_out.sum = 0;
     for (j = 0; j < chunks; j++) {
         r = apply_chunk(c, k, in, &wt, cut[j], cut[j + 1], NULL, grad);
         if (r == GHM_OK) {

@@ -168,6 +168,7 @@ static void run(enum which which) {
         if (s == GHM_OK) {
             if (labels_mode) {
                 ghm_class_layout l;
+                memset(&l, 0, sizeof l);
                 l.anchors = end - begin;
                 l.classes = CLASSES;
                 l.anchor_stride = CLASSES;
@@ -188,6 +189,7 @@ static void run(enum which which) {
         if (s == GHM_OK) {
             if (labels_mode) {
                 ghm_class_layout l;
+                memset(&l, 0, sizeof l);
                 l.anchors = end - begin;
                 l.classes = CLASSES;
                 l.anchor_stride = CLASSES;

@@ -46,9 +46,19 @@
 #define GHM_OPT_PROBABILITY_INPUT 8
 
 /**
+ * GHM-C only: the input is the gradient itself, `d = p - t` in [-1, 1] (as Darknet can hold
+ * it), and targets are not read (they may be NULL in C). `g = |d|` is binned and the gradient
+ * written is `coef * d`. The loss term reported is `-ln(1 - |d|)` (log floored at -100), which
+ * is the binary cross-entropy exactly when the target is 0 or 1; for soft targets it is not
+ * the BCE, which needs p and t. Exclusive with `GHM_OPT_PROBABILITY_INPUT`; the class-index
+ * (labels) functions refuse it.
+ */
+#define GHM_OPT_GRADIENT_INPUT 16
+
+/**
  * Every option bit this version knows.
  */
-#define GHM_OPT_ALL (((GHM_OPT_NORM_BY_BINS | GHM_OPT_EMA_BIAS_CORRECTION) | GHM_OPT_DECAY_EMPTY_BINS) | GHM_OPT_PROBABILITY_INPUT)
+#define GHM_OPT_ALL ((((GHM_OPT_NORM_BY_BINS | GHM_OPT_EMA_BIAS_CORRECTION) | GHM_OPT_DECAY_EMPTY_BINS) | GHM_OPT_PROBABILITY_INPUT) | GHM_OPT_GRADIENT_INPUT)
 
 /**
  * The largest GHM-R mu: with it, `sqrt(d^2 + mu^2) - mu` is finite for every finite d.
@@ -172,10 +182,24 @@ typedef struct ghm_stats {
 } ghm_stats;
 
 /**
- * Where the logits of a class-index layout lie: element (anchor r, class c) is at offset
- * `r * anchor_stride + c * class_stride`. One of the strides is 1: `[anchors][classes]`
- * (mmdetection) has `class_stride` 1, planes of anchors per class (Darknet's yolo output,
- * anchors being the h*w locations) have `anchor_stride` 1.
+ * Where the logits and labels of a class-index layout lie.
+ *
+ * A layout is `images * boxes` *blocks* (for Darknet's yolo layer: one per image and anchor
+ * box); in each, element (anchor r, class c) is at offset `r * anchor_stride + c *
+ * class_stride`, and block (image i, box b) starts at `i * image_stride + b * box_stride`.
+ * One of `anchor_stride` and `class_stride` is 1: `[anchors][classes]` (mmdetection) has
+ * `class_stride` 1, planes of anchors per class (Darknet's yolo output, anchors being the
+ * h*w locations) have `anchor_stride` 1.
+ *
+ * Labels: `labels_per_anchor` (K) per anchor, the anchor's labels contiguous, anchors in
+ * block order: label s of anchor r of block (i, b) is `labels[((i * boxes + b) * anchors +
+ * r) * K + s]`. Class c's target at that anchor is 1 if any of its K labels is c (several
+ * classes in one cell), else 0; labels outside `[0, classes)` (such as -1) name no class.
+ * Anchor weights: one per anchor, `anchor_weights[(i * boxes + b) * anchors + r]`.
+ *
+ * The fields `labels_per_anchor`, `boxes` and `images` read 0 as 1 (one label, one block),
+ * so a layout whose new fields are zero means what a four-field layout meant; strides of a
+ * level with count 0 or 1 are not used.
  */
 typedef struct ghm_class_layout {
   /**
@@ -194,6 +218,26 @@ typedef struct ghm_class_layout {
    * Distance in floats between consecutive classes of an anchor.
    */
   size_t class_stride;
+  /**
+   * Labels per anchor K (0 reads as 1); unused label slots hold -1.
+   */
+  size_t labels_per_anchor;
+  /**
+   * Blocks per image (Darknet: the anchor boxes of the layer; 0 reads as 1).
+   */
+  size_t boxes;
+  /**
+   * Distance in floats between consecutive blocks of an image.
+   */
+  size_t box_stride;
+  /**
+   * Number of images (0 reads as 1).
+   */
+  size_t images;
+  /**
+   * Distance in floats between consecutive images.
+   */
+  size_t image_stride;
 } ghm_class_layout;
 
 /**
@@ -205,20 +249,56 @@ typedef struct ghm_class_layout {
  * Plain data, made only by a successful commit (a value made any other way is refused as
  * not committed). Applying it only reads it, so one set of region weights may serve many
  * threads at once.
+ *
+ * In C, read them with `ghm_region_weights_tot`, `ghm_region_weights_loss` and
+ * `ghm_region_weight`; the fields are plain data a caller may copy or send, but a value
+ * whose fields were changed is refused (its checksum no longer matches).
  */
 typedef struct ghm_region_weights {
+  /**
+   * A tag saying these are region weights ("GHMW").
+   */
   uint32_t magic;
+  /**
+   * The loss that committed them (`GHM_KIND_*` tag).
+   */
   uint32_t kind;
+  /**
+   * The configuration of that loss.
+   */
   struct ghm_config config;
+  /**
+   * The normaliser `tot` of the committed batch: its valid elements (GHM-C) or the sum
+   * of its label weights (GHM-R), at least 1. The loss and every value an apply writes are
+   * divided by it (mean reduction); a summed reduction is `tot` times as large.
+   */
   double tot;
+  /**
+   * Per-region coefficients `loss_weight * beta_k / tot` (0 for empty regions).
+   */
   float coef[GHM_MAX_BINS];
+  /**
+   * The loss of the committed batch (mean reduction, times loss_weight).
+   */
   float loss;
+  /**
+   * A checksum over every other field.
+   */
   uint32_t checksum;
 } ghm_region_weights;
 
 /**
- * What an apply writes: `out[i] = scale * value_i`, or `out[i] += scale * value_i` when
- * `add` is 1. Darknet's delta is `{GHM_OUTPUT_GRADIENT, -factor, 0}`.
+ * What an apply writes: `out[i] = s * value_i`, or `out[i] += s * value_i` when `add` is 1,
+ * where `s` is `scale`, or `scale * tot` (the committed batch's normaliser, see
+ * `ghm_region_weights_tot`) when `sum` is 1.
+ *
+ * Values are those of the mean-reduced loss (divided by tot) unless `sum` is 1, which gives
+ * those of the summed loss. Darknet's delta (minus the gradient of its summed loss, times a
+ * factor) is `{GHM_OUTPUT_GRADIENT, -factor, 0, 1}`.
+ *
+ * Elements with label weight 0 (ignored) get the value 0: an overwrite writes 0 there, an
+ * add leaves them unchanged. Zero-initialise the struct (`= {0}`) so that fields a later
+ * version adds read as 0.
  */
 typedef struct ghm_output {
   /**
@@ -233,6 +313,10 @@ typedef struct ghm_output {
    * 0: overwrite; 1: add to what the buffer holds.
    */
   uint32_t add;
+  /**
+   * 0: scale as given (mean reduction); 1: scale times the commit's tot (summed).
+   */
+  uint32_t sum;
 } ghm_output;
 
 
@@ -267,7 +351,9 @@ typedef struct ghm_output {
 /**
  * A configuration field is out of range: bins not in 1..=GHM_MAX_BINS, momentum not in
  * [0, 1), loss_weight not finite, GHM-R mu not in (0, 1e18], unknown option bits or a
- * GHM-C-only option on GHM-R, weight_cap negative or not finite.
+ * GHM-C-only option on GHM-R, GHM_OPT_PROBABILITY_INPUT with GHM_OPT_GRADIENT_INPUT,
+ * weight_cap negative or not finite. Also: a class-index function given a GHM-C state or
+ * weights with GHM_OPT_GRADIENT_INPUT.
  */
 #define GHM_ERR_CONFIG 5
 
@@ -334,7 +420,8 @@ typedef struct ghm_output {
 #define GHM_ERR_OUTPUT 17
 
 /**
- * A GHM-C probability input (GHM_OPT_PROBABILITY_INPUT) outside [0, 1].
+ * A GHM-C probability input (GHM_OPT_PROBABILITY_INPUT) outside [0, 1], or a gradient
+ * input (GHM_OPT_GRADIENT_INPUT) outside [-1, 1].
  */
 #define GHM_ERR_PROBABILITY 18
 
@@ -435,6 +522,8 @@ ghm_status ghm_state_set_ema(const float *ema,
  * GHM-C over `n` elements: the loss (mean reduction, times loss_weight) and, if `grad` is
  * not NULL, dL/dlogit; updates the EMA in `*state`.
  *
+ * With GHM_OPT_GRADIENT_INPUT, `logits` holds `d = p - t` in [-1, 1] and `targets` is not
+ * read (NULL allowed); the loss term is then `-ln(1 - |d|)` (see the option).
  * Inputs (read only, not retained): `logits[n]` finite, `targets[n]` in [0, 1],
  * `label_weights[n]` finite and >= 0 or NULL for all valid (only `> 0` matters).
  * Outputs (written only on success): `*state`, `*loss`, `grad[n]` (may be exactly `logits`).
@@ -486,7 +575,8 @@ ghm_status ghm_r_loss(struct ghm_state *state,
  * all-zero row), `anchor_weights[n_anchors]` or NULL (all valid), applying to every class of
  * the anchor. Otherwise as `ghm_c_loss`; `grad[n_anchors * n_classes]` may not alias `logits`.
  * Errors: as `ghm_c_loss`; GHM_ERR_LENGTH if n_anchors * n_classes overflows;
- * GHM_ERR_LAYOUT for n_classes above 2^24. 0 anchors or 0 classes (at most 2^24) is an empty
+ * GHM_ERR_LAYOUT for n_classes above 2^24; GHM_ERR_CONFIG for a state with
+ * GHM_OPT_GRADIENT_INPUT. 0 anchors or 0 classes (at most 2^24) is an empty
  * batch: loss 0, state unchanged.
  *
  * # Safety
@@ -525,7 +615,8 @@ ghm_status ghm_stats_merge(const struct ghm_stats *from,
 
 /**
  * Phase 1 of GHM-C: validates a chunk of `n` elements (as `ghm_c_loss`) and adds its
- * per-region counts and loss sums to `*stats`. Reads `*state` (its configuration) without
+ * per-region counts and loss sums to `*stats`. With GHM_OPT_GRADIENT_INPUT, `logits` holds
+ * `d = p - t` in [-1, 1] and `targets` is not read (NULL allowed). Reads `*state` (its configuration) without
  * changing it, so threads may accumulate disjoint chunks into their own stats at once.
  * Errors: as `ghm_c_loss`, and GHM_ERR_STATS_MISMATCH.
  *
@@ -554,11 +645,15 @@ ghm_status ghm_r_accumulate(const struct ghm_state *state,
                             struct ghm_stats *stats);
 
 /**
- * Phase 1 of GHM-C with class-index targets in any supported layout: the logit of anchor
- * `r`, class `c` is `logits[r * anchor_stride + c * class_stride]` (one stride must be 1:
- * `[anchors][classes]` rows as mmdetection, or per-class planes of anchors as Darknet's
- * yolo output). `labels[anchors]`, `anchor_weights[anchors]` or NULL.
- * Errors: as `ghm_c_accumulate`, and GHM_ERR_LAYOUT.
+ * Phase 1 of GHM-C with class-index targets in any supported layout (see
+ * `ghm_class_layout`): in block (image i, box b), the logit of anchor `r`, class `c` is
+ * `logits[i * image_stride + b * box_stride + r * anchor_stride + c * class_stride]` (one of
+ * anchor_stride and class_stride must be 1: `[anchors][classes]` rows as mmdetection, or
+ * per-class planes of anchors as Darknet's yolo output). `labels[cells * labels_per_anchor]`
+ * and `anchor_weights[cells]` or NULL, where cells = images * boxes * anchors (counts of 0
+ * read as 1); a class is target 1 at an anchor if one of its labels names it.
+ * Errors: as `ghm_c_accumulate`, GHM_ERR_LAYOUT, GHM_ERR_LENGTH (a count or the extent
+ * overflows), GHM_ERR_CONFIG (a state with GHM_OPT_GRADIENT_INPUT).
  *
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`
@@ -587,9 +682,49 @@ ghm_status ghm_commit(const struct ghm_stats *stats,
                       float *loss);
 
 /**
+ * The normaliser `tot` of the batch `*weights` were committed for: its valid elements
+ * (GHM-C) or the sum of its label weights (GHM-R), at least 1. The committed loss and every
+ * value an apply writes are divided by it (mean reduction); multiply by it for a summed
+ * reduction (or apply with `ghm_output.sum` 1).
+ * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP, GHM_ERR_NOT_COMMITTED.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of its type.
+ */
+ghm_status ghm_region_weights_tot(const struct ghm_region_weights *weights,
+                                  double *tot);
+
+/**
+ * The loss of the batch `*weights` were committed for (mean reduction, times loss_weight;
+ * the value `ghm_commit` wrote). Times `ghm_region_weights_tot` it is the summed loss.
+ * Errors: as `ghm_region_weights_tot`.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of its type.
+ */
+ghm_status ghm_region_weights_loss(const struct ghm_region_weights *weights,
+                                   float *loss);
+
+/**
+ * beta_k, the harmonizing weight `tot / (density_k * n)` (capped by weight_cap) of an
+ * element whose gradient norm falls in region `region` (0 for a region that was empty or
+ * at or past `bins`); its gradient in the mean-reduced loss is
+ * `loss_weight * beta_k / tot` times `p - t` (GHM-C) or `d / sqrt(d^2 + mu^2)` (GHM-R).
+ * Errors: as `ghm_region_weights_tot`.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of its type.
+ */
+ghm_status ghm_region_weight(const struct ghm_region_weights *weights,
+                             size_t region,
+                             float *beta);
+
+/**
  * Phase 3 of GHM-C: validates a chunk (as `ghm_c_loss`) and writes `out[n]` from committed
- * weights: by default (`output` NULL) the gradient. `out` may be exactly `logits`. Only reads
- * `*weights`, so threads may apply the same weights to disjoint chunks at once.
+ * weights: by default (`output` NULL) the gradient. `out` may be exactly `logits`. Elements
+ * of label weight 0 get 0 (written, or with `output->add` added, so they keep their value).
+ * With GHM_OPT_GRADIENT_INPUT, `logits` holds `d = p - t` and `targets` is not read. Only
+ * reads `*weights`, so threads may apply the same weights to disjoint chunks at once.
  * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_LENGTH, GHM_ERR_OVERLAP,
  * GHM_ERR_NOT_COMMITTED, GHM_ERR_WRONG_LOSS (weights of the other loss), GHM_ERR_OUTPUT, the
  * input errors of `ghm_c_loss` (GHM_ERR_NONFINITE, GHM_ERR_TARGET, GHM_ERR_PROBABILITY,
@@ -623,7 +758,8 @@ ghm_status ghm_r_apply(const struct ghm_region_weights *weights,
 /**
  * Phase 3 of GHM-C with class-index targets (layout as `ghm_c_accumulate_labels`): writes
  * the output at the layout's elements of `out`, which has the same layout as `logits` and
- * may not overlap it. Errors: as `ghm_c_apply`, and GHM_ERR_LAYOUT.
+ * may not overlap it. Errors: as `ghm_c_apply`, GHM_ERR_LAYOUT, GHM_ERR_LENGTH, and
+ * GHM_ERR_CONFIG (weights of a state with GHM_OPT_GRADIENT_INPUT).
  *
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`

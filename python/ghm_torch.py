@@ -91,7 +91,8 @@ GHM_OPT_NORM_BY_BINS = 1
 GHM_OPT_EMA_BIAS_CORRECTION = 2
 GHM_OPT_DECAY_EMPTY_BINS = 4
 GHM_OPT_PROBABILITY_INPUT = 8
-GHM_OPT_ALL = 15
+GHM_OPT_GRADIENT_INPUT = 16
+GHM_OPT_ALL = 31
 
 GHM_OUTPUT_GRADIENT = 0
 GHM_OUTPUT_ELEMENT_WEIGHT = 1
@@ -162,6 +163,11 @@ class ghm_class_layout(ctypes.Structure):
         ("classes", ctypes.c_size_t),
         ("anchor_stride", ctypes.c_size_t),
         ("class_stride", ctypes.c_size_t),
+        ("labels_per_anchor", ctypes.c_size_t),
+        ("boxes", ctypes.c_size_t),
+        ("box_stride", ctypes.c_size_t),
+        ("images", ctypes.c_size_t),
+        ("image_stride", ctypes.c_size_t),
     ]
 
 
@@ -182,6 +188,7 @@ class ghm_output(ctypes.Structure):
         ("kind", ctypes.c_uint32),
         ("scale", ctypes.c_float),
         ("add", ctypes.c_uint32),
+        ("sum", ctypes.c_uint32),
     ]
 
 
@@ -218,6 +225,9 @@ _SIGNATURES = {
     "ghm_c_apply": (_ST, [_PW, _P, _P, _P, _SZ, _PO, _P]),
     "ghm_r_apply": (_ST, [_PW, _P, _P, _P, _SZ, _PO, _P]),
     "ghm_c_apply_labels": (_ST, [_PW, _P, _PL, _P, _P, _PO, _P]),
+    "ghm_region_weights_tot": (_ST, [_PW, ctypes.POINTER(ctypes.c_double)]),
+    "ghm_region_weights_loss": (_ST, [_PW, _PF]),
+    "ghm_region_weight": (_ST, [_PW, _SZ, _PF]),
 }
 
 

@@ -42,9 +42,21 @@ pub const OPT_DECAY_EMPTY_BINS: u32 = 4;
 /// rather than logits. The loss is PyTorch's `binary_cross_entropy` on `p` (logs floored at
 /// -100); the gradient is still with respect to the logit, `p - t`.
 pub const OPT_PROBABILITY_INPUT: u32 = 8;
+/// GHM-C only: the input is the gradient itself, `d = p - t` in [-1, 1] (as Darknet can hold
+/// it), and targets are not read (they may be NULL in C). `g = |d|` is binned and the gradient
+/// written is `coef * d`. The loss term reported is `-ln(1 - |d|)` (log floored at -100), which
+/// is the binary cross-entropy exactly when the target is 0 or 1; for soft targets it is not
+/// the BCE, which needs p and t. Exclusive with `GHM_OPT_PROBABILITY_INPUT`; the class-index
+/// (labels) functions refuse it.
+pub const OPT_GRADIENT_INPUT: u32 = 16;
 /// Every option bit this version knows.
-pub const OPT_ALL: u32 =
-    OPT_NORM_BY_BINS | OPT_EMA_BIAS_CORRECTION | OPT_DECAY_EMPTY_BINS | OPT_PROBABILITY_INPUT;
+pub const OPT_ALL: u32 = OPT_NORM_BY_BINS
+    | OPT_EMA_BIAS_CORRECTION
+    | OPT_DECAY_EMPTY_BINS
+    | OPT_PROBABILITY_INPUT
+    | OPT_GRADIENT_INPUT;
+/// The option bits only GHM-C knows.
+const OPT_GHM_C_ONLY: u32 = OPT_PROBABILITY_INPUT | OPT_GRADIENT_INPUT;
 
 /// The largest GHM-R mu: with it, `sqrt(d^2 + mu^2) - mu` is finite for every finite d.
 pub const MAX_MU: f32 = 1e18;
@@ -132,17 +144,19 @@ impl Config {
         if !self.loss_weight.is_finite() {
             return Some(("loss_weight\0", "a finite float\0"));
         }
-        if regression && self.options & !(OPT_ALL & !OPT_PROBABILITY_INPUT) != 0 {
+        if regression && self.options & !(OPT_ALL & !OPT_GHM_C_ONLY) != 0 {
             return Some((
                 "options\0",
                 "a combination of GHM_OPT_NORM_BY_BINS (1), GHM_OPT_EMA_BIAS_CORRECTION (2) \
-                 and GHM_OPT_DECAY_EMPTY_BINS (4); GHM_OPT_PROBABILITY_INPUT is GHM-C only\0",
+                 and GHM_OPT_DECAY_EMPTY_BINS (4); GHM_OPT_PROBABILITY_INPUT and \
+                 GHM_OPT_GRADIENT_INPUT are GHM-C only\0",
             ));
         }
-        if self.options & !OPT_ALL != 0 {
+        if self.options & !OPT_ALL != 0 || self.options & OPT_GHM_C_ONLY == OPT_GHM_C_ONLY {
             return Some((
                 "options\0",
-                "a combination of the GHM_OPT_* bits (1, 2, 4, 8)\0",
+                "a combination of the GHM_OPT_* bits (1, 2, 4, 8, 16), at most one of \
+                 GHM_OPT_PROBABILITY_INPUT and GHM_OPT_GRADIENT_INPUT\0",
             ));
         }
         if !(self.weight_cap >= 0.0 && self.weight_cap.is_finite()) {

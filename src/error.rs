@@ -19,7 +19,8 @@ pub enum Error {
     /// An output buffer partly overlaps an input or another output (the gradient may be
     /// exactly the logits/pred buffer).
     Overlap = 4,
-    /// A configuration field is out of range.
+    /// A configuration field is out of range (or a class-index call on a GHM-C loss with
+    /// `OPT_GRADIENT_INPUT`, whose options exclude it).
     Config = 5,
     /// The state was never initialised or is corrupted.
     State = 6,
@@ -47,7 +48,8 @@ pub enum Error {
     Layout = 16,
     /// An output specification with an unknown kind or flag, or a scale that is not finite.
     Output = 17,
-    /// A GHM-C probability input (`OPT_PROBABILITY_INPUT`) outside [0, 1].
+    /// A GHM-C probability input (`OPT_PROBABILITY_INPUT`) outside [0, 1], or a gradient
+    /// input (`OPT_GRADIENT_INPUT`) outside [-1, 1].
     Probability = 18,
 }
 
@@ -121,7 +123,7 @@ const MESSAGES: [&str; Error::ALL.len() + 1] = [
     "the region weights were not produced by a commit\0",
     "the class layout is not supported\0",
     "the output specification is invalid\0",
-    "a probability input is outside [0, 1]\0",
+    "a probability input is outside [0, 1] (or a gradient input outside [-1, 1])\0",
 ];
 
 /// The message of a code this library does not define.

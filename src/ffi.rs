@@ -13,7 +13,7 @@
 use core::ffi::c_char;
 use core::mem::{align_of, size_of};
 
-use crate::config::{Config, Kind};
+use crate::config::{Config, Kind, OPT_GRADIENT_INPUT};
 use crate::error::Error;
 use crate::io::{ClassLayout, Output, OutputKind};
 use crate::loss::{Ghm, Loss};
@@ -37,7 +37,9 @@ pub const GHM_ERR_LENGTH: ghm_status = 3;
 pub const GHM_ERR_OVERLAP: ghm_status = 4;
 /// A configuration field is out of range: bins not in 1..=GHM_MAX_BINS, momentum not in
 /// [0, 1), loss_weight not finite, GHM-R mu not in (0, 1e18], unknown option bits or a
-/// GHM-C-only option on GHM-R, weight_cap negative or not finite.
+/// GHM-C-only option on GHM-R, GHM_OPT_PROBABILITY_INPUT with GHM_OPT_GRADIENT_INPUT,
+/// weight_cap negative or not finite. Also: a class-index function given a GHM-C state or
+/// weights with GHM_OPT_GRADIENT_INPUT.
 pub const GHM_ERR_CONFIG: ghm_status = 5;
 /// The state was never initialised or is corrupted.
 pub const GHM_ERR_STATE: ghm_status = 6;
@@ -65,7 +67,8 @@ pub const GHM_ERR_NOT_COMMITTED: ghm_status = 15;
 pub const GHM_ERR_LAYOUT: ghm_status = 16;
 /// A `ghm_output` with an unknown kind or flag, or a scale that is not finite.
 pub const GHM_ERR_OUTPUT: ghm_status = 17;
-/// A GHM-C probability input (GHM_OPT_PROBABILITY_INPUT) outside [0, 1].
+/// A GHM-C probability input (GHM_OPT_PROBABILITY_INPUT) outside [0, 1], or a gradient
+/// input (GHM_OPT_GRADIENT_INPUT) outside [-1, 1].
 pub const GHM_ERR_PROBABILITY: ghm_status = 18;
 
 /// `ghm_output.kind`: dL/dlogit (GHM-C) or dL/dpred (GHM-R).
@@ -75,8 +78,17 @@ pub const GHM_OUTPUT_ELEMENT_WEIGHT: u32 = 1;
 /// `ghm_output.kind`: each element's loss, the reference's reduction "none".
 pub const GHM_OUTPUT_ELEMENT_LOSS: u32 = 2;
 
-/// What an apply writes: `out[i] = scale * value_i`, or `out[i] += scale * value_i` when
-/// `add` is 1. Darknet's delta is `{GHM_OUTPUT_GRADIENT, -factor, 0}`.
+/// What an apply writes: `out[i] = s * value_i`, or `out[i] += s * value_i` when `add` is 1,
+/// where `s` is `scale`, or `scale * tot` (the committed batch's normaliser, see
+/// `ghm_region_weights_tot`) when `sum` is 1.
+///
+/// Values are those of the mean-reduced loss (divided by tot) unless `sum` is 1, which gives
+/// those of the summed loss. Darknet's delta (minus the gradient of its summed loss, times a
+/// factor) is `{GHM_OUTPUT_GRADIENT, -factor, 0, 1}`.
+///
+/// Elements with label weight 0 (ignored) get the value 0: an overwrite writes 0 there, an
+/// add leaves them unchanged. Zero-initialise the struct (`= {0}`) so that fields a later
+/// version adds read as 0.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ghm_output {
@@ -86,6 +98,8 @@ pub struct ghm_output {
     pub scale: f32,
     /// 0: overwrite; 1: add to what the buffer holds.
     pub add: u32,
+    /// 0: scale as given (mean reduction); 1: scale times the commit's tot (summed).
+    pub sum: u32,
 }
 
 impl ghm_output {
@@ -96,13 +110,14 @@ impl ghm_output {
             GHM_OUTPUT_ELEMENT_LOSS => OutputKind::ElementLoss,
             _ => return Err(Error::Output),
         };
-        if self.add > 1 || !self.scale.is_finite() {
+        if self.add > 1 || self.sum > 1 || !self.scale.is_finite() {
             return Err(Error::Output);
         }
         Ok(Output {
             kind,
             scale: self.scale,
             add: self.add == 1,
+            sum: self.sum == 1,
         })
     }
 }
@@ -260,6 +275,8 @@ pub unsafe extern "C" fn ghm_state_set_ema(
 /// GHM-C over `n` elements: the loss (mean reduction, times loss_weight) and, if `grad` is
 /// not NULL, dL/dlogit; updates the EMA in `*state`.
 ///
+/// With GHM_OPT_GRADIENT_INPUT, `logits` holds `d = p - t` in [-1, 1] and `targets` is not
+/// read (NULL allowed); the loss term is then `-ln(1 - |d|)` (see the option).
 /// Inputs (read only, not retained): `logits[n]` finite, `targets[n]` in [0, 1],
 /// `label_weights[n]` finite and >= 0 or NULL for all valid (only `> 0` matters).
 /// Outputs (written only on success): `*state`, `*loss`, `grad[n]` (may be exactly `logits`).
@@ -341,7 +358,8 @@ pub unsafe extern "C" fn ghm_r_loss(
 /// all-zero row), `anchor_weights[n_anchors]` or NULL (all valid), applying to every class of
 /// the anchor. Otherwise as `ghm_c_loss`; `grad[n_anchors * n_classes]` may not alias `logits`.
 /// Errors: as `ghm_c_loss`; GHM_ERR_LENGTH if n_anchors * n_classes overflows;
-/// GHM_ERR_LAYOUT for n_classes above 2^24. 0 anchors or 0 classes (at most 2^24) is an empty
+/// GHM_ERR_LAYOUT for n_classes above 2^24; GHM_ERR_CONFIG for a state with
+/// GHM_OPT_GRADIENT_INPUT. 0 anchors or 0 classes (at most 2^24) is an empty
 /// batch: loss 0, state unchanged.
 ///
 /// # Safety
@@ -415,7 +433,8 @@ pub unsafe extern "C" fn ghm_stats_merge(from: *const Stats, into: *mut Stats) -
 }
 
 /// Phase 1 of GHM-C: validates a chunk of `n` elements (as `ghm_c_loss`) and adds its
-/// per-region counts and loss sums to `*stats`. Reads `*state` (its configuration) without
+/// per-region counts and loss sums to `*stats`. With GHM_OPT_GRADIENT_INPUT, `logits` holds
+/// `d = p - t` in [-1, 1] and `targets` is not read (NULL allowed). Reads `*state` (its configuration) without
 /// changing it, so threads may accumulate disjoint chunks into their own stats at once.
 /// Errors: as `ghm_c_loss`, and GHM_ERR_STATS_MISMATCH.
 ///
@@ -472,11 +491,15 @@ pub unsafe extern "C" fn ghm_r_accumulate(
     }
 }
 
-/// Phase 1 of GHM-C with class-index targets in any supported layout: the logit of anchor
-/// `r`, class `c` is `logits[r * anchor_stride + c * class_stride]` (one stride must be 1:
-/// `[anchors][classes]` rows as mmdetection, or per-class planes of anchors as Darknet's
-/// yolo output). `labels[anchors]`, `anchor_weights[anchors]` or NULL.
-/// Errors: as `ghm_c_accumulate`, and GHM_ERR_LAYOUT.
+/// Phase 1 of GHM-C with class-index targets in any supported layout (see
+/// `ghm_class_layout`): in block (image i, box b), the logit of anchor `r`, class `c` is
+/// `logits[i * image_stride + b * box_stride + r * anchor_stride + c * class_stride]` (one of
+/// anchor_stride and class_stride must be 1: `[anchors][classes]` rows as mmdetection, or
+/// per-class planes of anchors as Darknet's yolo output). `labels[cells * labels_per_anchor]`
+/// and `anchor_weights[cells]` or NULL, where cells = images * boxes * anchors (counts of 0
+/// read as 1); a class is target 1 at an anchor if one of its labels names it.
+/// Errors: as `ghm_c_accumulate`, GHM_ERR_LAYOUT, GHM_ERR_LENGTH (a count or the extent
+/// overflows), GHM_ERR_CONFIG (a state with GHM_OPT_GRADIENT_INPUT).
 ///
 /// # Safety
 /// Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`
@@ -540,9 +563,79 @@ pub unsafe extern "C" fn ghm_commit(
     }
 }
 
+/// The normaliser `tot` of the batch `*weights` were committed for: its valid elements
+/// (GHM-C) or the sum of its label weights (GHM-R), at least 1. The committed loss and every
+/// value an apply writes are divided by it (mean reduction); multiply by it for a summed
+/// reduction (or apply with `ghm_output.sum` 1).
+/// Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP, GHM_ERR_NOT_COMMITTED.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of its type.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_region_weights_tot(
+    weights: *const RegionWeights,
+    tot: *mut f64,
+) -> ghm_status {
+    // SAFETY: the body checks both pointers with `span` before any access; this function's
+    // contract (# Safety) is the rest of what it needs.
+    unsafe { status(read_weights(weights, tot, |w| w.tot())) }
+}
+
+/// The loss of the batch `*weights` were committed for (mean reduction, times loss_weight;
+/// the value `ghm_commit` wrote). Times `ghm_region_weights_tot` it is the summed loss.
+/// Errors: as `ghm_region_weights_tot`.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of its type.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_region_weights_loss(
+    weights: *const RegionWeights,
+    loss: *mut f32,
+) -> ghm_status {
+    // SAFETY: as for `ghm_region_weights_tot`.
+    unsafe { status(read_weights(weights, loss, |w| w.loss())) }
+}
+
+/// beta_k, the harmonizing weight `tot / (density_k * n)` (capped by weight_cap) of an
+/// element whose gradient norm falls in region `region` (0 for a region that was empty or
+/// at or past `bins`); its gradient in the mean-reduced loss is
+/// `loss_weight * beta_k / tot` times `p - t` (GHM-C) or `d / sqrt(d^2 + mu^2)` (GHM-R).
+/// Errors: as `ghm_region_weights_tot`.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of its type.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_region_weight(
+    weights: *const RegionWeights,
+    region: usize,
+    beta: *mut f32,
+) -> ghm_status {
+    // SAFETY: as for `ghm_region_weights_tot`.
+    unsafe { status(read_weights(weights, beta, |w| w.region_weight(region))) }
+}
+
+/// The body of the region-weights accessors: checks the pointers and the weights, writes
+/// `get(weights)` to `out`.
+unsafe fn read_weights<T>(
+    weights: *const RegionWeights,
+    out: *mut T,
+    get: impl FnOnce(&RegionWeights) -> T,
+) -> Result<(), Error> {
+    disjoint(&[span(out, 1, false)?], &[span(weights, 1, false)?])?;
+    // SAFETY: both pointers were checked above (non-NULL, aligned, in range, disjoint); the
+    // caller guarantees they are valid.
+    let w = unsafe { weights.read() };
+    w.kind()?;
+    // SAFETY: as above.
+    unsafe { out.write(get(&w)) };
+    Ok(())
+}
+
 /// Phase 3 of GHM-C: validates a chunk (as `ghm_c_loss`) and writes `out[n]` from committed
-/// weights: by default (`output` NULL) the gradient. `out` may be exactly `logits`. Only reads
-/// `*weights`, so threads may apply the same weights to disjoint chunks at once.
+/// weights: by default (`output` NULL) the gradient. `out` may be exactly `logits`. Elements
+/// of label weight 0 get 0 (written, or with `output->add` added, so they keep their value).
+/// With GHM_OPT_GRADIENT_INPUT, `logits` holds `d = p - t` and `targets` is not read. Only
+/// reads `*weights`, so threads may apply the same weights to disjoint chunks at once.
 /// Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_LENGTH, GHM_ERR_OVERLAP,
 /// GHM_ERR_NOT_COMMITTED, GHM_ERR_WRONG_LOSS (weights of the other loss), GHM_ERR_OUTPUT, the
 /// input errors of `ghm_c_loss` (GHM_ERR_NONFINITE, GHM_ERR_TARGET, GHM_ERR_PROBABILITY,
@@ -606,7 +699,8 @@ pub unsafe extern "C" fn ghm_r_apply(
 
 /// Phase 3 of GHM-C with class-index targets (layout as `ghm_c_accumulate_labels`): writes
 /// the output at the layout's elements of `out`, which has the same layout as `logits` and
-/// may not overlap it. Errors: as `ghm_c_apply`, and GHM_ERR_LAYOUT.
+/// may not overlap it. Errors: as `ghm_c_apply`, GHM_ERR_LAYOUT, GHM_ERR_LENGTH, and
+/// GHM_ERR_CONFIG (weights of a state with GHM_OPT_GRADIENT_INPUT).
 ///
 /// # Safety
 /// Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`
@@ -719,7 +813,7 @@ unsafe fn run<L: Loss>(
         let s_span = span(state, 1, false)?;
         let l_span = span(loss, 1, false)?;
         let a_span = span(a, n, false)?;
-        let b_span = span(b, n, false)?;
+        let b_span = span(b, n, L::KIND == Kind::Classification)?;
         let w_span = span(w, n, true)?;
         let g_span = span(grad, n, true)?;
         let in_place = !grad.is_null() && n > 0 && g_span == a_span;
@@ -732,14 +826,14 @@ unsafe fn run<L: Loss>(
         disjoint(&[s_span, l_span], &[a_span, b_span, w_span, g_span])?;
 
         let mut ghm = Ghm::<L>::from_state(state.read())?;
-        let b = slice(b, n);
+        let b = targets(L::KIND, ghm.config(), b, n)?;
         let w = (!w.is_null()).then(|| slice(w, n));
         let value = if grad.is_null() {
-            ghm.loss(slice(a, n), b, w)?
+            ghm.loss_values(slice(a, n), b, w)?
         } else if in_place {
-            ghm.loss_grad_in_place(core::slice::from_raw_parts_mut(grad, n), b, w)?
+            ghm.loss_grad_in_place_values(core::slice::from_raw_parts_mut(grad, n), b, w)?
         } else {
-            ghm.loss_grad(slice(a, n), b, w, core::slice::from_raw_parts_mut(grad, n))?
+            ghm.loss_grad_values(slice(a, n), b, w, core::slice::from_raw_parts_mut(grad, n))?
         };
         state.write(*ghm.state());
         loss.write(value);
@@ -802,18 +896,18 @@ unsafe fn accumulate<L: Loss>(
     // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
     // (this function's contract).
     unsafe {
-        let residual = L::KIND == Kind::Regression && b.is_null();
         let inputs = [
             span(state, 1, false)?,
             span(a, n, false)?,
-            span(b, n, residual)?,
+            span(b, n, true)?,
             span(w, n, true)?,
         ];
         disjoint(&[span(stats, 1, false)?], &inputs)?;
         let ghm = Ghm::<L>::from_state(state.read())?;
+        let b = targets_or_residual(L::KIND, ghm.config(), b, n)?;
         let mut into = stats.read();
         let (a, w) = (slice(a, n), (!w.is_null()).then(|| slice(w, n)));
-        ghm.accumulate_values(&mut into, a, (!residual).then(|| slice(b, n)), w)?;
+        ghm.accumulate_values(&mut into, a, b, w)?;
         stats.write(into);
         Ok(())
     }
@@ -835,27 +929,62 @@ unsafe fn accumulate_labels(
         let l_span = span(layout, 1, false)?;
         let layout = layout.read();
         let extent = layout.extent().ok_or(Error::Length)?;
+        let (cells, nl) = cells_and_labels(&layout)?;
         let inputs = [
             span(state, 1, false)?,
             l_span,
             span(logits, extent, false)?,
-            span(labels, layout.anchors, false)?,
-            span(w, layout.anchors, true)?,
+            span(labels, nl, false)?,
+            span(w, cells, true)?,
         ];
         disjoint(&[span(stats, 1, false)?], &inputs)?;
         let ghm = Ghm::<Classification>::from_state(state.read())?;
         let mut into = stats.read();
-        let w = (!w.is_null()).then(|| slice(w, layout.anchors));
+        let w = (!w.is_null()).then(|| slice(w, cells));
         ghm.accumulate_labels(
             &mut into,
             slice(logits, extent),
             layout,
-            slice(labels, layout.anchors),
+            slice(labels, nl),
             w,
         )?;
         stats.write(into);
         Ok(())
     }
+}
+
+/// The targets of an element-wise one-shot call (`ghm_c_loss`, `ghm_r_loss`): required,
+/// except for GHM-C with GHM_OPT_GRADIENT_INPUT, which does not read them (NULL or not).
+/// `b` has passed `span` for `n` floats, NULL allowed.
+unsafe fn targets<'a>(
+    kind: Kind,
+    config: &Config,
+    b: *const f32,
+    n: usize,
+) -> Result<Option<&'a [f32]>, Error> {
+    if kind == Kind::Classification && config.options & OPT_GRADIENT_INPUT != 0 {
+        return Ok(None);
+    }
+    if b.is_null() && n > 0 {
+        return Err(Error::Null);
+    }
+    // SAFETY: checked by `span` (the caller's contract) and not NULL unless `n` is 0.
+    Ok(Some(unsafe { slice(b, n) }))
+}
+
+/// The targets of an accumulate or apply: as [`targets`], and GHM-R's NULL targets mean the
+/// first input holds the residuals.
+unsafe fn targets_or_residual<'a>(
+    kind: Kind,
+    config: &Config,
+    b: *const f32,
+    n: usize,
+) -> Result<Option<&'a [f32]>, Error> {
+    if kind == Kind::Regression && b.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller's contract.
+    unsafe { targets(kind, config, b, n) }
 }
 
 /// The output spec of an apply (NULL: the gradient, overwriting).
@@ -886,11 +1015,10 @@ unsafe fn apply<L: Loss>(
     // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
     // (this function's contract).
     unsafe {
-        let residual = L::KIND == Kind::Regression && b.is_null();
         let a_span = span(a, n, false)?;
         let others = [
             span(weights, 1, false)?,
-            span(b, n, residual)?,
+            span(b, n, true)?,
             span(w, n, true)?,
             span(output, 1, true)?,
         ];
@@ -902,10 +1030,10 @@ unsafe fn apply<L: Loss>(
         }
         let spec = output_spec(output)?;
         let weights = weights.read();
-        let w = (!w.is_null()).then(|| slice(w, n));
-        let b = (!residual).then(|| slice(b, n));
-        let out = slice_mut(out, n);
         weights.check(L::KIND)?;
+        let w = (!w.is_null()).then(|| slice(w, n));
+        let b = targets_or_residual(L::KIND, weights.config(), b, n)?;
+        let out = slice_mut(out, n);
         if in_place {
             weights.apply_values_in_place(out, b, w, spec)
         } else {
@@ -931,19 +1059,20 @@ unsafe fn apply_labels(
         let l_span = span(layout, 1, false)?;
         let layout = layout.read();
         let extent = layout.extent().ok_or(Error::Length)?;
+        let (cells, nl) = cells_and_labels(&layout)?;
         let inputs = [
             span(weights, 1, false)?,
             l_span,
             span(logits, extent, false)?,
-            span(labels, layout.anchors, false)?,
-            span(w, layout.anchors, true)?,
+            span(labels, nl, false)?,
+            span(w, cells, true)?,
             span(output, 1, true)?,
         ];
         disjoint(&[span(out, extent, false)?], &inputs)?;
         let spec = output_spec(output)?;
         let weights = weights.read();
-        let w = (!w.is_null()).then(|| slice(w, layout.anchors));
-        let labels = slice(labels, layout.anchors);
+        let w = (!w.is_null()).then(|| slice(w, cells));
+        let labels = slice(labels, nl);
         weights.apply_labels(
             slice(logits, extent),
             layout,
@@ -953,6 +1082,15 @@ unsafe fn apply_labels(
             slice_mut(out, extent),
         )
     }
+}
+
+/// The anchor count over all blocks of `layout` (the anchor weights' length) and its label
+/// count; [`Error::Length`] if either overflows.
+fn cells_and_labels(layout: &ClassLayout) -> Result<(usize, usize), Error> {
+    layout
+        .cells()
+        .zip(layout.label_count())
+        .ok_or(Error::Length)
 }
 
 /// A slice over checked caller memory; empty (and never dereferenced) when `n` is 0.

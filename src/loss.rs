@@ -14,7 +14,7 @@
 use core::marker::PhantomData;
 
 use crate::arch::{self, Isa};
-use crate::config::{Config, Kind, OPT_PROBABILITY_INPUT};
+use crate::config::{Config, Kind, OPT_GRADIENT_INPUT, OPT_PROBABILITY_INPUT};
 use crate::error::Error;
 use crate::io::{ClassLayout, Output};
 use crate::kernel::{Accumulate, Apply, Asl1, Bce, Bins, Inputs, Model, Plan, Targets, Validate};
@@ -33,6 +33,7 @@ macro_rules! with_model {
             Kind::Classification => {
                 let $m = &Bce {
                     probabilities: $config.options & OPT_PROBABILITY_INPUT != 0,
+                    gradient: $config.options & OPT_GRADIENT_INPUT != 0,
                 };
                 $body
             }
@@ -209,7 +210,17 @@ impl<L: Loss> Ghm<L> {
         b: &[f32],
         label_weights: Option<&[f32]>,
     ) -> Result<f32, Error> {
-        let x = elementwise(a, Some(b), label_weights)?;
+        self.loss_values(a, Some(b), label_weights)
+    }
+
+    /// [`loss`](Self::loss), or with `b` `None` for targets 0 (GHM-C gradient input).
+    pub(crate) fn loss_values(
+        &mut self,
+        a: &[f32],
+        b: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
+    ) -> Result<f32, Error> {
+        let x = elementwise(a, b, label_weights)?;
         // SAFETY: the pointers come from slices of length x.n; no output.
         unsafe { self.one_shot(&x, None) }
     }
@@ -223,7 +234,18 @@ impl<L: Loss> Ghm<L> {
         label_weights: Option<&[f32]>,
         grad: &mut [f32],
     ) -> Result<f32, Error> {
-        let x = elementwise(a, Some(b), label_weights)?;
+        self.loss_grad_values(a, Some(b), label_weights, grad)
+    }
+
+    /// [`loss_grad`](Self::loss_grad), or with `b` `None` for targets 0.
+    pub(crate) fn loss_grad_values(
+        &mut self,
+        a: &[f32],
+        b: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
+        grad: &mut [f32],
+    ) -> Result<f32, Error> {
+        let x = elementwise(a, b, label_weights)?;
         if grad.len() != x.n {
             return Err(Error::Length);
         }
@@ -238,7 +260,17 @@ impl<L: Loss> Ghm<L> {
         b: &[f32],
         label_weights: Option<&[f32]>,
     ) -> Result<f32, Error> {
-        let mut x = elementwise(a, Some(b), label_weights)?;
+        self.loss_grad_in_place_values(a, Some(b), label_weights)
+    }
+
+    /// [`loss_grad_in_place`](Self::loss_grad_in_place), or with `b` `None` for targets 0.
+    pub(crate) fn loss_grad_in_place_values(
+        &mut self,
+        a: &mut [f32],
+        b: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
+    ) -> Result<f32, Error> {
+        let mut x = elementwise(a, b, label_weights)?;
         let out = a.as_mut_ptr();
         x.a = out;
         // SAFETY: as for loss_grad; the output is exactly `x.a`, which the passes allow.
@@ -291,10 +323,13 @@ impl<L: Loss> Ghm<L> {
 
 impl Ghm<Classification> {
     /// Phase 1 for class-index targets: `logits` laid out as `layout` (for mmdetection's
-    /// `[anchors][classes]`, `ClassLayout::rows(anchors, classes)`), `labels` one per anchor
-    /// (a label in `[0, classes)` makes that class's target 1 and the others 0; any other
-    /// value, such as `classes` for background or -1, gives an all-zero row), and
-    /// `anchor_weights` one per anchor (`None`: all valid), applying to all its classes.
+    /// `[anchors][classes]`, `ClassLayout::rows(anchors, classes)`; for a Darknet yolo layer,
+    /// `ClassLayout::planes(h * w, classes).batched(..)`), `labels` `layout.labels_per_anchor`
+    /// per anchor (a label in `[0, classes)` makes that class's target 1; any other value,
+    /// such as `classes` for background or -1, names no class; classes no label names have
+    /// target 0), and `anchor_weights` one per anchor (`None`: all valid), applying to all its
+    /// classes. Refused ([`Error::Config`]) with [`OPT_GRADIENT_INPUT`], whose inputs are not
+    /// logits.
     pub fn accumulate_labels(
         &self,
         stats: &mut Stats,
@@ -303,9 +338,24 @@ impl Ghm<Classification> {
         labels: &[i32],
         anchor_weights: Option<&[f32]>,
     ) -> Result<(), Error> {
+        labels_allowed(self.config())?;
         let x = class_index(logits, layout, labels, anchor_weights)?;
         // SAFETY: the pointers come from slices of the lengths `class_index` checked.
         unsafe { self.accumulate_inputs(stats, &x) }
+    }
+
+    /// Phase 1 with [`OPT_GRADIENT_INPUT`]: `d = p - t` in [-1, 1] per element, no targets.
+    /// [`Error::Config`] for a loss configured without that option.
+    pub fn accumulate_gradient(
+        &self,
+        stats: &mut Stats,
+        d: &[f32],
+        label_weights: Option<&[f32]>,
+    ) -> Result<(), Error> {
+        if self.config().options & OPT_GRADIENT_INPUT == 0 {
+            return Err(Error::Config);
+        }
+        self.accumulate_values(stats, d, None, label_weights)
     }
 
     /// One-shot GHM-C with class-index targets (see
@@ -320,6 +370,7 @@ impl Ghm<Classification> {
         anchor_weights: Option<&[f32]>,
         grad: &mut [f32],
     ) -> Result<f32, Error> {
+        labels_allowed(self.config())?;
         let x = class_index(logits, layout, labels, anchor_weights)?;
         if grad.len() != logits.len() {
             return Err(Error::Length);
@@ -368,7 +419,8 @@ impl RegionWeights {
         self.apply_values_in_place(a, Some(b), label_weights, output)
     }
 
-    /// As [`apply`](Self::apply) for GHM-R given the residuals.
+    /// As [`apply`](Self::apply) for GHM-R given the residuals, or for GHM-C with
+    /// [`OPT_GRADIENT_INPUT`] given `d = p - t` (no targets).
     pub fn apply_residual(
         &self,
         d: &[f32],
@@ -422,6 +474,7 @@ impl RegionWeights {
         out: &mut [f32],
     ) -> Result<(), Error> {
         self.check(Kind::Classification)?;
+        labels_allowed(self.config())?;
         let x = class_index(logits, layout, labels, anchor_weights)?;
         if out.len() != logits.len() {
             return Err(Error::Length);
@@ -436,9 +489,7 @@ impl RegionWeights {
     /// # Safety
     /// As for [`Ghm::one_shot`].
     unsafe fn apply_inputs(&self, x: &Inputs, output: Output, out: *mut f32) -> Result<(), Error> {
-        if !output.scale.is_finite() {
-            return Err(Error::Output);
-        }
+        let output = self.resolve(output)?;
         // SAFETY (both arms): the caller's contract.
         match self.kind()? {
             Kind::Classification => unsafe {
@@ -518,6 +569,15 @@ unsafe fn apply_with<M: Model>(
     Ok(())
 }
 
+/// [`Error::Config`] for class-index targets on a GHM-C loss whose inputs are gradients
+/// ([`OPT_GRADIENT_INPUT`]): labels make targets, which such inputs already include.
+fn labels_allowed(config: &Config) -> Result<(), Error> {
+    if config.options & OPT_GRADIENT_INPUT != 0 {
+        return Err(Error::Config);
+    }
+    Ok(())
+}
+
 /// Element-wise inputs from slices (`b` `None`: targets 0); [`Error::Length`] unless the
 /// lengths agree.
 fn elementwise(
@@ -539,7 +599,8 @@ fn elementwise(
 
 /// Class-index inputs over `logits` laid out as `layout`; [`Error::Layout`] for a layout the
 /// passes cannot walk, [`Error::Length`] unless `labels` (and the anchor weights) have one
-/// entry per anchor and `logits` reaches the layout's last element.
+/// entry per label slot of each anchor (the anchor weights one per anchor) and `logits`
+/// reaches the layout's last element.
 fn class_index(
     logits: &[f32],
     layout: ClassLayout,
@@ -553,8 +614,12 @@ fn class_index(
         .elements()
         .zip(layout.extent())
         .ok_or(Error::Length)?;
-    let lengths_ok = labels.len() == layout.anchors
-        && anchor_weights.is_none_or(|w| w.len() == layout.anchors)
+    let (cells, label_count) = layout
+        .cells()
+        .zip(layout.label_count())
+        .ok_or(Error::Length)?;
+    let lengths_ok = labels.len() == label_count
+        && anchor_weights.is_none_or(|w| w.len() == cells)
         && logits.len() >= extent;
     if !lengths_ok {
         return Err(Error::Length);

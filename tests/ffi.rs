@@ -10,8 +10,10 @@
 //! - `ffi-tests/errors.c`: the error rules of the C contract, for every exported function.
 //! - `ffi-tests/cpp_api.cpp`: the API from C++17.
 //! - `ffi-tests/threads.c`: the three phases over POSIX threads equal one thread's one-shot call.
-//! - `ffi-tests/darknet.c`: GHM-C on a Darknet yolo layer (probability inputs, planes layout,
-//!   Darknet's delta convention) against a plain reference loop.
+//! - `ffi-tests/darknet.c`: GHM-C on a Darknet yolo layer with Darknet's conventions (ignored
+//!   cells, two classes in one cell, summed deltas and loss), one accumulate and one apply per
+//!   state over the whole layer (batched planes layout, two labels per cell), and the
+//!   gradient input, against an independent reference loop.
 //! - `ffi-tests/mpi.c`: MPI ranks (allreduce of the stats) equal one process on the whole batch;
 //!   needs OpenMPI's `mpicc` and `mpirun` (Debian: `openmpi-bin libopenmpi-dev`); skipped, with
 //!   a message, when cross-compiling (`GHM_FFI_TARGET`).

@@ -126,6 +126,7 @@ fn three_phase_api_with_class_index_and_reduction_none_matches_mmdet() {
         kind: OutputKind::ElementLoss,
         scale: 1.0,
         add: false,
+        sum: false,
     };
     let cases = read_fixtures();
     assert!(

@@ -194,6 +194,7 @@ fn class_batch(prob: bool) -> (ClassLayout, Vec<f32>, ClassLayout, Vec<f32>) {
         classes,
         anchor_stride: 1,
         class_stride: anchors + 2,
+        ..ClassLayout::rows(0, 0)
     };
     let mut p = vec![f32::NAN; planes.extent().unwrap()];
     for r in 0..anchors {
@@ -293,6 +294,7 @@ fn class_index_rows_and_planes_with_probability_inputs() {
                 kind: OutputKind::Gradient,
                 scale: -2.0,
                 add: false,
+                sum: false,
             };
             weights
                 .apply_labels(&xp, planes, &LABELS, w, delta, &mut outp)
@@ -517,6 +519,7 @@ mod c_abi {
                     kind: GHM_OUTPUT_GRADIENT,
                     scale: -1.0,
                     add: 0,
+                    sum: 0,
                 };
                 let mut out = vec![f32::from_bits(0x7fc0_dead); xp.len()];
                 let r = ghm_c_apply_labels(
@@ -554,6 +557,7 @@ mod c_abi {
                     kind: GHM_OUTPUT_ELEMENT_LOSS,
                     scale: 1.0,
                     add: 1,
+                    sum: 0,
                 };
                 let r = ghm_c_apply_labels(
                     &weights,

@@ -100,6 +100,7 @@ fn weight_cap_bounds_every_element_weight() {
             kind: OutputKind::ElementWeight,
             scale: 1.0,
             add: false,
+            sum: false,
         };
         w.apply(&x, &t, None, o, &mut ew).unwrap();
         ew.iter()
@@ -172,6 +173,7 @@ fn probability_input_follows_binary_cross_entropy_and_keeps_logit_gradient() {
         kind: OutputKind::ElementLoss,
         scale: 1.0,
         add: false,
+        sum: false,
     };
     let mut el = vec![0.0; p.len()];
     wt.apply(&p, &t, w.as_deref(), o, &mut el).unwrap();
@@ -216,4 +218,83 @@ fn empty_batch_leaves_the_state_even_with_decay_of_empty_bins() {
     let before = *g.state();
     assert_eq!(g.loss(&[], &[], None), Ok(0.0));
     assert_eq!(*g.state(), before);
+}
+
+/// GHM_OPT_GRADIENT_INPUT: given `d = p - t` for binary targets, the same regions, state and
+/// gradient (bit for bit) as the probability input given p and t, and the loss within
+/// rounding (its term `-ln(1 - |d|)` is the BCE of a binary target); inputs outside [-1, 1]
+/// are refused; the labels API refuses the option; it excludes GHM_OPT_PROBABILITY_INPUT
+/// and is GHM-C only.
+#[test]
+fn gradient_input_equals_probability_input_for_binary_targets() {
+    use ghm::{ClassLayout, OPT_GRADIENT_INPUT};
+    let mut rng = Rng::new(404);
+    let n = 777;
+    let p: Vec<f32> = (0..n)
+        .map(|i| if i == 3 { 1.0 } else { rng.uniform() })
+        .collect();
+    let t: Vec<f32> = (0..n).map(|i| f32::from(u8::from(i % 5 == 0))).collect();
+    let w: Vec<f32> = (0..n)
+        .map(|i| if i % 17 == 1 { 0.0 } else { 1.0 })
+        .collect();
+    let d: Vec<f32> = p.iter().zip(&t).map(|(p, t)| p - t).collect();
+    let mut prob = ghmc(OPT_PROBABILITY_INPUT, 0.75, 20);
+    let mut grad = ghmc(OPT_GRADIENT_INPUT, 0.75, 20);
+    for step in 0..3 {
+        let mut gp = vec![0.0; n];
+        let lp = prob.loss_grad(&p, &t, Some(&w), &mut gp).unwrap();
+        let mut sg = grad.stats();
+        grad.accumulate_gradient(&mut sg, &d, Some(&w)).unwrap();
+        let wt = grad.commit(&sg).unwrap();
+        let mut gg = vec![0.0; n];
+        wt.apply_residual(&d, Some(&w), Output::GRADIENT, &mut gg)
+            .unwrap();
+        assert_eq!(gp, gg, "step {step}");
+        assert_eq!(prob.state().ema(), grad.state().ema(), "step {step}");
+        assert!((wt.loss() - lp).abs() <= 1e-5 * lp, "{} vs {lp}", wt.loss());
+        // the one-shot call ignores targets
+        let mut once = grad.clone();
+        let lo = once.loss(&d, &t, Some(&w)).unwrap();
+        assert!(lo.is_finite());
+    }
+    let mut bad = d.clone();
+    bad[10] = 1.0 + f32::EPSILON;
+    let mut s = grad.stats();
+    assert_eq!(
+        grad.accumulate_gradient(&mut s, &bad, None),
+        Err(Error::Probability)
+    );
+    bad[10] = f32::NAN;
+    assert_eq!(
+        grad.accumulate_gradient(&mut s, &bad, None),
+        Err(Error::NonFinite)
+    );
+    assert_eq!(s, grad.stats());
+    let layout = ClassLayout::rows(7, 111);
+    assert_eq!(
+        grad.accumulate_labels(&mut s, &d, layout, &[0; 7], None),
+        Err(Error::Config)
+    );
+    assert_eq!(
+        prob.accumulate_gradient(&mut s, &d, None),
+        Err(Error::Config)
+    );
+    let both = Config {
+        options: OPT_GRADIENT_INPUT | OPT_PROBABILITY_INPUT,
+        ..Config::ghm_c()
+    };
+    assert_eq!(GhmC::new(both).err(), Some(Error::Config));
+    let r = Config {
+        options: OPT_GRADIENT_INPUT,
+        ..Config::ghm_r()
+    };
+    assert_eq!(GhmR::new(r).err(), Some(Error::Config));
+    // the reported loss: -ln(1 - |d|) per element, mean over the valid ones times beta
+    let one = ghmc(OPT_GRADIENT_INPUT, 0.0, 1);
+    let dd = [0.5f32, -0.25, 0.0, -1.0];
+    let mut st = one.stats();
+    one.accumulate_gradient(&mut st, &dd, None).unwrap();
+    let l = one.clone().commit(&st).unwrap().loss();
+    let want = (-(0.5f64.ln()) - 0.75f64.ln() + 100.0) / 4.0;
+    assert!((f64::from(l) - want).abs() <= 1e-6 * want, "{l} vs {want}");
 }

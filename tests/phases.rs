@@ -232,6 +232,7 @@ fn class_index_layouts_equal_materialised_one_hot() {
         classes,
         anchor_stride: 1,
         class_stride: anchors,
+        ..ClassLayout::rows(0, 0)
     };
     let mut t = vec![0.0; logits.len()];
     for i in 0..anchors {
@@ -256,6 +257,7 @@ fn class_index_layouts_equal_materialised_one_hot() {
         classes,
         anchor_stride: 2,
         class_stride: 3,
+        ..ClassLayout::rows(0, 0)
     };
     assert_eq!(
         p.clone().loss_grad_labels(&t, bad, &labels, None, &mut gp),
@@ -300,6 +302,7 @@ fn output_modes_write_weights_losses_deltas_and_accumulate() {
                 kind: kind_out,
                 scale,
                 add: accumulate,
+                sum: false,
             };
             weights.apply(&a, &b, Some(&w), o, &mut out).unwrap();
             out
@@ -333,6 +336,7 @@ fn output_modes_write_weights_losses_deltas_and_accumulate() {
             kind: OutputKind::Gradient,
             scale: f32::INFINITY,
             add: false,
+            sum: false,
         };
         let mut out = vec![1.0; a.len()];
         assert_eq!(
@@ -376,6 +380,7 @@ fn apply_that_would_overflow_writes_nothing() {
         kind: OutputKind::Gradient,
         scale: 3e38,
         add: false,
+        sum: false,
     };
     let mut out = [1.5f32, 2.5];
     assert_eq!(w.apply(&x, &t, None, huge, &mut out), Err(Error::Overflow));
@@ -385,6 +390,7 @@ fn apply_that_would_overflow_writes_nothing() {
         kind: OutputKind::Gradient,
         scale: 1e36,
         add: true,
+        sum: false,
     };
     let mut big = [f32::MAX, -f32::MAX];
     assert_eq!(w.apply(&x, &t, None, add, &mut big), Err(Error::Overflow));
@@ -447,4 +453,197 @@ fn imported_ema_resumes<L: Loss>(kind: Kind) {
 fn an_imported_ema_resumes_the_run_and_bad_values_change_nothing() {
     imported_ema_resumes::<ghm::Classification>(Kind::Classification);
     imported_ema_resumes::<ghm::Regression>(Kind::Regression);
+}
+
+/// A batched layout (images of anchor-box blocks, with gaps between classes, blocks and
+/// images) with several labels per anchor, in rows and in planes, equals materialised
+/// multi-hot targets through the element-wise API: gradients bit for bit, states equal, the
+/// loss bit for bit in row order (the element-wise order) and within rounding in planes
+/// order; positions outside the layout are never written. With `sum`, the output is the
+/// gradient times tot, bit for bit.
+#[test]
+fn batched_multi_label_layouts_equal_materialised_multi_hot() {
+    let (images, boxes, anchors, classes, k) = (2usize, 3usize, 37usize, 11usize, 3usize);
+    let cells = images * boxes * anchors;
+    let mut rng = Rng::new(77);
+    // labels: none, one, two distinct, a repeated one, out of range ones
+    let labels: Vec<i32> = (0..cells * k)
+        .map(|i| {
+            let cell = i / k;
+            let slot = i % k;
+            let r = (rng.next_u64() % classes as u64) as i32;
+            match (cell % 7, slot) {
+                (0, _) => -1,
+                (1, 0) | (2, 0) | (2, 1) | (3, _) => r,
+                (4, 0) => r,
+                (4, _) => classes as i32 + slot as i32 * 1000,
+                (5, 1) => -5,
+                (6, 2) => r,
+                _ => -1,
+            }
+        })
+        .collect();
+    let aw: Vec<f32> = (0..cells)
+        .map(|i| if i % 13 == 5 { 0.0 } else { 1.0 })
+        .collect();
+    let hot = |cell: usize, c: usize| labels[cell * k..cell * k + k].contains(&(c as i32));
+    // element-wise reference, element order: cell-major, classes within (rows order)
+    let logits: Vec<f32> = (0..cells * classes).map(|_| 6.0 * rng.normal()).collect();
+    let multihot: Vec<f32> = (0..cells * classes)
+        .map(|i| f32::from(u8::from(hot(i / classes, i % classes))))
+        .collect();
+    assert!(
+        (0..cells).any(|cell| (0..classes).filter(|&c| hot(cell, c)).count() >= 2),
+        "some cell has two classes"
+    );
+    let ew: Vec<f32> = (0..cells * classes).map(|i| aw[i / classes]).collect();
+    let base = warmed::<ghm::Classification>(Kind::Classification, 9);
+
+    let rows = ClassLayout::rows(anchors, classes);
+    let planes = ClassLayout {
+        class_stride: anchors + 2,
+        ..ClassLayout::planes(anchors, classes)
+    };
+    // every path this CPU has (the runs' vector code, and its scalar instantiation)
+    let isas: Vec<ghm::Isa> = ghm::Isa::ALL
+        .iter()
+        .copied()
+        .filter(|&i| base.clone().set_isa(i).is_ok())
+        .collect();
+    let layouts = [(rows, true), (planes, false)];
+    for ((layout, by_rows), isa) in layouts
+        .into_iter()
+        .flat_map(|l| isas.iter().map(move |&i| (l, i)))
+    {
+        let block = layout.extent().unwrap();
+        let layout = layout
+            .batched(boxes, block + 5, images, boxes * (block + 5) + 3)
+            .with_labels_per_anchor(k);
+        assert!(layout.is_supported());
+        assert_eq!(layout.cells(), Some(cells));
+        let pos = |cell: usize, c: usize| {
+            let (blk, r) = (cell / anchors, cell % anchors);
+            let (i, b) = (blk / boxes, blk % boxes);
+            i * layout.image_stride
+                + b * layout.box_stride
+                + r * layout.anchor_stride
+                + c * layout.class_stride
+        };
+        let sentinel = f32::from_bits(0x7fa5_a5a5);
+        let mut x = vec![sentinel; layout.extent().unwrap()];
+        for cell in 0..cells {
+            for c in 0..classes {
+                x[pos(cell, c)] = logits[cell * classes + c];
+            }
+        }
+        // the element-wise reference on the same path
+        let mut v = base.clone();
+        v.set_isa(isa).unwrap();
+        let mut gv = vec![0.0; logits.len()];
+        let lv = v.loss_grad(&logits, &multihot, Some(&ew), &mut gv).unwrap();
+        let mut l = base.clone();
+        l.set_isa(isa).unwrap();
+        let mut g = vec![sentinel; x.len()];
+        let ll = l
+            .loss_grad_labels(&x, layout, &labels, Some(&aw), &mut g)
+            .unwrap();
+        if by_rows {
+            assert_eq!(ll.to_bits(), lv.to_bits());
+        } else {
+            assert!((ll - lv).abs() <= 1e-6 * lv.abs(), "{ll} vs {lv}");
+        }
+        assert_eq!(l.state(), v.state());
+        let mut written = 0;
+        for cell in 0..cells {
+            for c in 0..classes {
+                let (got, want) = (g[pos(cell, c)], gv[cell * classes + c]);
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{isa:?} cell {cell} class {c}"
+                );
+                written += 1;
+            }
+        }
+        let untouched = g
+            .iter()
+            .filter(|y| y.to_bits() == sentinel.to_bits())
+            .count();
+        assert_eq!(untouched + written, g.len(), "a gap was written");
+
+        // the three phases, with the summed output (Darknet's delta: scale -1, sum); an
+        // apply of region weights runs on the fastest path: compare with that path's g
+        if isa == *isas.last().unwrap() {
+            let three = base.clone();
+            let mut stats = three.stats();
+            three
+                .accumulate_labels(&mut stats, &x, layout, &labels, Some(&aw))
+                .unwrap();
+            let wt = three.clone().commit(&stats).unwrap();
+            let delta = Output {
+                kind: OutputKind::Gradient,
+                scale: -1.0,
+                add: false,
+                sum: true,
+            };
+            let mut d = vec![sentinel; x.len()];
+            wt.apply_labels(&x, layout, &labels, Some(&aw), delta, &mut d)
+                .unwrap();
+            let tot = -(wt.tot() as f32);
+            assert!(wt.tot() > 1.0);
+            for (cell, &weight) in aw.iter().enumerate() {
+                for c in 0..classes {
+                    let i = pos(cell, c);
+                    // weight 0: an overwrite writes +0
+                    let want = if weight > 0.0 { g[i] * tot } else { 0.0 };
+                    assert_eq!(d[i].to_bits(), want.to_bits(), "cell {cell} class {c}");
+                }
+            }
+        }
+        // too few labels for K per anchor
+        assert_eq!(
+            l.loss_grad_labels(&x, layout, &labels[1..], Some(&aw), &mut g),
+            Err(Error::Length)
+        );
+    }
+}
+
+/// Blocks that overlap (box or image strides shorter than what they hold) are refused, sizes
+/// that overflow have no extent or count, and a
+/// layout whose new fields are 0 means what the four-field layout meant.
+#[test]
+fn batched_layouts_refuse_overlapping_blocks_and_read_zero_counts_as_one() {
+    let rows = ClassLayout::rows(4, 3);
+    assert!(!rows.batched(2, 11, 1, 0).is_supported());
+    assert!(rows.batched(2, 12, 1, 0).is_supported());
+    assert!(!rows.batched(2, 12, 2, 23).is_supported());
+    assert!(rows.batched(2, 12, 2, 24).is_supported());
+    assert_eq!(rows.batched(1, 0, 2, usize::MAX).extent(), None);
+    assert_eq!(rows.batched(usize::MAX, 12, 2, 0).cells(), None);
+    let zero = ClassLayout {
+        labels_per_anchor: 0,
+        boxes: 0,
+        box_stride: 0,
+        images: 0,
+        image_stride: 0,
+        ..rows
+    };
+    assert_eq!(zero.elements(), rows.elements());
+    assert_eq!(zero.extent(), rows.extent());
+    assert_eq!(zero.label_count(), Some(4));
+    let mut rng = Rng::new(3);
+    let x: Vec<f32> = (0..12).map(|_| rng.normal()).collect();
+    let labels = [0, 2, -1, 1];
+    let (mut a, mut b) = (
+        warmed::<ghm::Classification>(Kind::Classification, 2),
+        warmed::<ghm::Classification>(Kind::Classification, 2),
+    );
+    let (mut ga, mut gb) = (vec![0.0; 12], vec![0.0; 12]);
+    let la = a
+        .loss_grad_labels(&x, rows, &labels, None, &mut ga)
+        .unwrap();
+    let lb = b
+        .loss_grad_labels(&x, zero, &labels, None, &mut gb)
+        .unwrap();
+    assert_eq!((la.to_bits(), ga), (lb.to_bits(), gb));
 }

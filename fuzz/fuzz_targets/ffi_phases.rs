@@ -447,6 +447,7 @@ fn layout(u: &mut Unstructured) -> Result<(ClassLayout, bool)> {
         classes,
         anchor_stride,
         class_stride,
+        ..ClassLayout::rows(0, 0)
     };
     if u.int_in_range(0u8..=19)? == 19 {
         let big = *u.choose(&[
@@ -538,10 +539,11 @@ fn spec_output(s: &ghm_output) -> Option<Output> {
         GHM_OUTPUT_ELEMENT_LOSS => OutputKind::ElementLoss,
         _ => return None,
     };
-    (s.add <= 1 && s.scale.is_finite()).then_some(Output {
+    (s.add <= 1 && s.sum <= 1 && s.scale.is_finite()).then_some(Output {
         kind,
         scale: s.scale,
         add: s.add == 1,
+        sum: s.sum == 1,
     })
 }
 
@@ -1019,6 +1021,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 kind: *u.choose(&kinds)?,
                 scale,
                 add: u.int_in_range(0u32..=1)?,
+                sum: u.int_in_range(0u32..=1)?,
             };
             ar.write(slots.spec, &s);
             Some(s)
@@ -1028,6 +1031,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 kind: u.arbitrary()?,
                 scale: f32::from_bits(u.arbitrary()?),
                 add: u.arbitrary()?,
+                sum: u.arbitrary()?,
             };
             ar.write(slots.spec, &s);
             Some(s)

@@ -132,9 +132,13 @@ pub(crate) trait Model: Copy {
 /// With `probabilities`, `a` is already `p = sigmoid(logit)` (as Darknet holds it): the term
 /// is PyTorch's `binary_cross_entropy`, `-(b max(ln p, -100) + (1 - b) max(ln(1 - p), -100))`,
 /// and `dir = p - b` is still the derivative with respect to the logit.
+///
+/// With `gradient`, `a` is the gradient itself, `d = p - t` in [-1, 1], and `b` is not used:
+/// `dir = d` and `term = -max(ln(1 - |d|), -100)`, the cross-entropy of a binary target.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Bce {
     pub probabilities: bool,
+    pub gradient: bool,
 }
 
 /// PyTorch's floor on the logs of `binary_cross_entropy`.
@@ -173,6 +177,9 @@ impl Model for Bce {
         // methods need.
         unsafe {
             let unit = |v: V| V::splat(0.0).le(v).and(v.le(V::splat(1.0)));
+            if self.gradient {
+                return x.abs().le(V::splat(1.0));
+            }
             let input_ok = if self.probabilities {
                 unit(x)
             } else {
@@ -185,6 +192,12 @@ impl Model for Bce {
     fn error(&self, x: f32, t: f32) -> Error {
         if !x.is_finite() {
             Error::NonFinite
+        } else if self.gradient {
+            if x.abs() <= 1.0 {
+                Error::Internal
+            } else {
+                Error::Probability
+            }
         } else if self.probabilities && !(0.0..=1.0).contains(&x) {
             Error::Probability
         } else if !(0.0..=1.0).contains(&t) {
@@ -199,6 +212,10 @@ impl Model for Bce {
         // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
         // methods need.
         unsafe {
+            if self.gradient {
+                let lq = ln_unit(V::splat(1.0).sub(x.abs())).max(V::splat(LOG_FLOOR));
+                return (x, V::splat(0.0).sub(lq));
+            }
             if self.probabilities {
                 return (x.sub(t), Self::bce_on_probability(x, t));
             }
@@ -217,6 +234,9 @@ impl Model for Bce {
         // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
         // methods need.
         unsafe {
+            if self.gradient {
+                return x;
+            }
             if self.probabilities {
                 return x.sub(t);
             }
@@ -400,6 +420,7 @@ mod tests {
                 let (dir, term) = unsafe {
                     Bce {
                         probabilities: false,
+                        gradient: false,
                     }
                     .forward(x, t)
                 };

@@ -336,6 +336,7 @@ impl Pass for PlainBce {
             } = self;
             let model = Bce {
                 probabilities: false,
+                gradient: false,
             };
             let mut sum = V::sum_zero();
             let mut i = 0;

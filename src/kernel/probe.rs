@@ -60,6 +60,7 @@ unsafe fn eval<V: Vector>(f: Func, a: &[f32], b: &[f32], out: &mut [f32]) {
                 Func::Log1p => math::log1p_unit(va),
                 Func::Bce => Bce {
                     probabilities: false,
+                    gradient: false,
                 }
                 .direction(va, vb),
                 Func::Asl1(_) => asl1.direction(va, vb),

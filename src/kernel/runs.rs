@@ -1,9 +1,10 @@
 //! The inputs of a pass and how the passes walk them.
 //!
 //! A pass walks *runs*: contiguous stretches of elements that share how their targets and
-//! weights are found. Element-wise inputs are one run; the class-index layout is one run per
-//! anchor (its row of class logits, whose targets are one-hot in its label and whose weight is
-//! the anchor's) or one run per class (its plane of anchors). Pointers are raw so that the
+//! weights are found. Element-wise inputs are one run; the class-index layout is, in each of
+//! its blocks (image, anchor box), one run per anchor (its row of class logits, whose targets
+//! are 1 at its labels and whose weight is the anchor's) or one run per class (its plane of
+//! anchors), found from the layout's strides without copying. Pointers are raw so that the
 //! output may be the first input itself (in place); the safe callers establish their
 //! validity. A run's tail shorter than a vector goes through the same vector code on a
 //! padded copy.
@@ -16,8 +17,8 @@ use crate::io::ClassLayout;
 pub(crate) enum Targets {
     /// One value per element.
     Values(*const f32),
-    /// Class-index targets: element (anchor r, class c) of the layout has target 1 if
-    /// `labels[r] == c`, else 0.
+    /// Class-index targets: element (anchor r, class c) of the layout has target 1 if one of
+    /// the anchor's labels is c, else 0 (see [`ClassLayout`]).
     Labels {
         labels: *const i32,
         layout: ClassLayout,
@@ -41,14 +42,29 @@ pub(crate) struct Inputs {
 #[derive(Clone, Copy)]
 pub(super) enum RunTargets {
     Values(*const f32),
-    /// One-hot along the run: the position that is 1 (-1: none).
-    Hot(f32),
-    /// Per element, 1 where `labels[j] == class`.
+    /// Along a row of classes: 1 at the classes its `k` labels name.
+    Hot {
+        labels: *const i32,
+        k: usize,
+    },
+    /// Per element j of a plane, 1 where one of `labels[j * k .. j * k + k]` is `class`.
     LabelIs {
         labels: *const i32,
+        k: usize,
         class: f32,
     },
     Zero,
+}
+
+/// A label as the column it makes hot (-1: none, for labels outside `[0, classes)`).
+#[inline(always)]
+fn hot_column(label: i32, classes: usize) -> f32 {
+    let label = i64::from(label);
+    if (0..classes as i64).contains(&label) {
+        label as f32
+    } else {
+        -1.0
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -62,6 +78,8 @@ pub(super) struct Run {
     /// Offset of the run's first element in `a` (and in the output).
     pub start: usize,
     pub len: usize,
+    /// The layout's class count (for the labels of a row).
+    classes: usize,
     b: RunTargets,
     w: RunWeights,
 }
@@ -87,9 +105,13 @@ impl Run {
             let a = *x.a.add(self.start + j);
             let b = match self.b {
                 RunTargets::Values(p) => *p.add(j),
-                RunTargets::Hot(h) => f32::from(u8::from(h == j as f32)),
-                RunTargets::LabelIs { labels, class } => {
-                    f32::from(u8::from(*labels.add(j) as f32 == class))
+                RunTargets::Hot { labels, k } => {
+                    let hit = (0..k).any(|s| hot_column(*labels.add(s), self.classes) == j as f32);
+                    f32::from(u8::from(hit))
+                }
+                RunTargets::LabelIs { labels, k, class } => {
+                    let hit = (0..k).any(|s| *labels.add(j * k + s) as f32 == class);
+                    f32::from(u8::from(hit))
                 }
                 RunTargets::Zero => 0.0,
             };
@@ -123,13 +145,30 @@ impl Run {
             let a = V::load(x.a.add(self.start + j));
             let b = match self.b {
                 RunTargets::Values(p) => V::load(p.add(j)),
-                RunTargets::Hot(h) => {
+                RunTargets::Hot { labels, k } => {
                     let col = V::load(IOTA.as_ptr()).add(V::splat(j as f32));
-                    V::select(col.eq(V::splat(h)), V::splat(1.0), V::splat(0.0))
+                    let mut is = col.eq(V::splat(hot_column(*labels, self.classes)));
+                    for s in 1..k {
+                        let h = hot_column(*labels.add(s), self.classes);
+                        is = is.or(col.eq(V::splat(h)));
+                    }
+                    V::select(is, V::splat(1.0), V::splat(0.0))
                 }
-                RunTargets::LabelIs { labels, class } => {
+                RunTargets::LabelIs {
+                    labels,
+                    k: 1,
+                    class,
+                } => {
                     let is = V::load_i32(labels.add(j)).eq(V::splat(class));
                     V::select(is, V::splat(1.0), V::splat(0.0))
+                }
+                RunTargets::LabelIs { .. } => {
+                    // several labels per anchor: each lane's targets gathered one by one
+                    let mut b = [0f32; MAX_LANES];
+                    for (l, b) in b.iter_mut().enumerate().take(V::LANES) {
+                        *b = self.element(x, j + l).1;
+                    }
+                    V::load(b.as_ptr())
                 }
                 RunTargets::Zero => V::splat(0.0),
             };
@@ -153,19 +192,31 @@ pub(super) struct Runs<'x> {
     x: &'x Inputs,
     r: usize,
     count: usize,
+    /// Runs per block of a class-index layout.
+    per_block: usize,
 }
 
 impl<'x> Runs<'x> {
     #[inline(always)]
     pub(super) fn new(x: &'x Inputs) -> Self {
-        let by_rows = |l: &ClassLayout| l.by_rows();
-        let count = match x.b {
+        let by_rows = |l: &ClassLayout| l.walk_rows();
+        let per_block = match x.b {
             Targets::Labels { .. } if x.n == 0 => 0,
             Targets::Labels { layout, .. } if by_rows(&layout) => layout.anchors,
             Targets::Labels { layout, .. } => layout.classes,
             Targets::Values(_) | Targets::Zero => 1,
         };
-        Runs { x, r: 0, count }
+        // `x.n` (the layout's elements) fits, so the block count does too
+        let blocks = match x.b {
+            Targets::Labels { layout, .. } => layout.blocks().unwrap_or(0),
+            Targets::Values(_) | Targets::Zero => 1,
+        };
+        Runs {
+            x,
+            r: 0,
+            count: per_block.saturating_mul(blocks),
+            per_block,
+        }
     }
 
     /// # Safety
@@ -180,7 +231,7 @@ impl<'x> Runs<'x> {
             }
             let (x, r) = (self.x, self.r);
             self.r += 1;
-            let by_rows = |l: &ClassLayout| l.by_rows();
+            let by_rows = |l: &ClassLayout| l.walk_rows();
             let weight = |i: usize| {
                 if x.w.is_null() {
                     RunWeights::All(1.0)
@@ -192,41 +243,58 @@ impl<'x> Runs<'x> {
                 Targets::Values(b) => Run {
                     start: 0,
                     len: x.n,
+                    classes: 0,
                     b: RunTargets::Values(b),
                     w: weight(0),
                 },
                 Targets::Zero => Run {
                     start: 0,
                     len: x.n,
+                    classes: 0,
                     b: RunTargets::Zero,
                     w: weight(0),
                 },
-                // one run per anchor: its row of class logits, one-hot in its label
-                Targets::Labels { labels, layout } if by_rows(&layout) => {
-                    let label = i64::from(*labels.add(r));
-                    let hot = if (0..layout.classes as i64).contains(&label) {
-                        label as f32
-                    } else {
-                        -1.0
+                Targets::Labels { labels, layout } => {
+                    // block `blk` (image-major), run `i` within it; the block's anchors are
+                    // cells `blk * anchors ..` of the labels and weights
+                    // `per_block` is not 0 when there is a run
+                    let (Some(blk), Some(i)) =
+                        (r.checked_div(self.per_block), r.checked_rem(self.per_block))
+                    else {
+                        return None;
                     };
-                    let w = if x.w.is_null() { 1.0 } else { *x.w.add(r) };
-                    Run {
-                        start: r * layout.anchor_stride,
-                        len: layout.classes,
-                        b: RunTargets::Hot(hot),
-                        w: RunWeights::All(w),
+                    let k = layout.labels_per();
+                    let cell0 = blk * layout.anchors;
+                    let base = layout.block_start(blk);
+                    if by_rows(&layout) {
+                        // one run per anchor: its row of class logits, hot at its labels
+                        let cell = cell0 + i;
+                        let w = if x.w.is_null() { 1.0 } else { *x.w.add(cell) };
+                        Run {
+                            start: base + i * layout.anchor_stride,
+                            len: layout.classes,
+                            classes: layout.classes,
+                            b: RunTargets::Hot {
+                                labels: labels.add(cell * k),
+                                k,
+                            },
+                            w: RunWeights::All(w),
+                        }
+                    } else {
+                        // one run per class: its plane of anchors
+                        Run {
+                            start: base + i * layout.class_stride,
+                            len: layout.anchors,
+                            classes: layout.classes,
+                            b: RunTargets::LabelIs {
+                                labels: labels.add(cell0 * k),
+                                k,
+                                class: i as f32,
+                            },
+                            w: weight(cell0),
+                        }
                     }
                 }
-                // one run per class: its plane of anchors
-                Targets::Labels { labels, layout } => Run {
-                    start: r * layout.class_stride,
-                    len: layout.anchors,
-                    b: RunTargets::LabelIs {
-                        labels,
-                        class: r as f32,
-                    },
-                    w: weight(0),
-                },
             })
         }
     }

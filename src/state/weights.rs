@@ -15,13 +15,26 @@ use crate::io::{Output, OutputKind};
 /// threads at once.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
+///
+/// In C, read them with `ghm_region_weights_tot`, `ghm_region_weights_loss` and
+/// `ghm_region_weight`; the fields are plain data a caller may copy or send, but a value
+/// whose fields were changed is refused (its checksum no longer matches).
 pub struct RegionWeights {
+    /// A tag saying these are region weights ("GHMW").
     pub(super) magic: u32,
+    /// The loss that committed them (`GHM_KIND_*` tag).
     pub(super) kind: u32,
+    /// The configuration of that loss.
     pub(super) config: Config,
+    /// The normaliser `tot` of the committed batch: its valid elements (GHM-C) or the sum
+    /// of its label weights (GHM-R), at least 1. The loss and every value an apply writes are
+    /// divided by it (mean reduction); a summed reduction is `tot` times as large.
     pub(super) tot: f64,
+    /// Per-region coefficients `loss_weight * beta_k / tot` (0 for empty regions).
     pub(super) coef: [f32; MAX_BINS],
+    /// The loss of the committed batch (mean reduction, times loss_weight).
     pub(super) loss: f32,
+    /// A checksum over every other field.
     pub(super) checksum: u32,
 }
 
@@ -74,6 +87,26 @@ impl RegionWeights {
             .fold(0.0f64, |m, c| m.max(f64::from(c.abs())));
         let bound = largest * f64::from(output.scale.abs()) * (1.0 + 1e-6);
         !output.add && output.kind != OutputKind::ElementLoss && bound < f64::from(f32::MAX)
+    }
+
+    /// `output` with `sum` resolved into its scale (`scale * tot`): [`Error::Output`] for a
+    /// scale that is not finite, [`Error::Overflow`] if `scale * tot` is not.
+    pub(crate) fn resolve(&self, output: Output) -> Result<Output, Error> {
+        if !output.scale.is_finite() {
+            return Err(Error::Output);
+        }
+        if !output.sum {
+            return Ok(output);
+        }
+        let scale = (f64::from(output.scale) * self.tot) as f32;
+        if !scale.is_finite() {
+            return Err(Error::Overflow);
+        }
+        Ok(Output {
+            scale,
+            sum: false,
+            ..output
+        })
     }
 
     pub(crate) fn coef_table(&self) -> &[f32; MAX_BINS] {
