@@ -42,10 +42,12 @@ pub(crate) struct Inputs {
 #[derive(Clone, Copy)]
 pub(super) enum RunTargets {
     Values(*const f32),
-    /// Along a row of classes: 1 at the classes its `k` labels name.
+    /// Along a row of classes: 1 at the classes its `k` labels name; `first` is the column
+    /// of the first label, found once per run.
     Hot {
         labels: *const i32,
         k: usize,
+        first: f32,
     },
     /// Per element j of a plane, 1 where one of `labels[j * k .. j * k + k]` is `class`.
     LabelIs {
@@ -105,7 +107,7 @@ impl Run {
             let a = *x.a.add(self.start + j);
             let b = match self.b {
                 RunTargets::Values(p) => *p.add(j),
-                RunTargets::Hot { labels, k } => {
+                RunTargets::Hot { labels, k, .. } => {
                     let hit = (0..k).any(|s| hot_column(*labels.add(s), self.classes) == j as f32);
                     f32::from(u8::from(hit))
                 }
@@ -145,9 +147,9 @@ impl Run {
             let a = V::load(x.a.add(self.start + j));
             let b = match self.b {
                 RunTargets::Values(p) => V::load(p.add(j)),
-                RunTargets::Hot { labels, k } => {
+                RunTargets::Hot { labels, k, first } => {
                     let col = V::load(IOTA.as_ptr()).add(V::splat(j as f32));
-                    let mut is = col.eq(V::splat(hot_column(*labels, self.classes)));
+                    let mut is = col.eq(V::splat(first));
                     for s in 1..k {
                         let h = hot_column(*labels.add(s), self.classes);
                         is = is.or(col.eq(V::splat(h)));
@@ -194,6 +196,13 @@ pub(super) struct Runs<'x> {
     count: usize,
     /// Runs per block of a class-index layout.
     per_block: usize,
+    /// Class-index layouts: walked by rows (else by planes), labels per anchor, and the
+    /// position of the next run: its block, its index in the block and the block's start.
+    rows: bool,
+    k: usize,
+    blk: usize,
+    i: usize,
+    base: usize,
 }
 
 impl<'x> Runs<'x> {
@@ -211,11 +220,20 @@ impl<'x> Runs<'x> {
             Targets::Labels { layout, .. } => layout.blocks().unwrap_or(0),
             Targets::Values(_) | Targets::Zero => 1,
         };
+        let (rows, k) = match x.b {
+            Targets::Labels { layout, .. } => (by_rows(&layout), layout.labels_per()),
+            Targets::Values(_) | Targets::Zero => (true, 1),
+        };
         Runs {
             x,
             r: 0,
             count: per_block.saturating_mul(blocks),
             per_block,
+            rows,
+            k,
+            blk: 0,
+            i: 0,
+            base: 0,
         }
     }
 
@@ -229,9 +247,8 @@ impl<'x> Runs<'x> {
             if self.r >= self.count {
                 return None;
             }
-            let (x, r) = (self.x, self.r);
+            let x = self.x;
             self.r += 1;
-            let by_rows = |l: &ClassLayout| l.walk_rows();
             let weight = |i: usize| {
                 if x.w.is_null() {
                     RunWeights::All(1.0)
@@ -257,16 +274,16 @@ impl<'x> Runs<'x> {
                 Targets::Labels { labels, layout } => {
                     // block `blk` (image-major), run `i` within it; the block's anchors are
                     // cells `blk * anchors ..` of the labels and weights
-                    // `per_block` is not 0 when there is a run
-                    let (Some(blk), Some(i)) =
-                        (r.checked_div(self.per_block), r.checked_rem(self.per_block))
-                    else {
-                        return None;
-                    };
-                    let k = layout.labels_per();
+                    let (blk, i, base) = (self.blk, self.i, self.base);
+                    self.i += 1;
+                    if self.i == self.per_block {
+                        self.i = 0;
+                        self.blk += 1;
+                        self.base = layout.block_start(self.blk);
+                    }
+                    let k = self.k;
                     let cell0 = blk * layout.anchors;
-                    let base = layout.block_start(blk);
-                    if by_rows(&layout) {
+                    if self.rows {
                         // one run per anchor: its row of class logits, hot at its labels
                         let cell = cell0 + i;
                         let w = if x.w.is_null() { 1.0 } else { *x.w.add(cell) };
@@ -277,6 +294,7 @@ impl<'x> Runs<'x> {
                             b: RunTargets::Hot {
                                 labels: labels.add(cell * k),
                                 k,
+                                first: hot_column(*labels.add(cell * k), layout.classes),
                             },
                             w: RunWeights::All(w),
                         }
