@@ -54,18 +54,19 @@ def main():
                 continue
             its = [r["it"] for r in t["trace"]]
             g = np.array([r["grad"] for r in t["trace"]])
-            share = g / np.maximum(g.sum(axis=1, keepdims=True), 1e-300)
-            for k in range(g.shape[1]):
-                ax.plot(its, np.maximum(share[:, k], 1e-8), color=cmap(k / (g.shape[1] - 1)), lw=1.2,
-                        label=f"g in [{k / 10:.1f}, {(k + 1) / 10:.1f})")
-            ax.set_yscale("log")
-            ax.set_ylim(1e-6, 1.5)
+            tot = np.maximum(g.sum(axis=1), 1e-300)
+            groups = [g[:, :1].sum(1), g[:, 1:5].sum(1), g[:, 5:9].sum(1), g[:, 9:].sum(1)]
+            ax.stackplot(its, *[x / tot for x in groups], colors=[cmap(v) for v in (0.0, 0.35, 0.7, 0.95)],
+                         labels=["g < 0.1", "0.1 <= g < 0.5", "0.5 <= g < 0.9", "g >= 0.9"], alpha=0.85)
+            pos = np.array([sum(r["grad_pos"]) for r in t["trace"]]) / tot
+            ax.plot(its, pos, "k--", lw=1.2, label="positives (any g)")
+            ax.set_ylim(0, 1)
             ax.set_title(f"{n} ({'SGD' if o == 'sgd' else 'AdamW'})", fontsize=9)
             if i == len(opts) - 1:
                 ax.set_xlabel("iteration")
             if j == 0:
                 ax.set_ylabel("share of |dL/dlogit|")
-    axes[0][-1].legend(fontsize=6, loc="lower right", ncol=2)
+    axes[0][-1].legend(fontsize=6, loc="upper right", framealpha=0.9)
     fig.suptitle("Share of the classification gradient per gradient-norm region over training (seed 0)", fontsize=10)
     fig.tight_layout()
     fig.savefig(os.path.join(DOCS, "bed-gradient-share.svg"), metadata={"Date": None})
