@@ -305,7 +305,8 @@ class BedLoss:
             gs = torch.bincount(r, weights=g_x[v].abs().double(), minlength=REGIONS).tolist()
             pos = onehot[v] > 0
             gpos = torch.bincount(r[pos], weights=g_x[v][pos].abs().double(), minlength=REGIONS).tolist()
-        self.trace.append({"it": self.it, "count": cnt, "grad": gs, "grad_pos": gpos})
+        self.trace.append({"it": self.it, "count": cnt, "grad": [float(f"{v:.4g}") for v in gs],
+                           "grad_pos": [float(f"{v:.4g}") for v in gpos]})
 
 
 # ----------------------------------------------------------------------------- training
