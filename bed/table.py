@@ -32,18 +32,16 @@ def main():
     print(f"{len(rows)} runs, {cpu / 60:.1f} CPU-minutes of training and evaluation "
           f"({cpu / len(rows):.0f} s a run)\n")
 
-    print("### Screen (main bed, seed 0): mAP@0.5 / mAP@0.75\n")
-    print("| variant | branch | SGD | AdamW |")
-    print("|---|---|---:|---:|")
-    for (bed, tag, name), by in groups.items():
-        if bed != "main":
-            continue
+    print("### Screen (seed 0): mAP@0.5 / mAP@0.75\n")
+    print("| bed | variant | branch | SGD | AdamW |")
+    print("|---|---|---|---:|---:|")
+    for (bed, tag, name), by in sorted(groups.items(), key=lambda kv: kv[0][0] != "main"):
         cells = []
         for o in ("sgd", "adamw"):
             r = by.get(o, {}).get(0)
             cells.append(f"{r['map50']:.3f} / {r['map75']:.3f}" if r else "-")
         label = name if tag == "cls" else f"focal + {name}"
-        print(f"| {label} | {'classification' if tag == 'cls' else 'box'} | {cells[0]} | {cells[1]} |")
+        print(f"| {bed} | {label} | {'classification' if tag == 'cls' else 'box'} | {cells[0]} | {cells[1]} |")
 
     print("\n### Over seeds: mean mAP@0.5 [min, max], mean mAP@0.75\n")
     print("| bed | variant | seeds | SGD mAP@0.5 | SGD mAP@0.75 | AdamW mAP@0.5 | AdamW mAP@0.75 |")
