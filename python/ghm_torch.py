@@ -67,6 +67,7 @@ import torch.nn as nn
 __all__ = [
     "GHMC",
     "GHMR",
+    "RetinaNetGHMC",
     "GHMError",
     "GHMConfigError",
     "load_library",
@@ -782,6 +783,79 @@ class GHMR(_GHMBase):
                 loss, out, grad = self._phases(st, acc, app, weight_sum=weight_sum, elementwise=elementwise,
                                                need_grad=need_grad, out_like=x)
         return self._finish(pred, target, reduction, loss, out, grad, -1.0)
+
+
+
+# --------------------------------------------------------------------------- torchvision
+
+
+class RetinaNetGHMC(nn.Module):
+    """GHM-C as the classification loss of torchvision's RetinaNet, one EMA step per batch.
+
+    torchvision's `RetinaNetClassificationHead.compute_loss(targets, head_outputs,
+    matched_idxs)` loops over the images of a batch and normalises each image's focal loss by
+    its number of foreground anchors. Calling a GHM-C loss inside that loop would step its
+    EMA once per image and harmonize each image against its own histogram. This module is a
+    drop-in for that method that makes ONE call for the whole batch instead:
+
+    - the logits of every image are concatenated to [images * anchors, C]; an anchor matched
+      to ground-truth box j (matched index >= 0) has label `targets[i]["labels"][j]`, a
+      background anchor (-1, torchvision's BELOW_LOW_THRESHOLD) an all-zero row;
+    - anchors in the matcher's ignore band (-2, BETWEEN_THRESHOLDS) get label weight 0: they
+      are neither background nor counted in the histogram or the normaliser;
+    - the loss is GHM-C's own mean (each valid element weighted by its harmonizing weight,
+      divided by the number of valid elements `tot`), times `scale`; there is no further
+      division by the number of foreground anchors or images (the harmonizing weights already
+      normalise, as mmdetection's heads leave GHM-C's result as is).
+
+        from torchvision.models.detection import RetinaNet
+        model = RetinaNet(backbone, num_classes)
+        RetinaNetGHMC.install(model, GHMC(bins=30, momentum=0.75))
+
+    `install` registers the module under the classification head (so `state_dict` carries the
+    EMA as `head.classification_head.ghm_loss.ghmc.ghm_state`) and routes the head's
+    `compute_loss` to it. Labels of foreground anchors must lie in [0, C)."""
+
+    BETWEEN_THRESHOLDS = -2
+
+    def __init__(self, ghmc=None, scale=1.0):
+        super().__init__()
+        self.ghmc = ghmc if ghmc is not None else GHMC(bins=30, momentum=0.75)
+        self.scale = float(scale)
+
+    @staticmethod
+    def batch_targets(targets, matched_idxs, num_classes):
+        """Per-anchor class labels (C for background and ignored anchors) and label weights
+        (0 for the ignore band, 1 otherwise), concatenated over the images of the batch."""
+        labels, weights = [], []
+        for tgt, m in zip(targets, matched_idxs):
+            m = m.reshape(-1)
+            lab = torch.full_like(m, num_classes)
+            fg = m >= 0
+            if bool(fg.any()):
+                cls = tgt["labels"].to(m.device)[m[fg]]
+                if bool(((cls < 0) | (cls >= num_classes)).any()):
+                    raise ValueError(f"foreground labels must lie in [0, {num_classes})")
+                lab[fg] = cls
+            labels.append(lab)
+            weights.append((m != RetinaNetGHMC.BETWEEN_THRESHOLDS).to(torch.float32))
+        return torch.cat(labels), torch.cat(weights)
+
+    def forward(self, targets, head_outputs, matched_idxs):
+        logits = head_outputs["cls_logits"]  # [images, anchors, C]
+        C = logits.size(-1)
+        labels, weights = self.batch_targets(targets, matched_idxs, C)
+        loss = self.ghmc(logits.reshape(-1, C), labels, weights)
+        return loss * self.scale if self.scale != 1.0 else loss
+
+    @classmethod
+    def install(cls, model, ghmc=None, scale=1.0):
+        """Make `model.head.classification_head.compute_loss` this loss; returns it."""
+        head = model.head.classification_head
+        inst = cls(ghmc, scale)
+        head.ghm_loss = inst
+        head.compute_loss = inst.forward  # an instance attribute shadows the method
+        return inst
 
 
 # --------------------------------------------------------------------------- mmdetection
