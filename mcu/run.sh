@@ -23,9 +23,9 @@ fail=0
 # "s", 300 instructions per element) are not met yet: each figure is printed against both.
 declare -A LIMIT_STACK=([ghm_c_loss_grad]=6700 [ghm_c_loss]=6650 [ghm_c_loss_grad_labels]=6770
   [ghm_c_loss_capi]=7950 [ghm_r_loss_grad]=6700 [ghm_r_loss]=6650)
-declare -A LIMIT_INSN=([ghm_c_loss_grad]=975 [ghm_c_loss]=765 [ghm_c_loss_grad_labels]=995
+declare -A LIMIT_INSN=([ghm_c_loss_grad]=975 [ghm_c_loss]=765 [ghm_c_loss_grad_labels]=1045
   [ghm_c_loss_capi]=975 [ghm_r_loss_grad]=670 [ghm_r_loss]=555)
-declare -A LIMIT_FLASH=([c]=17150 [r]=15500 [both]=22550)
+declare -A LIMIT_FLASH=([c]=19800 [r]=17400 [both]=26850)
 TARGET_STACK=1024 TARGET_INSN=300 TARGET_FLASH_ONE=10240
 
 echo "== Rust firmware: build (opt-level s and 3)"

@@ -15,3 +15,6 @@ cd "$(dirname "$0")/.."
 .venv/bin/pip install --quiet .
 .venv/bin/python -m unittest discover -s python/tests -v
 .venv/bin/python python/compare_mmdet.py
+# torchvision's RetinaNet with GHM-C (a tiny random model, no download), and the test bed's AP.
+.venv/bin/python python/test_retinanet_ghmc.py
+.venv/bin/python bed/test_ap.py
