@@ -116,7 +116,8 @@ def test_one_ema_step_per_batch_ignore_band_and_value():
     model.train()
     loss = ghm_torch.RetinaNetGHMC.install(model, ghm_torch.GHMC(bins=BINS, momentum=MOMENTUM))
     assert model.head.classification_head.compute_loss == loss.forward
-    assert "head.classification_head.ghm_loss.ghmc.ghm_state" in model.state_dict()
+    # the EMA travels with the model: the state dict carries the loss's acc_sum
+    assert "head.classification_head.ghm_loss.ghmc.acc_sum" in model.state_dict()
     ema = torch.zeros(BINS, dtype=torch.float64)
     for step in range(2):
         images, targets = batch(step)

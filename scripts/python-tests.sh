@@ -18,3 +18,4 @@ cd "$(dirname "$0")/.."
 # torchvision's RetinaNet with GHM-C (a tiny random model, no download), and the test bed's AP.
 .venv/bin/python python/test_retinanet_ghmc.py
 .venv/bin/python bed/test_ap.py
+.venv/bin/python bed/test_harmonized.py
