@@ -192,12 +192,21 @@ fn run(u: &mut Unstructured) -> Result<()> {
 
         // A skewed pointer reads one byte past its buffer only if the library ignored the
         // misalignment; the pointer rules below make that a failure before any read.
-        let verdict = pointer_errors(ps, pa, pb, pw, n, pl, pg);
+        let verdict = pointer_errors(ps, pa, pb, kind == Kind::C, pw, n, pl, pg);
         assert!(verdict.is_some() || skewed >= 6 || p[skewed as usize].is_null());
+        // GHM-C's targets may be NULL only with GHM_OPT_GRADIENT_INPUT, which the state holds.
+        let null_b = verdict.is_none() && n > 0 && pb.is_null();
+        let null_b_status = if null_b {
+            null_targets(&read_state(unsafe {
+                core::slice::from_raw_parts(ps, STATE_WORDS)
+            }))
+        } else {
+            None
+        };
 
         // Copies for the independent computations (taken before the call: in place
         // overwrites a).
-        let copies = if verdict.is_none() {
+        let copies = if verdict.is_none() && null_b_status.is_none() {
             let rd = |q: *const f32| {
                 if n == 0 {
                     Vec::new()
@@ -206,7 +215,9 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 }
             };
             let state = read_state(unsafe { core::slice::from_raw_parts(ps, STATE_WORDS) });
-            Some((state, rd(pa), rd(pb), (!pw.is_null()).then(|| rd(pw))))
+            // NULL targets (gradient input, which does not read them): any values will do.
+            let b = if pb.is_null() { vec![0.0; n] } else { rd(pb) };
+            Some((state, rd(pa), b, (!pw.is_null()).then(|| rd(pw))))
         } else {
             None
         };
@@ -220,6 +231,9 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 errs.contains(&st),
                 "pointer rules broken ({errs:?}) but status {st}"
             );
+        }
+        if let Some(want) = null_b_status {
+            assert_eq!(st, want, "NULL targets: status");
         }
         if st != GHM_OK {
             assert!(

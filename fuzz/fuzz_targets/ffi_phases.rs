@@ -42,12 +42,11 @@ mod common;
 use core::mem::size_of;
 
 use common::{
-    close, config, known_status, reseal, special, state_words, uniform, value, Kind,
-    STATE_WORDS,
+    close, config, known_status, reseal, special, state_words, uniform, value, Kind, STATE_WORDS,
 };
 use ghm::ffi::*;
 use ghm::{
-    ClassLayout, Classification, Ghm, Output, OutputKind, Regression, State, Stats, RegionWeights,
+    ClassLayout, Classification, Ghm, Output, OutputKind, RegionWeights, Regression, State, Stats,
 };
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -589,7 +588,10 @@ fn safe_accumulate(
     })
 }
 
-fn safe_commit(st: &State, stats: &Stats) -> core::result::Result<(State, RegionWeights), ghm::Error> {
+fn safe_commit(
+    st: &State,
+    stats: &Stats,
+) -> core::result::Result<(State, RegionWeights), ghm::Error> {
     match Ghm::<Classification>::from_state(*st) {
         Ok(mut g) => g.commit(stats).map(|w| (*g.state(), w)),
         Err(_) => match Ghm::<Regression>::from_state(*st) {

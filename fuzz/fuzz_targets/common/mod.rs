@@ -141,6 +141,18 @@ pub fn reseal(words: &mut [u32]) {
     words[..STATE_WORDS].copy_from_slice(&state_words(&s));
 }
 
+/// The status a GHM-C loss call must return when its targets are NULL (and `n > 0`) and
+/// every pointer rule holds otherwise: the state's own error if it is not a valid GHM-C
+/// state, GHM_ERR_NULL unless its options include GHM_OPT_GRADIENT_INPUT (which does not read
+/// the targets), and `None` (the call proceeds) if they do.
+pub fn null_targets(state: &State) -> Option<i32> {
+    match Ghm::<Classification>::from_state(*state) {
+        Err(e) => Some(e.code()),
+        Ok(g) if g.config().options & ghm::OPT_GRADIENT_INPUT == 0 => Some(GHM_ERR_NULL),
+        Ok(_) => None,
+    }
+}
+
 pub fn read_state(words: &[u32]) -> State {
     assert!(words.len() >= STATE_WORDS);
     // SAFETY: State is plain data (u32 and f32 fields only): every bit pattern is a value.
@@ -177,17 +189,23 @@ impl Span {
 
 /// The pointer verdict of a `ghm_*_loss` call by the contract's rules: None if the pointers
 /// are acceptable, else every status the call may return for them.
+///
+/// `b_optional`: a NULL `b` is not a pointer rule here (GHM-C's targets, which
+/// GHM_OPT_GRADIENT_INPUT makes optional: only the state can tell, see [`null_targets`]).
+#[allow(clippy::too_many_arguments)]
 pub fn pointer_errors(
     state: *const u32,
     a: *const f32,
     b: *const f32,
+    b_optional: bool,
     w: *const f32,
     n: usize,
     loss: *const f32,
     grad: *const f32,
 ) -> Option<Vec<i32>> {
     let mut errs = Vec::new();
-    if state.is_null() || loss.is_null() || (n > 0 && (a.is_null() || b.is_null())) {
+    let b_missing = b.is_null() && !b_optional;
+    if state.is_null() || loss.is_null() || (n > 0 && (a.is_null() || b_missing)) {
         errs.push(GHM_ERR_NULL);
     }
     let ptrs = [
@@ -374,7 +392,12 @@ pub fn coefficient_max(kind: Kind, state: &State, a: &[f32], b: &[f32], w: Optio
         let mut st = g.stats();
         g.accumulate(&mut st, a, b, w).ok()?;
         let weights = g.commit(&st).ok()?;
-        Some(weights.coefficients().iter().fold(0.0f32, |m, c| m.max(c.abs())))
+        Some(
+            weights
+                .coefficients()
+                .iter()
+                .fold(0.0f32, |m, c| m.max(c.abs())),
+        )
     }
     match kind {
         Kind::C => go::<Classification>(state, a, b, w),
@@ -530,15 +553,25 @@ pub fn check_against_safe(
     }
     let sc = one_shot(kind, state, a, b, w, want_grad, in_place, Isa::Scalar);
     if std::env::var_os("GHM_FUZZ_DUMP").is_some() {
-        eprintln!("kind {kind:?} config {:?}\na {a:?}\nb {b:?}\nw {w:?}", state.config());
-        eprintln!("default path: loss {} grad {:?}\nscalar path:  loss {} grad {:?}", got.loss, got.grad, sc.loss, sc.grad);
+        eprintln!(
+            "kind {kind:?} config {:?}\na {a:?}\nb {b:?}\nw {w:?}",
+            state.config()
+        );
+        eprintln!(
+            "default path: loss {} grad {:?}\nscalar path:  loss {} grad {:?}",
+            got.loss, got.grad, sc.loss, sc.grad
+        );
     }
     assert_eq!(sc.status, GHM_OK, "scalar path status {}", sc.status);
     assert_eq!(sc.state, got.state, "scalar vs default path state");
     // The scalar path's mul_add is not fused: a loss term like `(1 - b) * a` for a large
     // logit and a target near 1 cancels there and is off by up to an ulp of `a` (absolute).
     let coef_max = coefficient_max(kind, state, a, b, w);
-    let mass: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x.abs()) + f64::from(y.abs())).sum();
+    let mass: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(x.abs()) + f64::from(y.abs()))
+        .sum();
     let slack = (f64::from(coef_max) * mass * 2e-7 + 1e-30) as f32; // may round to +inf: fine
     assert!(
         close(sc.loss, got.loss, 1e-4, slack),
