@@ -489,9 +489,11 @@ impl RegionWeights {
     /// # Safety
     /// As for [`Ghm::one_shot`].
     unsafe fn apply_inputs(&self, x: &Inputs, output: Output, out: *mut f32) -> Result<(), Error> {
+        // intact weights first: resolving the output reads `tot`
+        let kind = self.kind()?;
         let output = self.resolve(output)?;
         // SAFETY (both arms): the caller's contract.
-        match self.kind()? {
+        match kind {
             Kind::Classification => unsafe {
                 apply_pass::<Classification>(Isa::Auto, self, x, output, out, true)
             },

@@ -647,3 +647,35 @@ fn batched_layouts_refuse_overlapping_blocks_and_read_zero_counts_as_one() {
         .unwrap();
     assert_eq!((la.to_bits(), ga), (lb.to_bits(), gb));
 }
+
+/// Region weights that are not intact are refused as such (`NotCommitted`) before any of
+/// their fields is used, even by an output whose scale multiplies their `tot`.
+#[test]
+fn corrupted_region_weights_are_refused_before_their_fields_are_used() {
+    let mut g = warmed::<ghm::Classification>(Kind::Classification, 7);
+    let (a, b, _) = batch(Kind::Classification, &mut Rng::new(8), 200, false);
+    let mut st = g.stats();
+    g.accumulate(&mut st, &a, &b, None).unwrap();
+    let mut w = g.commit(&st).unwrap();
+    // SAFETY: RegionWeights is plain data (u32, f32 and f64 fields): any bytes are a value.
+    unsafe {
+        core::ptr::write_bytes(
+            (&mut w as *mut ghm::RegionWeights).cast::<u8>(),
+            0x7f,
+            core::mem::size_of::<ghm::RegionWeights>(),
+        );
+    }
+    let mut out = vec![0.0; a.len()];
+    for sum in [false, true] {
+        let spec = Output {
+            sum,
+            ..Output::GRADIENT
+        };
+        assert_eq!(
+            w.apply(&a, &b, None, spec, &mut out),
+            Err(Error::NotCommitted),
+            "sum {sum}"
+        );
+    }
+    assert!(out.iter().all(|&v| v == 0.0), "a refused apply wrote");
+}
