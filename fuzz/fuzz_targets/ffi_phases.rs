@@ -89,6 +89,9 @@ struct Arg {
     /// Whether a probe may point it at another buffer (not the layout: its contents would
     /// describe memory that does not exist).
     movable: bool,
+    /// NULL here is not a pointer rule but decided later, by the state or region weights
+    /// (GHM-C's targets, optional with GHM_OPT_GRADIENT_INPUT): the statuses a NULL may get.
+    null_decided_by: Option<&'static [i32]>,
 }
 
 impl Arg {
@@ -102,6 +105,7 @@ impl Arg {
             optional: false,
             elements: None,
             movable: true,
+            null_decided_by: None,
         }
     }
     fn output<T>(p: *mut T, count: usize) -> Arg {
@@ -113,6 +117,12 @@ impl Arg {
     fn optional(self) -> Arg {
         Arg {
             optional: true,
+            ..self
+        }
+    }
+    fn null_decided_by(self, statuses: &'static [i32]) -> Arg {
+        Arg {
+            null_decided_by: Some(statuses),
             ..self
         }
     }
@@ -148,12 +158,15 @@ fn pointer_status(st: i32) -> bool {
 fn verdict(args: &[Arg], in_place: Option<(usize, usize)>) -> Verdict {
     let mut errs = Vec::new();
     let mut spans = Vec::new();
+    let mut decided_later = None;
     for a in args {
         if a.count.is_none() {
             errs.push(GHM_ERR_LENGTH);
         }
         if a.p == 0 {
-            if a.count != Some(0) && !a.optional {
+            if a.count != Some(0) && a.null_decided_by.is_some() {
+                decided_later = a.null_decided_by;
+            } else if a.count != Some(0) && !a.optional {
                 errs.push(GHM_ERR_NULL);
             }
             spans.push((0, 0));
@@ -197,11 +210,30 @@ fn verdict(args: &[Arg], in_place: Option<(usize, usize)>) -> Verdict {
         }
     }
     if strict {
-        Verdict::Fail(vec![GHM_ERR_OVERLAP])
-    } else {
-        Verdict::Ok { degenerate }
+        return Verdict::Fail(vec![GHM_ERR_OVERLAP]);
+    }
+    match decided_later {
+        Some(statuses) => {
+            let mut errs = statuses.to_vec();
+            if degenerate {
+                errs.push(GHM_ERR_OVERLAP);
+            }
+            Verdict::Fail(errs)
+        }
+        None => Verdict::Ok { degenerate },
     }
 }
+
+/// What a NULL GHM-C targets pointer gets from an accumulate: the state's error, or
+/// GHM_ERR_NULL from a state without GHM_OPT_GRADIENT_INPUT (which these runs never set).
+const NULL_TARGETS_ACCUMULATE: &[i32] = &[GHM_ERR_NULL, GHM_ERR_STATE, GHM_ERR_WRONG_LOSS];
+/// The same for an apply: a bad output spec or the region weights' error come first.
+const NULL_TARGETS_APPLY: &[i32] = &[
+    GHM_ERR_NULL,
+    GHM_ERR_OUTPUT,
+    GHM_ERR_NOT_COMMITTED,
+    GHM_ERR_WRONG_LOSS,
+];
 
 /// Word offsets of the buffers in the arena.
 #[derive(Clone, Copy, Debug, Default)]
@@ -1381,7 +1413,7 @@ fn accumulate(
         if kind == Kind::R {
             b_arg.optional()
         } else {
-            b_arg
+            b_arg.null_decided_by(NULL_TARGETS_ACCUMULATE)
         },
         Arg::input(wp, nn).optional(),
         Arg::output(ar.ptr::<Stats>(into), 1),
@@ -1546,7 +1578,7 @@ fn apply(
             if kind == Kind::R {
                 b_arg.optional()
             } else {
-                b_arg
+                b_arg.null_decided_by(NULL_TARGETS_APPLY)
             },
             Arg::input(wp, nn).optional(),
             spec_arg,
