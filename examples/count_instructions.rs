@@ -8,9 +8,11 @@
 //! callgrind_annotate --inclusive=yes target/cg.out | grep loss_grad
 //! ```
 //!
-//! Arguments: the number of anchors (80 classes each) and `labels` (class-index targets,
-//! `loss_grad_labels`) or `values` (the same targets materialised, `loss_grad`). Logits are
-//! uniform in [-6, 2]; one anchor in 100 has a label; bins 30, momentum 0.75.
+//! Arguments: the number of anchors (80 classes each); `labels` (class-index targets,
+//! `loss_grad_labels`) or `values` (the same targets materialised, `loss_grad`); the logits,
+//! `uniform` in [-6, 2] (the default: most elements away from the first region) or `bench`
+//! (the benchmarks' batch: negatives in [-6, -3], most in the first region, as a
+//! detector's easy negatives are). One anchor in 100 has a label; bins 30, momentum 0.75.
 
 use ghm::{ClassLayout, Config, GhmC};
 
@@ -27,7 +29,6 @@ fn main() {
         s ^= s << 17;
         (s >> 40) as f32 / (1u64 << 24) as f32
     };
-    let logits: Vec<f32> = (0..n).map(|_| -6.0 + 8.0 * uniform()).collect();
     let labels: Vec<i32> = (0..anchors)
         .map(|i| {
             if i % 100 == 0 {
@@ -37,6 +38,21 @@ fn main() {
             }
         })
         .collect();
+    let hot = |i: usize| labels[i / classes] == (i % classes) as i32;
+    let logits: Vec<f32> = match args.get(3).map_or("uniform", String::as_str) {
+        "uniform" => (0..n).map(|_| -6.0 + 8.0 * uniform()).collect(),
+        // the benchmarks' batch: easy negatives, as a detector's are
+        "bench" => (0..n)
+            .map(|i| {
+                if hot(i) {
+                    0.5 + 4.0 * (uniform() - 0.5)
+                } else {
+                    -4.5 + 3.0 * (uniform() - 0.5)
+                }
+            })
+            .collect(),
+        other => panic!("logits {other}: uniform or bench"),
+    };
     let mut grad = vec![0f32; n];
     let config = Config {
         bins: 30,
@@ -50,9 +66,7 @@ fn main() {
             ghm.loss_grad_labels(&logits, layout, &labels, None, &mut grad)
         }
         "values" => {
-            let targets: Vec<f32> = (0..n)
-                .map(|i| f32::from(u8::from(labels[i / classes] == (i % classes) as i32)))
-                .collect();
+            let targets: Vec<f32> = (0..n).map(|i| f32::from(u8::from(hot(i)))).collect();
             ghm.loss_grad(&logits, &targets, None, &mut grad)
         }
         other => panic!("mode {other}: labels or values"),

@@ -191,7 +191,7 @@ impl<L: Loss> Ghm<L> {
     ) -> Result<(), Error> {
         let x = elementwise(a, b, label_weights)?;
         // SAFETY: the pointers come from slices of length x.n.
-        unsafe { self.accumulate_inputs(stats, &x) }
+        unsafe { self.accumulate_inputs(stats, &x, true).map(|_| ()) }
     }
 
     /// Phase 2: updates the EMA once from `stats` (any number of accumulated and merged
@@ -283,28 +283,54 @@ impl<L: Loss> Ghm<L> {
     /// The pointers of `x` are valid for reads of the lengths they describe, the gradient
     /// (if any) for reads and writes at every element of `x`, and it is either `x.a` or
     /// overlaps no input.
+    ///
+    /// The loss is taken in the second pass, where each region's coefficient is known, so
+    /// the first pass only counts (see [`Accumulate`]); without a gradient the second pass
+    /// writes nothing, and the loss is the same as with one, bit for bit. It is checked
+    /// finite before anything is written by a bound from the first pass; inputs too large
+    /// for the bound to settle it (only near the f32 range) have the loss summed per region
+    /// in the first pass instead.
     unsafe fn one_shot(&mut self, x: &Inputs, grad: Option<*mut f32>) -> Result<f32, Error> {
         let mut stats = self.stats();
         // SAFETY: the caller's contract.
-        unsafe { self.accumulate_inputs(&mut stats, x)? };
-        let (next, weights) = self.state.commit(&stats)?;
-        if let Some(out) = grad {
-            // The inputs passed accumulate, and a gradient that overwrites is bounded by
-            // its coefficients (checked finite by the commit): no dry run is needed.
-            // SAFETY: the caller's contract.
-            unsafe { apply_pass::<L>(self.isa, &weights, x, Output::GRADIENT, out, false)? };
+        let magnitude = unsafe { self.accumulate_inputs(&mut stats, x, false)? };
+        let (mut next, mut weights) = self.state.commit(&stats)?;
+        let bound = with_model!(L::KIND, self.config(), |model| {
+            let term = model.term_bound(magnitude);
+            let regions = weights.coef_table().iter().zip(&stats.count);
+            regions
+                .map(|(&c, &r)| f64::from(c.abs()) * r * term)
+                .sum::<f64>()
+        });
+        if bound < f64::from(f32::MAX) / 2.0 {
+            // SAFETY: the caller's contract; the inputs passed accumulate.
+            let loss = unsafe { second_pass::<L>(self.isa, &weights, x, grad, true)? };
+            self.state = next;
+            return Ok(loss as f32);
+        }
+        stats = self.stats();
+        // SAFETY: the caller's contract.
+        unsafe { self.accumulate_inputs(&mut stats, x, true)? };
+        (next, weights) = self.state.commit(&stats)?;
+        if grad.is_some() {
+            // SAFETY: the caller's contract; the inputs passed accumulate.
+            unsafe { second_pass::<L>(self.isa, &weights, x, grad, false)? };
         }
         self.state = next;
         Ok(weights.loss())
     }
 
+    /// Phase 1 on the kernels; with `terms` false, counts only and returns the largest
+    /// magnitude (see [`Accumulate`]).
+    ///
     /// # Safety
     /// The pointers of `x` are valid for reads of the lengths they describe.
     pub(crate) unsafe fn accumulate_inputs(
         &self,
         stats: &mut Stats,
         x: &Inputs,
-    ) -> Result<(), Error> {
+        terms: bool,
+    ) -> Result<f32, Error> {
         let config = self.config();
         stats.check(L::KIND, config.bins)?;
         let bins = &Bins::new(config.bins);
@@ -314,6 +340,7 @@ impl<L: Loss> Ghm<L> {
                 bins,
                 x,
                 stats,
+                terms,
             };
             // SAFETY: the caller's contract.
             unsafe { arch::run(self.isa, pass)? }
@@ -341,7 +368,7 @@ impl Ghm<Classification> {
         labels_allowed(self.config())?;
         let x = class_index(logits, layout, labels, anchor_weights)?;
         // SAFETY: the pointers come from slices of the lengths `class_index` checked.
-        unsafe { self.accumulate_inputs(stats, &x) }
+        unsafe { self.accumulate_inputs(stats, &x, true).map(|_| ()) }
     }
 
     /// Phase 1 with [`OPT_GRADIENT_INPUT`]: `d = p - t` in [-1, 1] per element, no targets.
@@ -504,6 +531,40 @@ impl RegionWeights {
     }
 }
 
+/// The one-shot calls' second pass: writes the gradient (if `grad`) and, with `loss`, sums
+/// the loss (else returns 0). A gradient that overwrites is bounded by its coefficients
+/// (checked finite by the commit): no dry run is needed.
+///
+/// # Safety
+/// As for [`Ghm::one_shot`], and the inputs have passed accumulate.
+unsafe fn second_pass<L: Loss>(
+    isa: Isa,
+    weights: &RegionWeights,
+    x: &Inputs,
+    grad: Option<*mut f32>,
+    loss: bool,
+) -> Result<f64, Error> {
+    let config = weights.config();
+    with_model!(L::KIND, config, |model| {
+        let plan = &Plan {
+            coef: weights.coef_table(),
+            tot: weights.tot() as f32,
+            output: Output::GRADIENT,
+            write: grad.is_some(),
+            loss,
+        };
+        let pass = Apply {
+            model,
+            bins: &Bins::new(config.bins),
+            plan,
+            x,
+            out: grad.unwrap_or(core::ptr::null_mut()),
+        };
+        // SAFETY: the caller's contract; without a gradient `Apply` writes and reads no output.
+        Ok(unsafe { arch::run(isa, pass)? }.loss)
+    })
+}
+
 /// Phase 3 on the kernels: with `validate`, checks the inputs first and, for an output that
 /// may overflow, does a dry run, so that an invalid input or an overflow writes nothing.
 ///
@@ -545,6 +606,7 @@ unsafe fn apply_with<M: Model>(
             tot: weights.tot() as f32,
             output,
             write,
+            loss: false,
         };
         unsafe {
             arch::run(
@@ -563,7 +625,7 @@ unsafe fn apply_with<M: Model>(
         // SAFETY: the caller's contract.
         unsafe { arch::run(isa, Validate { model, x })?? };
         // An output that may overflow is computed once without writing first.
-        if !weights.bounds_output(&output) && !apply(false)? {
+        if !weights.bounds_output(&output) && !apply(false)?.finite {
             return Err(Error::Overflow);
         }
     }

@@ -1,12 +1,12 @@
 //! NOT PART OF THE API (re-exported, hidden, as `ghm::__test`): the per-element functions of
 //! the kernels evaluated through a given ISA path, for `tests/isa.rs` and
-//! `tests/ulp_exhaustive.rs`, and the plain BCE baseline of the benchmarks. No stability
+//! `tests/ulp_exhaustive.rs`, and the plain BCE and ASL1 baselines of the benchmarks. No stability
 //! promise.
 
 use crate::arch::{self, Isa};
 use crate::config::Kind;
 use crate::error::Error;
-use crate::kernel::{Func, PlainBce, Probe};
+use crate::kernel::{Asl1, Bce, Func, Model, Plain, Probe};
 
 fn run(isa: Isa, f: Func, a: &[f32], b: &[f32], out: &mut [f32]) -> Result<(), Error> {
     if a.len() != out.len() || b.len() != out.len() {
@@ -18,15 +18,42 @@ fn run(isa: Isa, f: Func, a: &[f32], b: &[f32], out: &mut [f32]) -> Result<(), E
 
 /// Plain mean BCE-with-logits and its gradient `(sigmoid(x) - t) / n` in one pass, with the
 /// kernels' math and no harmonizing and no input checks: the benchmarks' baseline for what
-/// any loss costs.
+/// the loss costs.
 pub fn plain_bce(isa: Isa, x: &[f32], t: &[f32], grad: &mut [f32]) -> Result<f32, Error> {
-    let n = x.len();
-    if t.len() != n || grad.len() != n {
+    let model = Bce {
+        probabilities: false,
+        gradient: false,
+    };
+    plain(&model, isa, x, t, grad)
+}
+
+/// Plain mean ASL1 ("authentic smooth L1", GHM-R's loss without harmonizing) and its
+/// gradient in one pass, as [`plain_bce`].
+pub fn plain_asl1(
+    isa: Isa,
+    mu: f32,
+    pred: &[f32],
+    target: &[f32],
+    grad: &mut [f32],
+) -> Result<f32, Error> {
+    plain(&Asl1::new(mu), isa, pred, target, grad)
+}
+
+fn plain<M: Model>(
+    model: &M,
+    isa: Isa,
+    a: &[f32],
+    b: &[f32],
+    grad: &mut [f32],
+) -> Result<f32, Error> {
+    let n = a.len();
+    if b.len() != n || grad.len() != n {
         return Err(Error::Length);
     }
-    let pass = PlainBce {
-        x: x.as_ptr(),
-        t: t.as_ptr(),
+    let pass = Plain {
+        model,
+        a: a.as_ptr(),
+        b: b.as_ptr(),
         n,
         scale: 1.0 / n.max(1) as f32,
         out: grad.as_mut_ptr(),

@@ -679,3 +679,35 @@ fn corrupted_region_weights_are_refused_before_their_fields_are_used() {
     }
     assert!(out.iter().all(|&v| v == 0.0), "a refused apply wrote");
 }
+
+/// A loss that overflows f32 is refused (`Overflow`) and nothing is written, whatever the
+/// sign of the loss weight: the one-shot calls bound the loss before their second pass.
+#[test]
+fn a_loss_that_overflows_is_refused_for_either_sign_of_the_loss_weight() {
+    for loss_weight in [1e38f32, -1e38] {
+        let mut g = GhmC::new(Config {
+            loss_weight,
+            ..cfg(Kind::Classification)
+        })
+        .unwrap();
+        let before = *g.state();
+        let x = vec![1e3f32; 64];
+        let t = vec![0.0f32; 64];
+        let mut grad = vec![7.0f32; 64];
+        assert_eq!(
+            g.loss_grad(&x, &t, None, &mut grad),
+            Err(Error::Overflow),
+            "loss weight {loss_weight}"
+        );
+        assert_eq!(g.loss(&x, &t, None), Err(Error::Overflow));
+        assert!(grad.iter().all(|&v| v == 7.0), "a refused call wrote");
+        assert_eq!(*g.state(), before, "a refused call changed the state");
+        // and a batch whose loss fits gives a finite loss of the weight's sign
+        let small = vec![-1.0f32; 64];
+        let loss = g.loss_grad(&small, &t, None, &mut grad).unwrap();
+        assert!(
+            loss.is_finite() && loss.signum() == loss_weight.signum(),
+            "{loss}"
+        );
+    }
+}

@@ -11,6 +11,9 @@ use crate::config::MAX_BINS;
 #[derive(Clone, Debug)]
 pub(crate) struct Bins {
     m: usize,
+    /// `M` and `M - 1` as f32, for the vector index.
+    m_f32: f32,
+    last_f32: f32,
     edges: [f32; MAX_BINS],
 }
 
@@ -27,12 +30,27 @@ impl Bins {
         for (k, e) in edges.iter_mut().enumerate().take(m) {
             *e = k as f32 / m as f32;
         }
-        Bins { m, edges }
+        Bins {
+            m,
+            m_f32: m as f32,
+            last_f32: (m - 1) as f32,
+            edges,
+        }
     }
 
     /// Number of regions M.
     pub(crate) fn len(&self) -> usize {
         self.m
+    }
+
+    /// The lower edges of the second and of the last region, `(e_1, e_{M-1})`: a norm is in
+    /// the first region below `e_1` and in the last at or above `e_{M-1}`. Both infinite for
+    /// one region (whose first region is everything, and which has no other).
+    pub(crate) fn inner_edges(&self) -> (f32, f32) {
+        if self.m < 2 {
+            return (f32::INFINITY, f32::INFINITY);
+        }
+        (self.edges[1], self.edges[(self.m - 1) & (MAX_BINS - 1)])
     }
 
     /// The region of `g` by the reference's definition: the largest `k < M` with
@@ -57,7 +75,7 @@ impl Bins {
         // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
         // methods need.
         unsafe {
-            let m = V::splat(self.m as f32);
+            let m = V::splat(self.m_f32);
             let p = g.mul(m);
             let f = p.floor();
             let frac = p.sub(f);
@@ -71,7 +89,7 @@ impl Bins {
                 }
                 return V::load(lanes.as_ptr());
             }
-            f.min(V::splat((self.m - 1) as f32))
+            f.min(V::splat(self.last_f32))
         }
     }
 }

@@ -16,6 +16,7 @@
 //! - the sigmoid in [`Bce`]: at most 2 ULP from the correctly rounded value wherever the
 //!   result is normal (`x >= -87.33`).
 
+use super::bins::Bins;
 use super::vector::Vector;
 use crate::error::Error;
 
@@ -124,7 +125,70 @@ pub(crate) trait Model: Copy {
     unsafe fn forward<V: Vector>(&self, a: V, b: V) -> (V, V);
     /// `dir` alone (cheaper where the term needs more work).
     unsafe fn direction<V: Vector>(&self, a: V, b: V) -> V;
+
+    /// The thresholds [`ends`](Model::ends) compares with, for these regions.
+    fn ends_for(&self, bins: &Bins) -> Ends;
+    /// For valid inputs: the lanes certainly in the first region and the lanes certainly in
+    /// the last, by a test cheaper than binning the gradient norm. Conservative: a lane in
+    /// a mask is in that region, a lane in neither may still be in either.
+    unsafe fn ends<V: Vector>(&self, a: V, b: V, e: &Ends) -> (V, V);
+    /// A per-element magnitude whose maximum `m` over the valid elements bounds every term:
+    /// `term <= term_bound(m)`.
+    unsafe fn magnitude<V: Vector>(&self, a: V, b: V) -> V;
+    fn term_bound(&self, m: f32) -> f64;
 }
+
+/// The thresholds of [`Model::ends`] on the model's own statistic `s` of an element: the
+/// first region where `s < lo`, the last where `hi <= s`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ends {
+    lo: f32,
+    hi: f32,
+}
+
+impl Ends {
+    /// The masks for statistic `s`, restricted to the lanes of `eligible`.
+    #[inline(always)]
+    unsafe fn masks<V: Vector>(&self, s: V, eligible: V) -> (V, V) {
+        // SAFETY: `V`'s target features are enabled (this function's contract).
+        unsafe {
+            (
+                s.lt(V::splat(self.lo)).and(eligible),
+                V::splat(self.hi).le(s).and(eligible),
+            )
+        }
+    }
+
+    /// Exact thresholds for a statistic that is the gradient norm itself.
+    fn exact(bins: &Bins) -> Ends {
+        let (lo, hi) = bins.inner_edges();
+        Ends { lo, hi }
+    }
+
+    /// Thresholds `map(edge)` moved inwards by `margin` (`lo` down, `hi` up) for a
+    /// statistic that determines the gradient norm through `map`, increasing, which the
+    /// computed norm follows to within far less than the margin. Infinite edges (one region:
+    /// everything is in the first, nothing counts as the last) stay infinite.
+    fn mapped(bins: &Bins, map: impl Fn(f32) -> f32, margin: impl Fn(f32) -> f32) -> Ends {
+        let (e1, e_last) = bins.inner_edges();
+        if e1.is_infinite() {
+            return Ends { lo: e1, hi: e_last };
+        }
+        let (lo, hi) = (map(e1), map(e_last));
+        Ends {
+            lo: lo - margin(lo),
+            hi: hi + margin(hi),
+        }
+    }
+}
+
+/// How far [`Ends`] on a logit stay from the exact threshold: the sigmoid's slope there is at
+/// least `(1/64)(63/64)`, so the gradient norm is at least 1.5e-5 from the edge, against
+/// computation errors below 1e-6.
+const LOGIT_MARGIN: f32 = 1e-3;
+/// The same, relative, for GHM-R's residual: the norm `|d| / sqrt(d^2 + mu^2)` moves by at
+/// least `3e-5` of itself over this relative change of `|d|` near any edge.
+const RESIDUAL_MARGIN: f32 = 1e-3;
 
 /// GHM-C's element: sigmoid binary cross-entropy on logit `a` with target `b` in [0, 1].
 /// `dir = sigmoid(a) - b`, `term = max(a, 0) - a b + ln(1 + e^-|a|)`.
@@ -243,6 +307,52 @@ impl Model for Bce {
             Self::exp_sigmoid(x).1.sub(t)
         }
     }
+
+    fn ends_for(&self, bins: &Bins) -> Ends {
+        if self.gradient || self.probabilities {
+            return Ends::exact(bins);
+        }
+        // g = sigmoid(s) with s = x for target 0 and s = -x for target 1: the edge e is at
+        // s = ln(e / (1 - e)).
+        // SAFETY: the portable instantiation needs no target feature.
+        let logit = |e: f32| unsafe { ln_unit(e) - ln_unit(1.0 - e) };
+        Ends::mapped(bins, logit, |_| LOGIT_MARGIN)
+    }
+
+    #[inline(always)]
+    unsafe fn ends<V: Vector>(&self, x: V, t: V, e: &Ends) -> (V, V) {
+        // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+        // methods need.
+        unsafe {
+            let all = V::splat(0.0).le(V::splat(0.0));
+            if self.gradient || self.probabilities {
+                return e.masks(self.direction(x, t).abs(), all);
+            }
+            // only binary targets: a soft target's norm is not a function of s alone
+            let one = t.eq(V::splat(1.0));
+            let binary = one.or(t.eq(V::splat(0.0)));
+            let s = V::select(one, V::splat(0.0).sub(x), x);
+            e.masks(s, binary)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn magnitude<V: Vector>(&self, x: V, _t: V) -> V {
+        // SAFETY: `V`'s target features are enabled (this function's contract).
+        unsafe {
+            if self.gradient || self.probabilities {
+                V::splat(0.0)
+            } else {
+                x.abs()
+            }
+        }
+    }
+
+    fn term_bound(&self, m: f32) -> f64 {
+        // logits: |x| (1 - t or t) + ln(1 + e^-|x|) <= |x| + ln 2; otherwise the logs'
+        // floor: at most -LOG_FLOOR
+        f64::from(m) + 1.0 - f64::from(LOG_FLOOR)
+    }
 }
 
 /// GHM-R's element: "authentic smooth L1" on the residual `d = a - b`.
@@ -337,6 +447,38 @@ impl Model for Asl1 {
             let (h, d, _) = self.root(a, b);
             d.div(h)
         }
+    }
+
+    fn ends_for(&self, bins: &Bins) -> Ends {
+        // g = |d| / sqrt(d^2 + mu^2): the edge e is at |d| = mu e / sqrt(1 - e^2)
+        let mu = f64::from(self.mu);
+        let at = |e: f32| {
+            let e = f64::from(e);
+            // SAFETY: the portable instantiation needs no target feature.
+            let root = unsafe { Vector::sqrt((1.0 - e * e) as f32) };
+            (mu * e / f64::from(root)) as f32
+        };
+        Ends::mapped(bins, at, |d| d * RESIDUAL_MARGIN)
+    }
+
+    #[inline(always)]
+    unsafe fn ends<V: Vector>(&self, a: V, b: V, e: &Ends) -> (V, V) {
+        // SAFETY: `V`'s target features are enabled (this function's contract).
+        unsafe {
+            let all = V::splat(0.0).le(V::splat(0.0));
+            e.masks(a.sub(b).abs(), all)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn magnitude<V: Vector>(&self, a: V, b: V) -> V {
+        // SAFETY: `V`'s target features are enabled (this function's contract).
+        unsafe { a.sub(b).abs() }
+    }
+
+    fn term_bound(&self, m: f32) -> f64 {
+        // h - mu <= |d|, computed to within a few ulp
+        f64::from(m) * 1.001
     }
 }
 
@@ -433,6 +575,99 @@ mod tests {
                     "x={x} t={t} {term} {want}"
                 );
             }
+        }
+    }
+
+    /// `Model::ends` never misplaces an element: a lane it puts in the first (last) region
+    /// bins there, for every M, every model and inputs swept ulp by ulp across both
+    /// thresholds and the region edges themselves; and it does place the elements far from
+    /// the edges (the shortcut is taken).
+    #[test]
+    fn ends_place_only_elements_that_bin_there() {
+        let bce = |probabilities, gradient| Bce {
+            probabilities,
+            gradient,
+        };
+        type Check<'a> = &'a dyn Fn(&Bins, f32, f32) -> (bool, bool, usize);
+        let models: [(&str, Check); 7] = [
+            ("bce", &|b, x, t| check_ends(&bce(false, false), b, x, t)),
+            ("bce probabilities", &|b, x, t| {
+                check_ends(&bce(true, false), b, x, t)
+            }),
+            ("bce gradient", &|b, x, t| {
+                check_ends(&bce(false, true), b, x, t)
+            }),
+            ("asl1 0.02", &|b, x, t| {
+                check_ends(&Asl1::new(0.02), b, x, t)
+            }),
+            ("asl1 1", &|b, x, t| check_ends(&Asl1::new(1.0), b, x, t)),
+            ("asl1 1e-20", &|b, x, t| {
+                check_ends(&Asl1::new(1e-20), b, x, t)
+            }),
+            ("asl1 1e15", &|b, x, t| {
+                check_ends(&Asl1::new(1e15), b, x, t)
+            }),
+        ];
+        for m in 1..=64u32 {
+            let bins = Bins::new(m);
+            for (name, check) in models.iter() {
+                let (e1, e_last) = bins.inner_edges();
+                let model_is_bce = name.starts_with("bce");
+                let mut centres = [0.0f32; 19];
+                centres[..5].copy_from_slice(&[0.0, 1.0, -1.0, 20.0, -20.0]);
+                let mut n = 5;
+                if e1.is_finite() {
+                    let mu = name.split(' ').nth(1).and_then(|v| v.parse::<f32>().ok());
+                    for e in [e1, e_last] {
+                        let logit = libm::logf(e / (1.0 - e));
+                        let d = mu.map_or(0.0, |mu| mu * e / libm::sqrtf(1.0 - e * e));
+                        for v in [e, logit, -logit, d, -d, 2.0 * d, -2.0 * d] {
+                            centres[n] = v;
+                            n += 1;
+                        }
+                    }
+                }
+                let (mut first, mut last) = (0, 0);
+                for &c in &centres[..n] {
+                    for d in -3000i32..=3000 {
+                        let x = f32::from_bits((c.to_bits() as i32).wrapping_add(d) as u32);
+                        if !x.is_finite() {
+                            continue;
+                        }
+                        let targets: &[f32] = if model_is_bce {
+                            &[0.0, 1.0, 0.5]
+                        } else {
+                            &[0.0]
+                        };
+                        for &t in targets {
+                            let (f, l, k) = check(&bins, x, t);
+                            assert!(!f || k == 0, "{name} m={m} x={x:e} t={t}: first, bins {k}");
+                            let end = bins.len() - 1;
+                            assert!(!l || k == end, "{name} m={m} x={x:e} t={t}: last, bins {k}");
+                            first += usize::from(f);
+                            last += usize::from(l);
+                        }
+                    }
+                }
+                assert!(first > 0, "{name} m={m}: never placed in the first region");
+                assert!(
+                    last > 0 || m == 1,
+                    "{name} m={m}: never placed in the last region"
+                );
+            }
+        }
+    }
+
+    /// `(in first, in last, bin)` of one element whose inputs the model accepts (else both
+    /// false).
+    fn check_ends<M: Model>(model: &M, bins: &Bins, a: f32, b: f32) -> (bool, bool, usize) {
+        unsafe {
+            if model.valid::<f32>(a, b).to_bits() == 0 {
+                return (false, false, 0);
+            }
+            let (f, l) = model.ends::<f32>(a, b, &model.ends_for(bins));
+            let k = bins.index_exact(model.direction::<f32>(a, b).abs());
+            (f.to_bits() != 0, l.to_bits() != 0, k)
         }
     }
 

@@ -6,7 +6,7 @@
 //! - `bins`: the unit regions and the binning of gradient norms;
 //! - `runs`: the inputs of a pass and how they are walked;
 //! - `tally`: the accumulate pass's per-lane tables;
-//! - `passes`: the passes (validate, accumulate, apply, a plain BCE baseline), each a
+//! - `passes`: the passes (validate, accumulate, apply, plain BCE and ASL1 baselines), each a
 //!   [`Pass`] that `arch::run` executes with one ISA's vector type;
 //! - `probe`: a pass over the per-element functions, for the accuracy tests.
 
@@ -20,7 +20,7 @@ mod vector;
 
 pub(crate) use bins::Bins;
 pub(crate) use math::{Asl1, Bce, Model};
-pub(crate) use passes::{Accumulate, Apply, Pass, PlainBce, Plan, Validate};
+pub(crate) use passes::{Accumulate, Apply, Pass, Plain, Plan, Validate};
 pub(crate) use probe::{Func, Probe};
 pub(crate) use runs::{Inputs, Targets};
 pub(crate) use tally::LaneTable;

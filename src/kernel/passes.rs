@@ -8,10 +8,10 @@
 //!   first invalid element and reports its specific error, adding nothing.
 //! - [`Apply`]: writes one value per element from the committed per-region coefficients
 //!   (the gradient by default; see [`Output`]). Its inputs must have passed one of the above.
-//! - [`PlainBce`]: a plain BCE-with-logits, the benchmarks' baseline.
+//! - [`Plain`]: a plain loss (BCE-with-logits, ASL1), the benchmarks' baseline.
 
 use super::bins::Bins;
-use super::math::{full, Bce, Model};
+use super::math::{full, Model};
 use super::runs::{Inputs, Run, Runs};
 use super::tally::LaneTables;
 use super::vector::{Vector, MAX_LANES};
@@ -116,15 +116,22 @@ unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<(), Err
 }
 
 /// The read-only pass; adds to `stats` only on success. Contract: as for [`Validate`].
+///
+/// With `terms` false it adds the counts and the label weights but no loss terms: the
+/// one-shot calls take the loss in [`Apply`], where each region's coefficient is known, and
+/// this pass then needs neither the terms nor, for the elements [`Model::ends`] places, the
+/// gradient norm. Its result is the largest [`Model::magnitude`] of a valid element, which
+/// bounds the loss [`Apply`] will sum.
 pub(crate) struct Accumulate<'a, M> {
     pub model: &'a M,
     pub bins: &'a Bins,
     pub x: &'a Inputs,
     pub stats: &'a mut Stats,
+    pub terms: bool,
 }
 
 impl<M: Model> Pass for Accumulate<'_, M> {
-    type Out = Result<(), Error>;
+    type Out = Result<f32, Error>;
     #[inline(always)]
     unsafe fn run<V: Vector>(self) -> Self::Out {
         // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are
@@ -132,31 +139,45 @@ impl<M: Model> Pass for Accumulate<'_, M> {
         unsafe {
             const { assert!(V::LANES <= MAX_LANES && <V::Tables as LaneTables>::LEN == V::LANES) };
             let mut tables = <V::Tables as LaneTables>::EMPTY;
-            accumulate::<V, M>(self.model, self.bins, self.x, &mut tables, self.stats)
+            let Accumulate {
+                model,
+                bins,
+                x,
+                stats,
+                terms,
+            } = self;
+            if terms {
+                accumulate::<V, M, true>(model, bins, x, &mut tables, stats)
+            } else {
+                accumulate::<V, M, false>(model, bins, x, &mut tables, stats)
+            }
         }
     }
 }
 
 #[inline(always)]
-unsafe fn accumulate<V: Vector, M: Model>(
+unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
     model: &M,
     bins: &Bins,
     x: &Inputs,
     tables: &mut V::Tables,
     stats: &mut Stats,
-) -> Result<(), Error> {
+) -> Result<f32, Error> {
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
     // for the elements they describe (this function's contract).
     unsafe {
         // The two end regions hold most elements (GHM-C's easy negatives near g = 0, GHM-R's
         // large residuals near g = 1): they are summed in vector registers; the elements of the
-        // other regions go to per-lane tables one by one.
+        // other regions go to per-lane tables one by one. Without terms, a vector whose valid
+        // lanes `Model::ends` places is counted without binning.
         let zero = V::splat(0.0);
         let last = bins.len() - 1;
         let last_v = V::splat(if last == 0 { -1.0 } else { last as f32 });
+        let ends = model.ends_for(bins);
         let (mut n_first, mut n_last) = (0u64, 0u64);
         let (mut sum_first, mut sum_last, mut weight) =
             (V::sum_zero(), V::sum_zero(), V::sum_zero());
+        let mut magnitude = zero;
         let mut runs = Runs::new(x);
         while let Some(run) = runs.next() {
             let run = &run;
@@ -164,17 +185,36 @@ unsafe fn accumulate<V: Vector, M: Model>(
             while j < run.len {
                 let (a, b, w) = run.load::<V>(x, j);
                 check(model, x, run, j, a, b, w)?;
-                let (dir, term) = model.forward(a, b);
-                let k = bins.index(dir.abs());
                 let valid = zero.lt(w);
+                let valid_bits = valid.bitmask();
+                weight = V::select(valid, w, zero).sum_add(weight);
+                j += V::LANES;
+                if !TERMS {
+                    let m = V::select(valid, model.magnitude(a, b), zero);
+                    magnitude = magnitude.max(m);
+                    let (f, l) = model.ends(a, b, &ends);
+                    let (f, l) = (f.bitmask() & valid_bits, l.bitmask() & valid_bits);
+                    if f | l == valid_bits {
+                        n_first += u64::from(f.count_ones());
+                        n_last += u64::from(l.count_ones());
+                        continue;
+                    }
+                }
+                let (dir, term) = if TERMS {
+                    model.forward(a, b)
+                } else {
+                    (model.direction(a, b), zero)
+                };
+                let k = bins.index(dir.abs());
                 let first = k.eq(zero).and(valid);
                 let end = k.eq(last_v).and(valid);
                 n_first += u64::from(first.bitmask().count_ones());
                 n_last += u64::from(end.bitmask().count_ones());
-                sum_first = V::select(first, term, zero).sum_add(sum_first);
-                sum_last = V::select(end, term, zero).sum_add(sum_last);
-                weight = V::select(valid, w, zero).sum_add(weight);
-                let mut rest = valid.bitmask() & !(first.bitmask() | end.bitmask());
+                if TERMS {
+                    sum_first = V::select(first, term, zero).sum_add(sum_first);
+                    sum_last = V::select(end, term, zero).sum_add(sum_last);
+                }
+                let mut rest = valid_bits & !(first.bitmask() | end.bitmask());
                 if rest != 0 {
                     let (mut idx, mut terms) = ([0u8; MAX_LANES], [0f32; MAX_LANES]);
                     k.indices(&mut idx);
@@ -189,10 +229,11 @@ unsafe fn accumulate<V: Vector, M: Model>(
                         let t = &mut tables.as_mut()[l];
                         let k = usize::from(idx[l]) & (MAX_BINS - 1);
                         t.count[k] += 1;
-                        t.sum[k] += f64::from(terms[l]);
+                        if TERMS {
+                            t.sum[k] += f64::from(terms[l]);
+                        }
                     }
                 }
-                j += V::LANES;
             }
         }
         for t in tables.as_mut().iter() {
@@ -206,18 +247,28 @@ unsafe fn accumulate<V: Vector, M: Model>(
         stats.count[last & (MAX_BINS - 1)] += n_last as f64;
         stats.loss_sum[last & (MAX_BINS - 1)] += V::sum_total(sum_last);
         stats.weight_sum += V::sum_total(weight);
-        Ok(())
+        let mut lanes = [0f32; MAX_LANES];
+        magnitude.store(lanes.as_mut_ptr());
+        Ok(lanes.iter().fold(0f32, |m, &l| m.max(l)))
     }
 }
 
 /// What [`Apply`] needs from a commit: per-region coefficients `lambda * beta_k / tot`, the
-/// normaliser `tot`, the output, and whether to write it or only to check that every value
-/// it would write is finite (a dry run).
+/// normaliser `tot`, the output, whether to write it or only to check that every value
+/// it would write is finite (a dry run), and whether to sum the loss.
 pub(crate) struct Plan<'a> {
     pub coef: &'a [f32; MAX_BINS],
     pub tot: f32,
     pub output: Output,
     pub write: bool,
+    pub loss: bool,
+}
+
+/// What [`Apply`] found: whether every value is finite, and with [`Plan::loss`] the loss,
+/// the sum over valid elements of `coef[k] * term`.
+pub(crate) struct Applied {
+    pub finite: bool,
+    pub loss: f64,
 }
 
 /// The writing pass: for element i of region k, `value = coef[k] * dir_i` (or the element
@@ -236,9 +287,9 @@ pub(crate) struct Apply<'a, M> {
 }
 
 impl<M: Model> Pass for Apply<'_, M> {
-    type Out = bool;
+    type Out = Applied;
     #[inline(always)]
-    unsafe fn run<V: Vector>(self) -> bool {
+    unsafe fn run<V: Vector>(self) -> Applied {
         // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are
         // valid for the elements they describe (this function's contract).
         unsafe { apply::<V, M>(self.model, self.bins, self.plan, self.x, self.out) }
@@ -252,30 +303,51 @@ unsafe fn apply<V: Vector, M: Model>(
     plan: &Plan<'_>,
     x: &Inputs,
     out: *mut f32,
-) -> bool {
+) -> Applied {
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
     // for the elements they describe (this function's contract).
     unsafe {
+        let zero = V::splat(0.0);
         let scale = V::splat(plan.output.scale);
-        let mut finite = V::splat(0.0).le(V::splat(0.0));
+        let mut finite = zero.le(zero);
+        let mut loss = V::sum_zero();
+        let last = (bins.len() - 1) & (MAX_BINS - 1);
+        let last_v = V::splat(last as f32);
+        let (c_first, c_last) = (V::splat(plan.coef[0]), V::splat(plan.coef[last]));
+        let terms = plan.loss || plan.output.kind == OutputKind::ElementLoss;
         let mut runs = Runs::new(x);
         while let Some(run) = runs.next() {
             let run = &run;
-            let dst = out.add(run.start);
+            // not dereferenced unless the plan writes or adds (then `out` is valid)
+            let dst = out.wrapping_add(run.start);
             let mut j = 0;
             while j < run.len {
                 let (a, b, w) = run.load::<V>(x, j);
-                let (dir, term) = match plan.output.kind {
-                    OutputKind::ElementLoss => model.forward(a, b),
-                    _ => (model.direction(a, b), V::splat(0.0)),
+                let (dir, term) = if terms {
+                    model.forward(a, b)
+                } else {
+                    (model.direction(a, b), zero)
                 };
-                let c = bins.index(dir.abs()).lookup(plan.coef);
+                // a vector whose valid lanes share an end region needs no table lookup
+                let valid = zero.lt(w);
+                let valid_bits = valid.bitmask();
+                let k = bins.index(dir.abs());
+                let c = if valid_bits & !k.eq(zero).bitmask() == 0 {
+                    c_first
+                } else if valid_bits & !k.eq(last_v).bitmask() == 0 {
+                    c_last
+                } else {
+                    k.lookup(plan.coef)
+                };
+                if plan.loss {
+                    loss = V::select(valid, c.mul(term), zero).sum_add(loss);
+                }
                 let v = match plan.output.kind {
                     OutputKind::Gradient => c.mul(dir),
                     OutputKind::ElementWeight => c,
                     OutputKind::ElementLoss => c.mul(V::splat(plan.tot)).mul(term),
                 };
-                let v = V::select(V::splat(0.0).lt(w), v.mul(scale), V::splat(0.0));
+                let v = V::select(valid, v.mul(scale), zero);
                 let full_vector = j + V::LANES <= run.len;
                 let mut lanes = [0f32; MAX_LANES];
                 let v = if plan.output.add {
@@ -303,52 +375,54 @@ unsafe fn apply<V: Vector, M: Model>(
                 j += V::LANES;
             }
         }
-        finite.bitmask() == full::<V>()
+        Applied {
+            finite: finite.bitmask() == full::<V>(),
+            loss: V::sum_total(loss),
+        }
     }
 }
 
-/// Plain (not harmonized) BCE-with-logits in one pass, with the same per-element math: the
-/// sum of the terms, and `out[i] = scale * (sigmoid(x_i) - t_i)`. Inputs are not validated.
-/// It exists as a baseline for the benchmarks: what any loss costs.
+/// A plain (not harmonized) loss in one pass, with the same per-element math: the sum of
+/// the terms, and `out[i] = scale * dir_i` (for BCE-with-logits `sigmoid(x_i) - t_i`, for
+/// ASL1 `d_i / sqrt(d_i^2 + mu^2)`). Inputs are not validated. It exists as a baseline for
+/// the benchmarks: what the loss costs without harmonizing.
 ///
-/// Contract: `x` and `t` are valid for reads and `out` for writes of `n` f32.
-pub(crate) struct PlainBce {
-    pub x: *const f32,
-    pub t: *const f32,
+/// Contract: `a` and `b` are valid for reads and `out` for writes of `n` f32.
+pub(crate) struct Plain<'m, M> {
+    pub model: &'m M,
+    pub a: *const f32,
+    pub b: *const f32,
     pub n: usize,
     pub scale: f32,
     pub out: *mut f32,
 }
 
-impl Pass for PlainBce {
+impl<M: Model> Pass for Plain<'_, M> {
     type Out = f64;
     #[inline(always)]
     unsafe fn run<V: Vector>(self) -> f64 {
         // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are
         // valid for the elements they describe (this function's contract).
         unsafe {
-            let PlainBce {
-                x,
-                t,
+            let Plain {
+                model,
+                a,
+                b,
                 n,
                 scale,
                 out,
             } = self;
-            let model = Bce {
-                probabilities: false,
-                gradient: false,
-            };
             let mut sum = V::sum_zero();
             let mut i = 0;
             while i + V::LANES <= n {
-                let (dir, term) = model.forward(V::load(x.add(i)), V::load(t.add(i)));
+                let (dir, term) = model.forward(V::load(a.add(i)), V::load(b.add(i)));
                 sum = term.sum_add(sum);
                 dir.mul(V::splat(scale)).store(out.add(i));
                 i += V::LANES;
             }
             let mut total = V::sum_total(sum);
             for j in i..n {
-                let (dir, term) = model.forward(*x.add(j), *t.add(j));
+                let (dir, term) = model.forward(*a.add(j), *b.add(j));
                 total += f64::from(term);
                 *out.add(j) = dir * scale;
             }
