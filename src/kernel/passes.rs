@@ -166,17 +166,14 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
     // for the elements they describe (this function's contract).
     unsafe {
-        // The two end regions hold most elements (GHM-C's easy negatives near g = 0, GHM-R's
-        // large residuals near g = 1): they are summed in vector registers; the elements of the
-        // other regions go to per-lane tables one by one. Without terms, a vector whose valid
-        // lanes `Model::ends` places is counted without binning.
+        // Each lane's element goes to that lane's table. Without terms, a vector whose
+        // valid lanes `Model::ends` places in the end regions (GHM-C's easy negatives near
+        // g = 0, GHM-R's large residuals near g = 1) is counted without binning.
         let zero = V::splat(0.0);
-        let last = bins.len() - 1;
-        let last_v = V::splat(if last == 0 { -1.0 } else { last as f32 });
+        let last = (bins.len() - 1) & (MAX_BINS - 1);
         let ends = model.ends_for(bins);
         let (mut n_first, mut n_last) = (0u64, 0u64);
-        let (mut sum_first, mut sum_last, mut weight) =
-            (V::sum_zero(), V::sum_zero(), V::sum_zero());
+        let mut weight = V::sum_zero();
         let mut magnitude = zero;
         let mut runs = Runs::new(x);
         while let Some(run) = runs.next() {
@@ -205,33 +202,20 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 } else {
                     (model.direction(a, b), zero)
                 };
+                // Every lane goes to its own table, without a branch on its region: which
+                // lanes fall outside the end regions is data-dependent and mispredicts.
                 let k = bins.index(dir.abs());
-                let first = k.eq(zero).and(valid);
-                let end = k.eq(last_v).and(valid);
-                n_first += u64::from(first.bitmask().count_ones());
-                n_last += u64::from(end.bitmask().count_ones());
+                let (mut idx, mut terms) = ([0u8; MAX_LANES], [0f32; MAX_LANES]);
+                k.indices(&mut idx);
                 if TERMS {
-                    sum_first = V::select(first, term, zero).sum_add(sum_first);
-                    sum_last = V::select(end, term, zero).sum_add(sum_last);
+                    V::select(valid, term, zero).store(terms.as_mut_ptr());
                 }
-                let mut rest = valid_bits & !(first.bitmask() | end.bitmask());
-                if rest != 0 {
-                    let (mut idx, mut terms) = ([0u8; MAX_LANES], [0f32; MAX_LANES]);
-                    k.indices(&mut idx);
-                    term.store(terms.as_mut_ptr());
-                    while rest != 0 {
-                        // `rest` has bits only below LANES, so the modulo changes nothing;
-                        // it lets the compiler see that `l` indexes the LANES tables
-                        // (their count is asserted equal at compile time in `run`) and
-                        // the MAX_LANES scratch arrays without a bounds check.
-                        let l = rest.trailing_zeros() as usize % V::LANES;
-                        rest &= rest - 1;
-                        let t = &mut tables.as_mut()[l];
-                        let k = usize::from(idx[l]) & (MAX_BINS - 1);
-                        t.count[k] += 1;
-                        if TERMS {
-                            t.sum[k] += f64::from(terms[l]);
-                        }
+                for (l, t) in tables.as_mut().iter_mut().enumerate() {
+                    // `l < LANES <= MAX_LANES` (asserted at compile time in `run`)
+                    let k = usize::from(idx[l % MAX_LANES]) & (MAX_BINS - 1);
+                    t.count[k] += u64::from(valid_bits >> l & 1);
+                    if TERMS {
+                        t.sum[k] += f64::from(terms[l % MAX_LANES]);
                     }
                 }
             }
@@ -243,9 +227,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
             }
         }
         stats.count[0] += n_first as f64;
-        stats.loss_sum[0] += V::sum_total(sum_first);
-        stats.count[last & (MAX_BINS - 1)] += n_last as f64;
-        stats.loss_sum[last & (MAX_BINS - 1)] += V::sum_total(sum_last);
+        stats.count[last] += n_last as f64;
         stats.weight_sum += V::sum_total(weight);
         let mut lanes = [0f32; MAX_LANES];
         magnitude.store(lanes.as_mut_ptr());
@@ -274,10 +256,12 @@ pub(crate) struct Applied {
 /// The writing pass: for element i of region k, `value = coef[k] * dir_i` (or the element
 /// weight or loss), 0 where the label weight is 0; `out[i] = scale * value` or `+=`. With
 /// `plan.write` false it writes nothing and only reports whether every value is finite.
+/// With `plan.loss` it also sums the loss.
 ///
 /// Contract: as for [`Validate`], and `out` is valid for reads and writes at every element
-/// of `x`; `out` may equal `x.a` but must not otherwise overlap the inputs. The inputs have
-/// passed [`Validate`] or [`Accumulate`].
+/// of `x` (unless the plan neither writes nor adds: then `out` is not used); `out` may equal
+/// `x.a` but must not otherwise overlap the inputs. The inputs have passed [`Validate`] or
+/// [`Accumulate`].
 pub(crate) struct Apply<'a, M> {
     pub model: &'a M,
     pub bins: &'a Bins,
@@ -311,9 +295,6 @@ unsafe fn apply<V: Vector, M: Model>(
         let scale = V::splat(plan.output.scale);
         let mut finite = zero.le(zero);
         let mut loss = V::sum_zero();
-        let last = (bins.len() - 1) & (MAX_BINS - 1);
-        let last_v = V::splat(last as f32);
-        let (c_first, c_last) = (V::splat(plan.coef[0]), V::splat(plan.coef[last]));
         let terms = plan.loss || plan.output.kind == OutputKind::ElementLoss;
         let mut runs = Runs::new(x);
         while let Some(run) = runs.next() {
@@ -328,17 +309,10 @@ unsafe fn apply<V: Vector, M: Model>(
                 } else {
                     (model.direction(a, b), zero)
                 };
-                // a vector whose valid lanes share an end region needs no table lookup
                 let valid = zero.lt(w);
-                let valid_bits = valid.bitmask();
-                let k = bins.index(dir.abs());
-                let c = if valid_bits & !k.eq(zero).bitmask() == 0 {
-                    c_first
-                } else if valid_bits & !k.eq(last_v).bitmask() == 0 {
-                    c_last
-                } else {
-                    k.lookup(plan.coef)
-                };
+                // always the lookup: a branch on whether a vector is all in one region
+                // mispredicts wherever the regions are mixed
+                let c = bins.index(dir.abs()).lookup(plan.coef);
                 if plan.loss {
                     loss = V::select(valid, c.mul(term), zero).sum_add(loss);
                 }

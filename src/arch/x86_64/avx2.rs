@@ -183,7 +183,7 @@ unsafe fn masked_indices(v: __m256) -> __m256i {
 /// The pass's own contract holds, and the CPU has AVX2 and FMA ([`has_avx2_fma`]).
 ///
 /// [`has_avx2_fma`]: super::has_avx2_fma
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,popcnt,bmi1,bmi2")]
 pub(crate) unsafe fn run<P: Pass>(pass: P) -> P::Out {
     // SAFETY: AVX2 and FMA are enabled by the caller (the `Vector` contract).
     unsafe { pass.run::<__m256>() }

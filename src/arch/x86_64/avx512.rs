@@ -249,7 +249,7 @@ unsafe fn masked_indices(v: __m512) -> __m512i {
 /// The pass's own contract holds, and the CPU has AVX-512F ([`has_avx512f`]).
 ///
 /// [`has_avx512f`]: super::has_avx512f
-#[target_feature(enable = "avx512f,avx2,fma")]
+#[target_feature(enable = "avx512f,avx2,fma,popcnt,bmi1,bmi2")]
 pub(crate) unsafe fn run<P: Pass>(pass: P) -> P::Out {
     // SAFETY: AVX-512F, AVX2 and FMA are enabled by the caller (the `Vector` contract).
     unsafe { pass.run::<__m512>() }

@@ -13,9 +13,16 @@ const DETECTED: u8 = 1;
 const AVX2_FMA: u8 = 2;
 const AVX512F: u8 = 4;
 
-/// Whether this CPU has AVX2 and FMA and the OS saves the YMM registers.
+/// Whether this CPU has AVX2 and FMA (with POPCNT, BMI1 and BMI2, which every such CPU has
+/// and the passes' mask arithmetic uses) and the OS saves the YMM registers.
 pub(crate) fn has_avx2_fma() -> bool {
-    if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
+    if cfg!(all(
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "popcnt",
+        target_feature = "bmi1",
+        target_feature = "bmi2"
+    )) {
         return true;
     }
     features() & AVX2_FMA != 0
@@ -27,7 +34,10 @@ pub(crate) fn has_avx512f() -> bool {
     if cfg!(all(
         target_feature = "avx512f",
         target_feature = "avx2",
-        target_feature = "fma"
+        target_feature = "fma",
+        target_feature = "popcnt",
+        target_feature = "bmi1",
+        target_feature = "bmi2"
     )) {
         return true;
     }
@@ -43,9 +53,10 @@ fn features() -> u8 {
     f
 }
 
-/// cpuid leaf 1: FMA (ecx 12), OSXSAVE (ecx 27), AVX (ecx 28); XCR0 bits 1 and 2 (the OS
-/// saves XMM and YMM state); cpuid leaf 7: AVX2 (ebx 5), AVX-512F (ebx 16); for AVX-512
-/// also XCR0 bits 5, 6 and 7 (opmask, upper halves of ZMM0-15, ZMM16-31).
+/// cpuid leaf 1: FMA (ecx 12), POPCNT (ecx 23), OSXSAVE (ecx 27), AVX (ecx 28); XCR0 bits 1
+/// and 2 (the OS saves XMM and YMM state); cpuid leaf 7: BMI1 (ebx 3), AVX2 (ebx 5), BMI2
+/// (ebx 8), AVX-512F (ebx 16); for AVX-512 also XCR0 bits 5, 6 and 7 (opmask, upper halves
+/// of ZMM0-15, ZMM16-31).
 #[allow(unused_unsafe)] // __cpuid_count is a safe fn in newer toolchains
 fn detect() -> u8 {
     if cfg!(miri) {
@@ -64,13 +75,14 @@ fn detect() -> u8 {
     let osxsave = bit(l1.ecx, 27);
     let avx = bit(l1.ecx, 28);
     let avx2 = bit(l7.ebx, 5);
-    // SAFETY: xgetbv is only executed when the OS has enabled XSAVE (OSXSAVE).
+    let bits = bit(l1.ecx, 23) && bit(l7.ebx, 3) && bit(l7.ebx, 8); // POPCNT, BMI1, BMI2
+                                                                    // SAFETY: xgetbv is only executed when the OS has enabled XSAVE (OSXSAVE).
     let xcr0 = if osxsave { unsafe { xcr0() } } else { 0 };
     let ymm_saved = xcr0 & 0b110 == 0b110;
     let zmm_saved = xcr0 & 0b1110_0110 == 0b1110_0110;
     let avx512f = bit(l7.ebx, 16);
     let mut f = DETECTED;
-    if fma && avx && avx2 && ymm_saved {
+    if fma && avx && avx2 && bits && ymm_saved {
         f |= AVX2_FMA;
         if avx512f && zmm_saved {
             f |= AVX512F;
