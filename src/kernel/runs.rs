@@ -183,6 +183,14 @@ impl Run {
     }
 }
 
+/// Elements of one staged run: short contiguous rows (fewer than [`SHORT_ROW`] classes)
+/// are walked in runs of whole rows, up to this many elements, whose targets and weights
+/// are first written to buffers of this size, so that the vector code sees them as
+/// element-wise inputs instead of one padded tail per row.
+const STAGE: usize = 128;
+/// Rows shorter than this are staged.
+const SHORT_ROW: usize = 64;
+
 /// The runs of `x`, in element order.
 ///
 /// An iterator, not a function taking the pass body as a closure: closures do not inherit
@@ -203,6 +211,10 @@ pub(super) struct Runs<'x> {
     blk: usize,
     i: usize,
     base: usize,
+    /// Rows per staged run (0: rows are not staged).
+    staged_rows: usize,
+    targets: [f32; STAGE],
+    weights: [f32; STAGE],
 }
 
 impl<'x> Runs<'x> {
@@ -224,6 +236,23 @@ impl<'x> Runs<'x> {
             Targets::Labels { layout, .. } => (by_rows(&layout), layout.labels_per()),
             Targets::Values(_) | Targets::Zero => (true, 1),
         };
+        // short rows, each right after the last: staged in runs of whole rows
+        let staged_rows = match x.b {
+            Targets::Labels { layout, .. }
+                if rows
+                    && (1..SHORT_ROW).contains(&layout.classes)
+                    && (layout.anchors == 1 || layout.anchor_stride == layout.classes) =>
+            {
+                STAGE / layout.classes
+            }
+            _ => 0,
+        };
+        let per_block = match x.b {
+            Targets::Labels { layout, .. } if staged_rows > 0 => {
+                layout.anchors.div_ceil(staged_rows)
+            }
+            _ => per_block,
+        };
         Runs {
             x,
             r: 0,
@@ -234,6 +263,65 @@ impl<'x> Runs<'x> {
             blk: 0,
             i: 0,
             base: 0,
+            staged_rows,
+            targets: [0.0; STAGE],
+            weights: [0.0; STAGE],
+        }
+    }
+
+    /// The staged run of rows `r0..r0 + n` of the block whose first cell is `cell0` and
+    /// whose first element is at `base`: their targets and (if given) weights written to
+    /// the stage.
+    ///
+    /// # Safety
+    /// As for [`next`](Self::next), and the rows are within the block.
+    #[inline(always)]
+    unsafe fn stage(
+        &mut self,
+        labels: *const i32,
+        layout: &ClassLayout,
+        cell0: usize,
+        base: usize,
+        r0: usize,
+        n: usize,
+    ) -> Run {
+        // SAFETY: the labels and weights of the block's cells are valid (the caller's
+        // contract); every index into the stage is below `n * classes <= STAGE`.
+        unsafe {
+            let (c, k) = (layout.classes, self.k);
+            let len = n * c;
+            debug_assert!(len <= STAGE);
+            let len = len.min(STAGE);
+            self.targets[..len].fill(0.0);
+            for r in 0..n {
+                let cell = cell0 + r0 + r;
+                for s in 0..k {
+                    let col = hot_column(*labels.add(cell * k + s), c);
+                    if col >= 0.0 {
+                        let at = r * c + col as usize;
+                        if let Some(t) = self.targets.get_mut(at) {
+                            *t = 1.0;
+                        }
+                    }
+                }
+            }
+            let w = if self.x.w.is_null() {
+                RunWeights::All(1.0)
+            } else {
+                for r in 0..n {
+                    let w = *self.x.w.add(cell0 + r0 + r);
+                    let row = (r * c).min(len)..((r + 1) * c).min(len);
+                    self.weights[row].fill(w);
+                }
+                RunWeights::Each(self.weights.as_ptr())
+            };
+            Run {
+                start: base + r0 * c,
+                len,
+                classes: c,
+                b: RunTargets::Values(self.targets.as_ptr()),
+                w,
+            }
         }
     }
 
@@ -283,6 +371,11 @@ impl<'x> Runs<'x> {
                     }
                     let k = self.k;
                     let cell0 = blk * layout.anchors;
+                    if self.staged_rows > 0 {
+                        let r0 = i * self.staged_rows;
+                        let n = self.staged_rows.min(layout.anchors - r0);
+                        return Some(self.stage(labels, &layout, cell0, base, r0, n));
+                    }
                     if self.rows {
                         // one run per anchor: its row of class logits, hot at its labels
                         let cell = cell0 + i;
