@@ -12,15 +12,49 @@ pub use weights::RegionWeights;
 use crate::config::{Config, Kind, MAX_BINS};
 use crate::error::Error;
 
-/// FNV-1a over the little-endian bytes of `words`.
-pub(super) fn fnv1a(words: impl Iterator<Item = u32>) -> u32 {
-    let mut h = 0x811c_9dc5u32;
-    for w in words {
-        for b in w.to_le_bytes() {
-            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+/// The seals' checksum: four interleaved chains of xor-then-multiply (FNV's prime) over
+/// whole words, folded into one. Each step is a bijection of the chain's value for a given
+/// word, so changing any one word always changes the result; four chains keep the
+/// multiplies from waiting on each other.
+pub(super) struct Checksum {
+    h: [u32; 4],
+    n: usize,
+}
+
+impl Checksum {
+    const PRIME: u32 = 0x0100_0193;
+
+    pub(super) fn new() -> Checksum {
+        Checksum {
+            h: [0x811c_9dc5, 0x2d35_8dcc, 0x6d4f_10b7, 0x1b87_3593],
+            n: 0,
         }
     }
-    h
+
+    pub(super) fn words(mut self, words: &[u32]) -> Checksum {
+        for &w in words {
+            let lane = &mut self.h[self.n % 4];
+            *lane = (*lane ^ w).wrapping_mul(Self::PRIME);
+            self.n += 1;
+        }
+        self
+    }
+
+    pub(super) fn floats(mut self, values: &[f32]) -> Checksum {
+        for &v in values {
+            let lane = &mut self.h[self.n % 4];
+            *lane = (*lane ^ v.to_bits()).wrapping_mul(Self::PRIME);
+            self.n += 1;
+        }
+        self
+    }
+
+    pub(super) fn finish(&self) -> u32 {
+        let h = &self.h;
+        h[1..]
+            .iter()
+            .fold(h[0], |acc, &x| (acc ^ x).wrapping_mul(Self::PRIME))
+    }
 }
 
 const MAGIC: u32 = 0x4748_4d31; // "GHM1"
@@ -145,13 +179,14 @@ impl State {
         self.seal();
     }
 
-    /// FNV-1a over every field but the checksum.
+    /// The checksum of every field but the checksum.
     fn digest(&self) -> u32 {
-        let words = [self.magic, self.kind]
-            .into_iter()
-            .chain(self.config.to_words());
-        let arrays = self.ema.iter().chain(&self.ema_norm).map(|s| s.to_bits());
-        fnv1a(words.chain(arrays))
+        Checksum::new()
+            .words(&[self.magic, self.kind])
+            .words(&self.config.to_words())
+            .floats(&self.ema)
+            .floats(&self.ema_norm)
+            .finish()
     }
 }
 

@@ -1,6 +1,6 @@
 //! The result of a commit: per-region weights, with their checks and accessors.
 
-use super::fnv1a;
+use super::Checksum;
 use crate::config::{Config, Kind, MAX_BINS};
 use crate::error::Error;
 use crate::io::{Output, OutputKind};
@@ -124,13 +124,11 @@ impl RegionWeights {
     pub(super) fn digest(&self) -> u32 {
         let tot = self.tot.to_bits();
         let scalars = [tot as u32, (tot >> 32) as u32, self.loss.to_bits()];
-        let words = [self.magic, self.kind]
-            .into_iter()
-            .chain(self.config.to_words());
-        fnv1a(
-            words
-                .chain(scalars)
-                .chain(self.coef.iter().map(|c| c.to_bits())),
-        )
+        Checksum::new()
+            .words(&[self.magic, self.kind])
+            .words(&self.config.to_words())
+            .words(&scalars)
+            .floats(&self.coef)
+            .finish()
     }
 }
