@@ -1,21 +1,70 @@
-//! Throughput in elements/s, per instruction-set path: GHM-C with value targets and with
-//! class-index targets, GHM-R, each loss only and loss + gradient, at N = 1e3, 1e5, 1e6 and
-//! 8e6; beside them the crate's own plain BCE-with-logits loss + gradient (what any loss
-//! costs) and a copy of the same bytes (what memory allows).
+//! The speed of the harmonized losses against what bounds them, as ratios from one run.
 //!
-//! `cargo bench --bench ghm` (all), or e.g. `cargo bench --bench ghm -- 'avx2/ghmc_labels'`.
-//! `GHM_BENCH_QUICK=1` keeps only N = 1e6 and 8e6.
+//! `cargo bench --bench ghm` prints, for each instruction-set path the CPU has, on a
+//! RetinaNet-like batch (8M elements: 100k anchors x 80 classes, ~1% positive anchors, bins
+//! 30, momentum 0.75; GHM-R: mu 0.02, bins 10, momentum 0.7, loss weight 10):
+//! - GHM-C loss + gradient with value and class-index targets, and loss only; GHM-R loss +
+//!   gradient;
+//! - beside them the crate's plain BCE-with-logits / ASL1 pass (loss + gradient, the same
+//!   per-element math, no harmonizing), a copy of the same bytes (what memory allows), and a
+//!   plain two-pass C loop written as a user would (`benches/c/plain.c`, compiled by
+//!   `build.rs` with `-O3 -march=native -ffast-math`), whose loss is checked against ours;
+//! - the ratios harmonized / plain, C loop / ghm (how many times faster ghm is) and
+//!   ghm / copy;
+//! - class-index against value targets at C = 1, 2, 4, 10, 20, 80 classes, same elements;
+//! - the fixed cost of a call (16 elements), and two threads through the three-phase C
+//!   functions against one.
+//!
+//! Each figure is the median of repeated calls. `GHM_BENCH_N=<elements>` changes the batch
+//! size (default 8000000); `GHM_BENCH_ISA=avx2` (or scalar, avx512, neon) keeps one path.
 
-use std::time::Duration;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ghm::{ClassLayout, Config, GhmC, GhmR, Isa};
+use ghm::ffi::*;
+use ghm::{ClassLayout, Config, GhmC, GhmR, Isa, RegionWeights, State, Stats};
 
 const CLASSES: usize = 80;
 
-/// A RetinaNet-like batch of `n` elements (`n / 80` anchors x 80 classes, ~1% positive
-/// anchors): logits, one-hot targets and class-index labels, plus GHM-R residuals.
+/// The median time of `f` over repeated calls (at least 5, about `budget` in all).
+fn time<R>(budget: Duration, mut f: impl FnMut() -> R) -> f64 {
+    black_box(f());
+    let t0 = Instant::now();
+    black_box(f());
+    let once = t0.elapsed().as_secs_f64().max(1e-9);
+    let reps = ((budget.as_secs_f64() / once) as usize).clamp(5, 1_000_000);
+    // calls under a microsecond are timed in batches
+    let batch = ((1e-5 / once) as usize).max(1);
+    let mut times: Vec<f64> = (0..reps.div_ceil(batch).max(5))
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..batch {
+                black_box(f());
+            }
+            t.elapsed().as_secs_f64() / batch as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+struct Rng(u64);
+impl Rng {
+    fn uniform(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// A RetinaNet-like batch of `anchors x classes` elements: ~1% positive anchors (labels in
+/// `[0, classes)`, else `classes`), positive logits around 0.5, negative ones in [-6, -3]
+/// (most in the first region, as a detector's easy negatives are); the one-hot targets; and
+/// GHM-R predictions (3% outliers near 3) with targets 0.
 struct Batch {
+    anchors: usize,
+    classes: usize,
     logits: Vec<f32>,
     targets: Vec<f32>,
     labels: Vec<i32>,
@@ -23,39 +72,35 @@ struct Batch {
     zeros: Vec<f32>,
 }
 
-fn batch(n: usize) -> Batch {
-    let mut s = 0x9e37_79b9_7f4a_7c15u64;
-    let mut u = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32
-    };
-    let anchors = n.div_ceil(CLASSES);
+fn batch(anchors: usize, classes: usize) -> Batch {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
     let labels: Vec<i32> = (0..anchors)
         .map(|_| {
-            if u() < 0.01 {
-                (u() * CLASSES as f32) as i32 % CLASSES as i32
+            if r.uniform() < 0.01 {
+                (r.uniform() * classes as f32) as i32 % classes as i32
             } else {
-                CLASSES as i32
+                classes as i32
             }
         })
         .collect();
-    let hot = |i: usize| labels[i / CLASSES] == (i % CLASSES) as i32;
+    let n = anchors * classes;
+    let hot = |i: usize| labels[i / classes] == (i % classes) as i32;
     let targets: Vec<f32> = (0..n).map(|i| f32::from(u8::from(hot(i)))).collect();
     let logits = (0..n)
         .map(|i| {
             if hot(i) {
-                0.5 + 4.0 * (u() - 0.5)
+                0.5 + 4.0 * (r.uniform() - 0.5)
             } else {
-                -4.5 + 3.0 * (u() - 0.5)
+                -4.5 + 3.0 * (r.uniform() - 0.5)
             }
         })
         .collect();
     let pred = (0..n)
-        .map(|_| 0.1 * (u() - 0.5) + if u() < 0.03 { 3.0 } else { 0.0 })
+        .map(|_| 0.1 * (r.uniform() - 0.5) + if r.uniform() < 0.03 { 3.0 } else { 0.0 })
         .collect();
     Batch {
+        anchors,
+        classes,
         logits,
         targets,
         labels,
@@ -64,91 +109,471 @@ fn batch(n: usize) -> Batch {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let sizes: &[usize] = if std::env::var_os("GHM_BENCH_QUICK").is_some() {
-        &[1_000_000, 8_000_000]
-    } else {
-        &[1_000, 100_000, 1_000_000, 8_000_000]
-    };
-    let coco_c = Config {
+fn ghm_c_config() -> Config {
+    Config {
         bins: 30,
         momentum: 0.75,
         ..Config::ghm_c()
-    };
-    let coco_r = Config {
+    }
+}
+
+fn ghm_r_config() -> Config {
+    Config {
         mu: 0.02,
         bins: 10,
         momentum: 0.7,
         loss_weight: 10.0,
         ..Config::ghm_r()
-    };
-    for &isa in Isa::ALL.iter().filter(|i| i.is_available()) {
-        let path = format!("{isa:?}").to_lowercase();
-        let mut group = c.benchmark_group(path.as_str());
-        group
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2));
-        for &n in sizes {
-            if n >= 1_000_000 {
-                group.sample_size(10);
-            }
-            let b = batch(n);
-            let layout = ClassLayout::rows(n / CLASSES, CLASSES);
-            let labelled = layout.elements().unwrap_or(0);
-            let mut grad = vec![0.0f32; n];
-            group.throughput(Throughput::Elements(n as u64));
-            let mut ghmc = GhmC::new(coco_c).unwrap();
-            ghmc.set_isa(isa).unwrap();
-            let mut ghmr = GhmR::new(coco_r).unwrap();
-            ghmr.set_isa(isa).unwrap();
-            group.bench_function(BenchmarkId::new("ghmc_values/loss", n), |it| {
-                it.iter(|| ghmc.loss(black_box(&b.logits), &b.targets, None).unwrap())
-            });
-            group.bench_function(BenchmarkId::new("ghmc_values/loss_grad", n), |it| {
-                it.iter(|| {
-                    ghmc.loss_grad(black_box(&b.logits), &b.targets, None, &mut grad)
-                        .unwrap()
-                })
-            });
-            let (x, l) = (&b.logits[..labelled], &b.labels[..labelled / CLASSES]);
-            group.throughput(Throughput::Elements(labelled as u64));
-            group.bench_function(BenchmarkId::new("ghmc_labels/loss", n), |it| {
-                it.iter(|| {
-                    let mut st = ghmc.stats();
-                    ghmc.accumulate_labels(&mut st, black_box(x), layout, l, None)
-                        .unwrap();
-                    ghmc.commit(&st).unwrap().loss()
-                })
-            });
-            group.bench_function(BenchmarkId::new("ghmc_labels/loss_grad", n), |it| {
-                it.iter(|| {
-                    ghmc.loss_grad_labels(black_box(x), layout, l, None, &mut grad[..labelled])
-                        .unwrap()
-                })
-            });
-            group.throughput(Throughput::Elements(n as u64));
-            group.bench_function(BenchmarkId::new("ghmr/loss", n), |it| {
-                it.iter(|| ghmr.loss(black_box(&b.pred), &b.zeros, None).unwrap())
-            });
-            group.bench_function(BenchmarkId::new("ghmr/loss_grad", n), |it| {
-                it.iter(|| {
-                    ghmr.loss_grad(black_box(&b.pred), &b.zeros, None, &mut grad)
-                        .unwrap()
-                })
-            });
-            group.bench_function(BenchmarkId::new("plain_bce/loss_grad", n), |it| {
-                it.iter(|| {
-                    ghm::__test::plain_bce(isa, black_box(&b.logits), &b.targets, &mut grad)
-                        .unwrap()
-                })
-            });
-            group.bench_function(BenchmarkId::new("copy", n), |it| {
-                it.iter(|| grad.copy_from_slice(black_box(&b.logits)))
-            });
-        }
-        group.finish();
     }
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+#[cfg(ghm_c_loops)]
+mod c {
+    extern "C" {
+        pub fn cloop_ghmc_values(
+            x: *const f32,
+            t: *const f32,
+            n: usize,
+            bins: i32,
+            momentum: f32,
+            ema: *mut f32,
+            region: *mut u8,
+            grad: *mut f32,
+        ) -> f64;
+        pub fn cloop_ghmc_labels(
+            x: *const f32,
+            labels: *const i32,
+            anchors: usize,
+            classes: usize,
+            bins: i32,
+            momentum: f32,
+            ema: *mut f32,
+            region: *mut u8,
+            grad: *mut f32,
+        ) -> f64;
+        pub fn cloop_ghmr(
+            pred: *const f32,
+            target: *const f32,
+            n: usize,
+            mu: f32,
+            bins: i32,
+            momentum: f32,
+            lambda: f32,
+            ema: *mut f32,
+            region: *mut u8,
+            grad: *mut f32,
+        ) -> f64;
+        pub fn cloop_asl1(
+            pred: *const f32,
+            target: *const f32,
+            n: usize,
+            mu: f32,
+            grad: *mut f32,
+        ) -> f64;
+    }
+}
+
+/// The C loops' times and losses (one call from a fresh EMA): GHM-C values, GHM-C labels,
+/// GHM-R, plain ASL1. `None` where `build.rs` could not compile them.
+struct CLoops {
+    ghmc_values: (f64, f32),
+    ghmc_labels: (f64, f32),
+    ghmr: (f64, f32),
+    asl1: f64,
+}
+
+#[cfg(ghm_c_loops)]
+fn c_loops(b: &Batch, budget: Duration) -> Option<CLoops> {
+    let n = b.logits.len();
+    let (c, r) = (ghm_c_config(), ghm_r_config());
+    let mut region = vec![0u8; n];
+    let mut grad = vec![0f32; n];
+    // SAFETY (every call): slices of length n (anchors x classes); ema holds 64 floats.
+    let mut values = |ema: &mut [f32; 64]| unsafe {
+        c::cloop_ghmc_values(
+            b.logits.as_ptr(),
+            b.targets.as_ptr(),
+            n,
+            c.bins as i32,
+            c.momentum,
+            ema.as_mut_ptr(),
+            region.as_mut_ptr(),
+            grad.as_mut_ptr(),
+        ) as f32
+    };
+    let first = values(&mut [0.0; 64]);
+    let mut ema = [0.0; 64];
+    let ghmc_values = (time(budget, || values(&mut ema)), first);
+    let mut region = vec![0u8; n];
+    let mut grad = vec![0f32; n];
+    let mut labels = |ema: &mut [f32; 64]| unsafe {
+        c::cloop_ghmc_labels(
+            b.logits.as_ptr(),
+            b.labels.as_ptr(),
+            b.anchors,
+            b.classes,
+            c.bins as i32,
+            c.momentum,
+            ema.as_mut_ptr(),
+            region.as_mut_ptr(),
+            grad.as_mut_ptr(),
+        ) as f32
+    };
+    let first = labels(&mut [0.0; 64]);
+    let mut ema = [0.0; 64];
+    let ghmc_labels = (time(budget, || labels(&mut ema)), first);
+    let mut region = vec![0u8; n];
+    let mut grad = vec![0f32; n];
+    let mut ghmr = |ema: &mut [f32; 64]| unsafe {
+        c::cloop_ghmr(
+            b.pred.as_ptr(),
+            b.zeros.as_ptr(),
+            n,
+            r.mu,
+            r.bins as i32,
+            r.momentum,
+            r.loss_weight,
+            ema.as_mut_ptr(),
+            region.as_mut_ptr(),
+            grad.as_mut_ptr(),
+        ) as f32
+    };
+    let first = ghmr(&mut [0.0; 64]);
+    let mut ema = [0.0; 64];
+    let ghmr = (time(budget, || ghmr(&mut ema)), first);
+    let mut grad = vec![0f32; n];
+    let asl1 = time(budget, || unsafe {
+        c::cloop_asl1(
+            b.pred.as_ptr(),
+            b.zeros.as_ptr(),
+            n,
+            r.mu,
+            grad.as_mut_ptr(),
+        )
+    });
+    Some(CLoops {
+        ghmc_values,
+        ghmc_labels,
+        ghmr,
+        asl1,
+    })
+}
+
+#[cfg(not(ghm_c_loops))]
+fn c_loops(_: &Batch, _: Duration) -> Option<CLoops> {
+    None
+}
+
+fn ms(t: f64) -> String {
+    format!("{:9.2}", t * 1e3)
+}
+
+fn rate(n: usize, t: f64) -> String {
+    format!("{:7.3}", n as f64 / t / 1e9)
+}
+
+/// Relative difference of two losses.
+fn rel(a: f32, b: f32) -> f64 {
+    (f64::from(a) - f64::from(b)).abs() / f64::from(b).abs().max(1e-30)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is taken from the command line.
+    let n: usize = std::env::var("GHM_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8_000_000);
+    let only = std::env::var("GHM_BENCH_ISA").ok();
+    let anchors = (n / CLASSES).max(1);
+    let n = anchors * CLASSES;
+    let budget = Duration::from_millis(1500);
+    let b = batch(anchors, CLASSES);
+    let layout = ClassLayout::rows(anchors, CLASSES);
+    let mut grad = vec![0f32; n];
+
+    println!("ghm benchmark: {n} elements ({anchors} anchors x {CLASSES} classes), one thread");
+    let cl = c_loops(&b, budget);
+    match &cl {
+        None => println!("C loops: not built (see build.rs); their ratios are left out"),
+        Some(c) => println!(
+            "C loops (gcc -O3 -march=native -ffast-math): GHM-C values {} ms, labels {} ms, \
+             GHM-R {} ms, plain ASL1 {} ms",
+            ms(c.ghmc_values.0).trim(),
+            ms(c.ghmc_labels.0).trim(),
+            ms(c.ghmr.0).trim(),
+            ms(c.asl1).trim()
+        ),
+    }
+    let copy = time(budget, || grad.copy_from_slice(black_box(&b.logits)));
+    println!("copy of the logits: {} ms\n", ms(copy).trim());
+
+    let isas: Vec<Isa> = Isa::ALL
+        .iter()
+        .copied()
+        .filter(|i| *i != Isa::Auto && i.is_available())
+        .filter(|i| {
+            only.as_ref()
+                .is_none_or(|o| format!("{i:?}").eq_ignore_ascii_case(o))
+        })
+        .collect();
+    for &isa in &isas {
+        println!("== {isa:?} path");
+        println!(
+            "{:<38} {:>9} {:>7} {:>9} {:>9} {:>8}",
+            "case", "ms", "G el/s", "/ plain", "C / ghm", "/ copy"
+        );
+        let row = |name: &str, t: f64, plain: Option<f64>, c: Option<f64>| {
+            let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+            println!(
+                "{name:<38} {} {} {:>9} {:>9} {:>8.2}",
+                ms(t),
+                rate(n, t),
+                f(plain.map(|p| t / p)),
+                f(c.map(|c| c / t)),
+                t / copy
+            );
+        };
+        let plain_bce = time(budget, || {
+            ghm::__test::plain_bce(isa, black_box(&b.logits), &b.targets, &mut grad).unwrap()
+        });
+        row("plain BCE-with-logits, loss + grad", plain_bce, None, None);
+        let mut gc = GhmC::new(ghm_c_config()).unwrap();
+        gc.set_isa(isa).unwrap();
+        let first = GhmC::new(ghm_c_config())
+            .and_then(|mut g| {
+                g.set_isa(isa)?;
+                g.loss_grad(&b.logits, &b.targets, None, &mut grad)
+            })
+            .unwrap();
+        let t = time(budget, || {
+            gc.loss_grad(black_box(&b.logits), &b.targets, None, &mut grad)
+                .unwrap()
+        });
+        let cv = cl.as_ref().map(|c| c.ghmc_values);
+        row(
+            "GHM-C values, loss + grad",
+            t,
+            Some(plain_bce),
+            cv.map(|c| c.0),
+        );
+        let t_labels = time(budget, || {
+            gc.loss_grad_labels(black_box(&b.logits), layout, &b.labels, None, &mut grad)
+                .unwrap()
+        });
+        let clab = cl.as_ref().map(|c| c.ghmc_labels);
+        row(
+            "GHM-C class-index, loss + grad",
+            t_labels,
+            Some(plain_bce),
+            clab.map(|c| c.0),
+        );
+        let t = time(budget, || {
+            let mut st = gc.stats();
+            gc.accumulate_labels(&mut st, black_box(&b.logits), layout, &b.labels, None)
+                .unwrap();
+            gc.clone().commit(&st).unwrap().loss()
+        });
+        row("GHM-C class-index, loss only", t, Some(plain_bce), None);
+        let plain_asl1 = time(budget, || {
+            ghm::__test::plain_asl1(isa, 0.02, black_box(&b.pred), &b.zeros, &mut grad).unwrap()
+        });
+        let casl = cl.as_ref().map(|c| c.asl1);
+        row("plain ASL1, loss + grad", plain_asl1, None, casl);
+        let mut gr = GhmR::new(ghm_r_config()).unwrap();
+        gr.set_isa(isa).unwrap();
+        let first_r = GhmR::new(ghm_r_config())
+            .and_then(|mut g| {
+                g.set_isa(isa)?;
+                g.loss_grad(&b.pred, &b.zeros, None, &mut grad)
+            })
+            .unwrap();
+        let t = time(budget, || {
+            gr.loss_grad(black_box(&b.pred), &b.zeros, None, &mut grad)
+                .unwrap()
+        });
+        let cr = cl.as_ref().map(|c| c.ghmr);
+        row("GHM-R, loss + grad", t, Some(plain_asl1), cr.map(|c| c.0));
+        if let (Some(cv), Some(cr)) = (cv, cr) {
+            println!(
+                "  first-call losses, C loop vs ghm: GHM-C {:.1e} relative, GHM-R {:.1e}",
+                rel(cv.1, first),
+                rel(cr.1, first_r)
+            );
+        }
+        println!();
+    }
+
+    // The fastest path for the rest (`Isa::ALL` lists them slowest first).
+    let isa = *isas.last().unwrap_or(&Isa::Scalar);
+    println!("== class-index vs value targets, same elements ({isa:?})");
+    println!(
+        "{:>8} {:>12} {:>12} {:>8}",
+        "classes", "labels ms", "values ms", "ratio"
+    );
+    for classes in [1usize, 2, 4, 10, 20, 80] {
+        let bb = batch(n / classes, classes);
+        let lay = ClassLayout::rows(bb.anchors, classes);
+        let mut g = GhmC::new(ghm_c_config()).unwrap();
+        g.set_isa(isa).unwrap();
+        let m = bb.logits.len();
+        let tl = time(budget, || {
+            g.loss_grad_labels(black_box(&bb.logits), lay, &bb.labels, None, &mut grad[..m])
+                .unwrap()
+        });
+        let tv = time(budget, || {
+            g.loss_grad(black_box(&bb.logits), &bb.targets, None, &mut grad[..m])
+                .unwrap()
+        });
+        println!("{classes:>8} {} {} {:>8.2}", ms(tl), ms(tv), tl / tv);
+    }
+
+    println!("\n== fixed cost of a call, 16 elements ({isa:?})");
+    let small = batch(2, 8);
+    let mut g = GhmC::new(ghm_c_config()).unwrap();
+    g.set_isa(isa).unwrap();
+    let mut out = [0f32; 16];
+    let t = time(budget, || {
+        g.loss_grad_labels(
+            black_box(&small.logits),
+            ClassLayout::rows(2, 8),
+            &small.labels,
+            None,
+            &mut out,
+        )
+        .unwrap()
+    });
+    println!(
+        "GHM-C class-index (2 anchors x 8 classes): {:.0} ns",
+        t * 1e9
+    );
+    let t = time(budget, || {
+        g.loss_grad(black_box(&small.logits), &small.targets, None, &mut out)
+            .unwrap()
+    });
+    println!(
+        "GHM-C values (16):                          {:.0} ns",
+        t * 1e9
+    );
+    let mut state: State = plain_data();
+    let cfg = ghm_c_config();
+    // SAFETY (this and the calls below): pointers to live values and slices of the lengths
+    // given.
+    unsafe { assert_eq!(ghm_c_init(&mut state, &cfg), GHM_OK) };
+    let mut loss = 0f32;
+    let t = time(budget, || unsafe {
+        ghm_c_loss(
+            &mut state,
+            black_box(small.logits.as_ptr()),
+            small.targets.as_ptr(),
+            std::ptr::null(),
+            16,
+            &mut loss,
+            out.as_mut_ptr(),
+        )
+    });
+    println!(
+        "ghm_c_loss through the C ABI (16):          {:.0} ns",
+        t * 1e9
+    );
+
+    println!("\n== two threads through the three-phase C functions ({isa:?}, {n} elements)");
+    let one = time(budget, || three_phase(&b, 1, &mut grad));
+    let two = time(budget, || three_phase(&b, 2, &mut grad));
+    println!(
+        "one thread {} ms, two threads {} ms: {:.2}x",
+        ms(one).trim(),
+        ms(two).trim(),
+        one / two
+    );
+}
+
+/// A value of the C API's plain-data types for the init functions to fill in.
+fn plain_data<T: Copy>() -> T {
+    // SAFETY: used for State, Stats and RegionWeights: u32, f32 and f64 fields only, for
+    // which all-zero bytes are a value (an uninitialised one, as the C functions expect).
+    unsafe { std::mem::zeroed() }
+}
+
+/// One GHM-C class-index batch through `ghm_c_accumulate_labels` (one chunk of anchors per
+/// thread), `ghm_stats_merge`, `ghm_commit` and `ghm_c_apply_labels` (one chunk per thread).
+fn three_phase(b: &Batch, threads: usize, grad: &mut [f32]) -> f32 {
+    let cfg = ghm_c_config();
+    let mut state: State = plain_data();
+    let mut total: Stats = plain_data();
+    // SAFETY (every call): pointers to live values, slices of the lengths the layouts give,
+    // each thread on its own anchors and its own part of the gradient.
+    unsafe {
+        assert_eq!(ghm_c_init(&mut state, &cfg), GHM_OK);
+        assert_eq!(ghm_stats_init(&state, &mut total), GHM_OK);
+    }
+    let per = b.anchors.div_ceil(threads);
+    let chunks: Vec<(usize, usize)> = (0..threads)
+        .map(|t| (t * per, ((t + 1) * per).min(b.anchors)))
+        .collect();
+    let c = b.classes;
+    let parts: Vec<Stats> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|&(lo, hi)| {
+                let state = &state;
+                s.spawn(move || {
+                    let mut st: Stats = plain_data();
+                    let lay = ClassLayout::rows(hi - lo, c);
+                    unsafe {
+                        assert_eq!(ghm_stats_init(state, &mut st), GHM_OK);
+                        assert_eq!(
+                            ghm_c_accumulate_labels(
+                                state,
+                                b.logits[lo * c..].as_ptr(),
+                                &lay,
+                                b.labels[lo..].as_ptr(),
+                                std::ptr::null(),
+                                &mut st,
+                            ),
+                            GHM_OK
+                        );
+                    }
+                    st
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut weights: RegionWeights = plain_data();
+    let mut loss = 0f32;
+    unsafe {
+        for p in &parts {
+            assert_eq!(ghm_stats_merge(p, &mut total), GHM_OK);
+        }
+        assert_eq!(
+            ghm_commit(&total, &mut state, &mut weights, &mut loss),
+            GHM_OK
+        );
+    }
+    let weights = &weights;
+    std::thread::scope(|s| {
+        let mut rest = grad;
+        for &(lo, hi) in &chunks {
+            let (mine, tail) = rest.split_at_mut((hi - lo) * c);
+            rest = tail;
+            s.spawn(move || {
+                let lay = ClassLayout::rows(hi - lo, c);
+                unsafe {
+                    assert_eq!(
+                        ghm_c_apply_labels(
+                            weights,
+                            b.logits[lo * c..].as_ptr(),
+                            &lay,
+                            b.labels[lo..].as_ptr(),
+                            std::ptr::null(),
+                            std::ptr::null(),
+                            mine.as_mut_ptr(),
+                        ),
+                        GHM_OK
+                    );
+                }
+            });
+        }
+    });
+    loss
+}
