@@ -182,6 +182,14 @@ struct CLoops {
     asl1: f64,
 }
 
+/// A C loop's time (calls continuing one EMA) and its loss from a fresh EMA.
+#[cfg(ghm_c_loops)]
+fn c_loop(budget: Duration, mut call: impl FnMut(&mut [f32; 64]) -> f32) -> (f64, f32) {
+    let first = call(&mut [0.0; 64]);
+    let mut ema = [0.0; 64];
+    (time(budget, || call(&mut ema)), first)
+}
+
 #[cfg(ghm_c_loops)]
 fn c_loops(b: &Batch, budget: Duration) -> Option<CLoops> {
     let n = b.logits.len();
@@ -189,7 +197,7 @@ fn c_loops(b: &Batch, budget: Duration) -> Option<CLoops> {
     let mut region = vec![0u8; n];
     let mut grad = vec![0f32; n];
     // SAFETY (every call): slices of length n (anchors x classes); ema holds 64 floats.
-    let mut values = |ema: &mut [f32; 64]| unsafe {
+    let values = |ema: &mut [f32; 64]| unsafe {
         c::cloop_ghmc_values(
             b.logits.as_ptr(),
             b.targets.as_ptr(),
@@ -201,12 +209,10 @@ fn c_loops(b: &Batch, budget: Duration) -> Option<CLoops> {
             grad.as_mut_ptr(),
         ) as f32
     };
-    let first = values(&mut [0.0; 64]);
-    let mut ema = [0.0; 64];
-    let ghmc_values = (time(budget, || values(&mut ema)), first);
+    let ghmc_values = c_loop(budget, values);
     let mut region = vec![0u8; n];
     let mut grad = vec![0f32; n];
-    let mut labels = |ema: &mut [f32; 64]| unsafe {
+    let labels = |ema: &mut [f32; 64]| unsafe {
         c::cloop_ghmc_labels(
             b.logits.as_ptr(),
             b.labels.as_ptr(),
@@ -219,12 +225,10 @@ fn c_loops(b: &Batch, budget: Duration) -> Option<CLoops> {
             grad.as_mut_ptr(),
         ) as f32
     };
-    let first = labels(&mut [0.0; 64]);
-    let mut ema = [0.0; 64];
-    let ghmc_labels = (time(budget, || labels(&mut ema)), first);
+    let ghmc_labels = c_loop(budget, labels);
     let mut region = vec![0u8; n];
     let mut grad = vec![0f32; n];
-    let mut ghmr = |ema: &mut [f32; 64]| unsafe {
+    let ghmr = |ema: &mut [f32; 64]| unsafe {
         c::cloop_ghmr(
             b.pred.as_ptr(),
             b.zeros.as_ptr(),
@@ -238,9 +242,7 @@ fn c_loops(b: &Batch, budget: Duration) -> Option<CLoops> {
             grad.as_mut_ptr(),
         ) as f32
     };
-    let first = ghmr(&mut [0.0; 64]);
-    let mut ema = [0.0; 64];
-    let ghmr = (time(budget, || ghmr(&mut ema)), first);
+    let ghmr = c_loop(budget, ghmr);
     let mut grad = vec![0f32; n];
     let asl1 = time(budget, || unsafe {
         c::cloop_asl1(
