@@ -310,8 +310,12 @@ impl<'x> Runs<'x> {
             } else {
                 for r in 0..n {
                     let w = *self.x.w.add(cell0 + r0 + r);
-                    let row = (r * c).min(len)..((r + 1) * c).min(len);
-                    self.weights[row].fill(w);
+                    // row `r` of the stage; `skip`/`take` never index out of it
+                    self.weights
+                        .iter_mut()
+                        .skip(r * c)
+                        .take(c)
+                        .for_each(|x| *x = w);
                 }
                 RunWeights::Each(self.weights.as_ptr())
             };
