@@ -1,5 +1,6 @@
 """The bed's three-phase GHM-C / GHM-R (bed/run.py `Harmonized`) with no variant switched on
-equals ghm_torch's GHMC / GHMR (loss, gradient, EMA) over several calls. `python bed/test_harmonized.py`"""
+equals ghm_torch's GHMC / GHMR (loss, gradient, EMA) over several calls, and its "prior 0.1 +
+scale" variant equals the library's robust preset. `python bed/test_harmonized.py`"""
 
 import os
 import sys
@@ -54,8 +55,32 @@ def test_prior_changes_weights():
     assert not torch.allclose(x.grad, x2.grad)
 
 
+def test_prior_and_scale_variant_is_the_robust_preset():
+    """The ablation's "prior 0.1 + scale" variant (the bed adds the prior to the stats and
+    scales by valid/positives itself) equals the library's preset, GHMC(preset="robust"),
+    loss, gradient and EMA, over several batches with an ignore band (weight 0)."""
+    g = torch.Generator().manual_seed(2)
+    h, ref = run.Harmonized("c", bins=30, momentum=0.75, prior=0.1, scale="pos"), gt.GHMC(preset="robust")
+    C = 5
+    for _ in range(4):
+        x = (torch.randn(600, C, generator=g) * 2 - 3).requires_grad_(True)
+        lab = torch.where(torch.rand(600, generator=g) < 0.05, torch.randint(0, C, (600,), generator=g),
+                          torch.full((600,), C))
+        w = (torch.rand(600, generator=g) > 0.1).float()
+        npos = int(((lab < C) & (w > 0)).sum())
+        x2 = x.detach().clone().requires_grad_(True)
+        a, b = h([(x, lab, w)], npos), ref(x2, lab, w)
+        a.backward()
+        b.backward()
+        assert abs(float(a.detach()) - float(b.detach())) <= 1e-5 * abs(float(b.detach())), (a, b)
+        assert torch.allclose(x.grad, x2.grad, rtol=1e-5, atol=1e-12)
+    ema = torch.tensor(list(ref.state_struct().ema))
+    assert torch.allclose(torch.tensor(list(h.state.ema)), ema, rtol=1e-6)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     test_plain_equals_module()
     test_prior_changes_weights()
+    test_prior_and_scale_variant_is_the_robust_preset()
     print("ok")

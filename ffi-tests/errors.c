@@ -453,6 +453,12 @@ static void test_init(const kind *k) {
             UNTOUCHED(label("%s init: weight_cap %g", k->name, (double)bad_cap[i]),
                       GHM_ERR_CONFIG, k->init(&W.st, &c));
         }
+        for (i = 0; i < sizeof bad_cap / sizeof bad_cap[0]; i++) {
+            c = base;
+            c.count_prior = bad_cap[i];
+            UNTOUCHED(label("%s init: count_prior %g", k->name, (double)bad_cap[i]),
+                      GHM_ERR_CONFIG, k->init(&W.st, &c));
+        }
         {
             /* every option that applies to both losses (GHM_OPT_PROBABILITY_INPUT is
                GHM-C's alone and changes what the inputs mean: tested on its own) */
@@ -472,6 +478,22 @@ static void test_init(const kind *k) {
                           GHM_ERR_CONFIG, k->init(&W.st, &c));
             } else {
                 SUCCEEDS(label("%s init: GHM_OPT_PROBABILITY_INPUT", k->name), k->init(&st, &c));
+            }
+            c.options = GHM_OPT_NORM_BY_POSITIVES;
+            if (k->init == ghm_r_init) {
+                UNTOUCHED(label("%s init: GHM-C's option GHM_OPT_NORM_BY_POSITIVES", k->name),
+                          GHM_ERR_CONFIG, k->init(&W.st, &c));
+            } else {
+                SUCCEEDS(label("%s init: GHM_OPT_NORM_BY_POSITIVES", k->name), k->init(&st, &c));
+            }
+            c = ghm_c_config_robust();
+            if (k->init == ghm_r_init) {
+                UNTOUCHED(label("%s init: the GHM-C robust preset", k->name), GHM_ERR_CONFIG,
+                          k->init(&W.st, &c));
+            } else {
+                SUCCEEDS(label("%s init: the robust preset", k->name), k->init(&st, &c));
+                SUCCEEDS(label("%s loss with the robust preset", k->name),
+                         k->fn(&st, W.a, W.b, W.w, N, &loss, W.grad));
             }
         }
     }

@@ -56,9 +56,18 @@
 #define GHM_OPT_GRADIENT_INPUT 16
 
 /**
+ * GHM-C only: normalise the loss and its gradient by the batch's positives P (the sum of
+ * the valid elements' targets, at least 1) instead of its valid elements (the reference's
+ * `tot`), as detectors normalise focal loss. With `GHM_OPT_GRADIENT_INPUT` the targets are not
+ * known and an element with a negative gradient `p - t` counts as one positive (exact for
+ * targets 0 and 1 while p < 1). The harmonizing weights themselves are unchanged.
+ */
+#define GHM_OPT_NORM_BY_POSITIVES 32
+
+/**
  * Every option bit this version knows.
  */
-#define GHM_OPT_ALL ((((GHM_OPT_NORM_BY_BINS | GHM_OPT_EMA_BIAS_CORRECTION) | GHM_OPT_DECAY_EMPTY_BINS) | GHM_OPT_PROBABILITY_INPUT) | GHM_OPT_GRADIENT_INPUT)
+#define GHM_OPT_ALL (((((GHM_OPT_NORM_BY_BINS | GHM_OPT_EMA_BIAS_CORRECTION) | GHM_OPT_DECAY_EMPTY_BINS) | GHM_OPT_PROBABILITY_INPUT) | GHM_OPT_GRADIENT_INPUT) | GHM_OPT_NORM_BY_POSITIVES)
 
 /**
  * The largest GHM-R mu: with it, `sqrt(d^2 + mu^2) - mu` is finite for every finite d.
@@ -83,7 +92,7 @@
 /**
  * Number of f64 values in a `Stats` (`GHM_STATS_LEN`), for a flat allreduce.
  */
-#define GHM_STATS_LEN (4 + (2 * GHM_MAX_BINS))
+#define GHM_STATS_LEN (5 + (2 * GHM_MAX_BINS))
 
 /**
  * A status code: `GHM_OK` (0) or one of the `GHM_ERR_*` codes.
@@ -118,6 +127,13 @@ typedef struct ghm_config {
    * Upper bound on any element's harmonizing weight beta (0: no bound); finite, >= 0.
    */
   float weight_cap;
+  /**
+   * Count prior: each commit adds `count_prior * N / bins` to every region's count before
+   * the EMA step, N being the batch's valid elements, so no region's density is far below
+   * the batch's mean and a handful of hard elements cannot carry the loss (0: none, as the
+   * reference); finite, >= 0. The normaliser `tot` is unchanged.
+   */
+  float count_prior;
 } ghm_config;
 
 /**
@@ -151,7 +167,7 @@ typedef struct ghm_state {
  * Every field is a double and every field merges by addition, so a flat sum-allreduce of
  * GHM_STATS_LEN doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
  * data-parallel workers. A trainer that histograms on its own device may fill `count` (and
- * `loss_sum`, `weight_sum`) itself in empty stats made for its state.
+ * `loss_sum`, `weight_sum`, `positive_sum`) itself in empty stats made for its state.
  */
 typedef struct ghm_stats {
   /**
@@ -179,6 +195,11 @@ typedef struct ghm_stats {
    * Sum of the valid elements' label weights (GHM-R's normaliser).
    */
   double weight_sum;
+  /**
+   * GHM-C: sum of the valid elements' targets, the positives P (the normaliser with
+   * `GHM_OPT_NORM_BY_POSITIVES`); 0 for GHM-R.
+   */
+  double positive_sum;
 } ghm_stats;
 
 /**
@@ -268,8 +289,14 @@ typedef struct ghm_region_weights {
    */
   struct ghm_config config;
   /**
-   * The normaliser `tot` of the committed batch: its valid elements (GHM-C) or the sum
-   * of its label weights (GHM-R), at least 1. The loss and every value an apply writes are
+   * Always 0: fills what would otherwise be padding before `tot`, so that every byte of
+   * the struct is covered by the checksum.
+   */
+  uint32_t reserved;
+  /**
+   * The normaliser `tot` of the committed batch: its valid elements (GHM-C; its
+   * positives with `OPT_NORM_BY_POSITIVES`) or the sum of its label weights (GHM-R), at
+   * least 1. The loss and every value an apply writes are
    * divided by it (mean reduction); a summed reduction is `tot` times as large.
    */
   double tot;
@@ -352,7 +379,7 @@ typedef struct ghm_output {
  * A configuration field is out of range: bins not in 1..=GHM_MAX_BINS, momentum not in
  * [0, 1), loss_weight not finite, GHM-R mu not in (0, 1e18], unknown option bits or a
  * GHM-C-only option on GHM-R, GHM_OPT_PROBABILITY_INPUT with GHM_OPT_GRADIENT_INPUT,
- * weight_cap negative or not finite. Also: a class-index function given a GHM-C state or
+ * weight_cap or count_prior negative or not finite. Also: a class-index function given a GHM-C state or
  * weights with GHM_OPT_GRADIENT_INPUT.
  */
 #define GHM_ERR_CONFIG 5
@@ -448,9 +475,19 @@ struct ghm_config ghm_c_config_default(void);
 struct ghm_config ghm_r_config_default(void);
 
 /**
+ * The robust GHM-C preset: bins 30, momentum 0.75, count_prior 0.1 and
+ * GHM_OPT_NORM_BY_POSITIVES (the loss normalised by the batch's positives, as detectors
+ * normalise focal loss). Not mmdetection's numbers; `ghm_c_config_default` is. A trainer that
+ * sums its deltas without normalising (Darknet) takes the summed values (`ghm_output.sum`
+ * = 1), which the normaliser does not change.
+ */
+struct ghm_config ghm_c_config_robust(void);
+
+/**
  * Says which field of `*config` `ghm_c_init` would refuse, for an error message that names
  * it: writes the name of the first field out of range, in the struct's order (`"bins"`,
- * `"momentum"`, `"loss_weight"`, `"options"`, `"weight_cap"`; GHM-C ignores `mu`), to
+ * `"momentum"`, `"loss_weight"`, `"options"`, `"weight_cap"`, `"count_prior"`; GHM-C ignores
+ * `mu`), to
  * `*field` and its valid range in words to `*allowed` (for `bins`: `"an integer in
  * 1..=64"`), or NULL to both when `ghm_c_init` accepts the config. The strings are static
  * and NUL-terminated; the caller must not free them.
@@ -683,7 +720,8 @@ ghm_status ghm_commit(const struct ghm_stats *stats,
 
 /**
  * The normaliser `tot` of the batch `*weights` were committed for: its valid elements
- * (GHM-C) or the sum of its label weights (GHM-R), at least 1. The committed loss and every
+ * (GHM-C; its positives with GHM_OPT_NORM_BY_POSITIVES) or the sum of its label weights
+ * (GHM-R), at least 1. The committed loss and every
  * value an apply writes are divided by it (mean reduction); multiply by it for a summed
  * reduction (or apply with `ghm_output.sum` 1).
  * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP, GHM_ERR_NOT_COMMITTED.
@@ -706,7 +744,8 @@ ghm_status ghm_region_weights_loss(const struct ghm_region_weights *weights,
                                    float *loss);
 
 /**
- * beta_k, the harmonizing weight `tot / (density_k * n)` (capped by weight_cap) of an
+ * beta_k, the harmonizing weight `N / (density_k * n)` (capped by weight_cap; N is the
+ * batch's valid elements for GHM-C, its label-weight sum for GHM-R) of an
  * element whose gradient norm falls in region `region` (0 for a region that was empty or
  * at or past `bins`); its gradient in the mean-reduced loss is
  * `loss_weight * beta_k / tot` times `p - t` (GHM-C) or `d / sqrt(d^2 + mu^2)` (GHM-R).

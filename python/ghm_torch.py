@@ -46,8 +46,10 @@ Differences (deliberate):
   before the loss was attached) loads with strict=True and leaves the EMA as it is, since it
   is training state rather than weights. With GHM_OPT_EMA_BIAS_CORRECTION, which mmdetection
   lacks, the state dict also carries the library state as a `ghm_state` key;
-- extra keyword-only constructor arguments `options` (GHM_OPT_* bits) and `weight_cap` expose
-  the library's fixes of the reference's weak points; the defaults reproduce mmdetection.
+- extra keyword-only constructor arguments `options` (GHM_OPT_* bits), `weight_cap` and
+  `count_prior` expose the library's fixes of the reference's weak points, and
+  `GHMC(preset="robust")` the setting that made harmonizing help on the repository's detector
+  test bed; the defaults reproduce mmdetection.
 
 mmdetection: importing this module registers `GHMCFast` and `GHMRFast` in mmdet's MODELS
 registry when mmdet (with mmengine) is importable; see `register_mmdet`.
@@ -93,7 +95,8 @@ GHM_OPT_EMA_BIAS_CORRECTION = 2
 GHM_OPT_DECAY_EMPTY_BINS = 4
 GHM_OPT_PROBABILITY_INPUT = 8
 GHM_OPT_GRADIENT_INPUT = 16
-GHM_OPT_ALL = 31
+GHM_OPT_NORM_BY_POSITIVES = 32
+GHM_OPT_ALL = 63
 
 GHM_OUTPUT_GRADIENT = 0
 GHM_OUTPUT_ELEMENT_WEIGHT = 1
@@ -133,6 +136,7 @@ class ghm_config(ctypes.Structure):
         ("loss_weight", ctypes.c_float),
         ("options", ctypes.c_uint32),
         ("weight_cap", ctypes.c_float),
+        ("count_prior", ctypes.c_float),
     ]
 
 
@@ -155,6 +159,7 @@ class ghm_stats(ctypes.Structure):
         ("count", ctypes.c_double * GHM_MAX_BINS),
         ("loss_sum", ctypes.c_double * GHM_MAX_BINS),
         ("weight_sum", ctypes.c_double),
+        ("positive_sum", ctypes.c_double),
     ]
 
 
@@ -177,6 +182,7 @@ class ghm_region_weights(ctypes.Structure):
         ("magic", ctypes.c_uint32),
         ("kind", ctypes.c_uint32),
         ("config", ghm_config),
+        ("reserved", ctypes.c_uint32),
         ("tot", ctypes.c_double),
         ("coef", ctypes.c_float * GHM_MAX_BINS),
         ("loss", ctypes.c_float),
@@ -209,6 +215,7 @@ _SIGNATURES = {
     "ghm_status_str": (ctypes.c_char_p, [_ST]),
     "ghm_c_config_default": (ghm_config, []),
     "ghm_r_config_default": (ghm_config, []),
+    "ghm_c_config_robust": (ghm_config, []),
     "ghm_c_init": (_ST, [_P, _PC]),
     "ghm_r_init": (_ST, [_P, _PC]),
     "ghm_c_config_check": (_ST, [_PC, _PSTR, _PSTR]),
@@ -627,19 +634,43 @@ class _GHMBase(nn.Module):
         s = f"bins={self.bins}, momentum={self.momentum}, loss_weight={self.loss_weight}, reduction={self.reduction!r}"
         if self._KIND == "r":
             s = f"mu={self.mu}, " + s
-        if self._cfg.options or self._cfg.weight_cap:
-            s += f", options={self._cfg.options}, weight_cap={self._cfg.weight_cap}"
+        if self._cfg.options or self._cfg.weight_cap or self._cfg.count_prior:
+            s += (f", options={self._cfg.options}, weight_cap={self._cfg.weight_cap}, "
+                  f"count_prior={self._cfg.count_prior:g}")
         return s
 
 
 class GHMC(_GHMBase):
-    """GHM-C loss, as mmdetection 3.3.0's `GHMC` (see the module docstring)."""
+    """GHM-C loss, as mmdetection 3.3.0's `GHMC` (see the module docstring).
+
+    `preset="robust"` starts from the library's robust preset (`ghm_c_config_robust`: bins 30,
+    momentum 0.75, count_prior 0.1, GHM_OPT_NORM_BY_POSITIVES) instead of mmdetection's
+    defaults; bins, momentum, options, weight_cap and count_prior given with it must be left
+    at None (loss_weight and reduction apply as usual)."""
 
     _KIND = "c"
+    _PRESETS = ("robust",)
 
-    def __init__(self, bins=10, momentum=0, use_sigmoid=True, loss_weight=1.0, reduction="mean", *,
-                 options=0, weight_cap=0.0):
+    def __init__(self, bins=None, momentum=None, use_sigmoid=True, loss_weight=1.0, reduction="mean", *,
+                 options=None, weight_cap=None, count_prior=None, preset=None):
         super().__init__()
+        lib = load_library()
+        if preset is None:
+            cfg = lib.ghm_c_config_default()
+        elif preset == "robust":
+            cfg = lib.ghm_c_config_robust()
+            mixed = [k for k, v in dict(bins=bins, momentum=momentum, options=options, weight_cap=weight_cap,
+                                        count_prior=count_prior).items() if v is not None]
+            if mixed:
+                raise ValueError(f"GHMC: preset={preset!r} sets {', '.join(mixed)}; leave them unset")
+        else:
+            raise ValueError(f"GHMC: unknown preset {preset!r} (known: {', '.join(self._PRESETS)})")
+        self.preset = preset
+        bins = cfg.bins if bins is None else bins
+        momentum = cfg.momentum if momentum is None else momentum
+        options = cfg.options if options is None else options
+        weight_cap = cfg.weight_cap if weight_cap is None else weight_cap
+        count_prior = cfg.count_prior if count_prior is None else count_prior
         self.bins = bins
         self.momentum = momentum
         self.use_sigmoid = use_sigmoid
@@ -647,11 +678,10 @@ class GHMC(_GHMBase):
             raise NotImplementedError
         self.loss_weight = loss_weight
         self.reduction = reduction
-        lib = load_library()
-        given = dict(bins=bins, momentum=momentum, loss_weight=loss_weight, options=options, weight_cap=weight_cap)
-        cfg = lib.ghm_c_config_default()
+        given = dict(bins=bins, momentum=momentum, loss_weight=loss_weight, options=options, weight_cap=weight_cap,
+                     count_prior=count_prior)
         cfg.bins, cfg.momentum, cfg.loss_weight = int(bins), float(momentum), float(loss_weight)
-        cfg.options, cfg.weight_cap = int(options), float(weight_cap)
+        cfg.options, cfg.weight_cap, cfg.count_prior = int(options), float(weight_cap), float(count_prior)
         self._setup(cfg, given)
 
     def forward(self, pred, target, label_weight=None, reduction_override=None, **kwargs):
@@ -732,7 +762,7 @@ class GHMR(_GHMBase):
     _KIND = "r"
 
     def __init__(self, mu=0.02, bins=10, momentum=0, loss_weight=1.0, reduction="mean", *,
-                 options=0, weight_cap=0.0):
+                 options=0, weight_cap=0.0, count_prior=0.0):
         super().__init__()
         self.mu = mu
         self.bins = bins
@@ -741,10 +771,10 @@ class GHMR(_GHMBase):
         self.reduction = reduction
         lib = load_library()
         given = dict(mu=mu, bins=bins, momentum=momentum, loss_weight=loss_weight, options=options,
-                     weight_cap=weight_cap)
+                     weight_cap=weight_cap, count_prior=count_prior)
         cfg = lib.ghm_r_config_default()
         cfg.bins, cfg.momentum, cfg.mu, cfg.loss_weight = int(bins), float(momentum), float(mu), float(loss_weight)
-        cfg.options, cfg.weight_cap = int(options), float(weight_cap)
+        cfg.options, cfg.weight_cap, cfg.count_prior = int(options), float(weight_cap), float(count_prior)
         self._setup(cfg, given)
 
     def forward(self, pred, target, label_weight=None, avg_factor=None, reduction_override=None, **kwargs):
@@ -806,11 +836,13 @@ class RetinaNetGHMC(nn.Module):
     - the loss is GHM-C's own mean (each valid element weighted by its harmonizing weight,
       divided by the number of valid elements `tot`), times `scale`; there is no further
       division by the number of foreground anchors or images (the harmonizing weights already
-      normalise, as mmdetection's heads leave GHM-C's result as is).
+      normalise, as mmdetection's heads leave GHM-C's result as is). With
+      `GHMC(preset="robust")` GHM-C divides by the batch's foreground anchors instead, as
+      torchvision normalises focal loss.
 
         from torchvision.models.detection import RetinaNet
         model = RetinaNet(backbone, num_classes)
-        RetinaNetGHMC.install(model, GHMC(bins=30, momentum=0.75))
+        RetinaNetGHMC.install(model, GHMC(bins=30, momentum=0.75))   # or GHMC(preset="robust")
 
     `install` registers the module under the classification head (so `state_dict` carries the
     EMA as `head.classification_head.ghm_loss.ghmc.ghm_state`) and routes the head's

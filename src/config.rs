@@ -49,14 +49,23 @@ pub const OPT_PROBABILITY_INPUT: u32 = 8;
 /// the BCE, which needs p and t. Exclusive with `GHM_OPT_PROBABILITY_INPUT`; the class-index
 /// (labels) functions refuse it.
 pub const OPT_GRADIENT_INPUT: u32 = 16;
+/// GHM-C only: normalise the loss and its gradient by the batch's positives P (the sum of
+/// the valid elements' targets, at least 1) instead of its valid elements (the reference's
+/// `tot`), as detectors normalise focal loss. With `GHM_OPT_GRADIENT_INPUT` the targets are not
+/// known and an element with a negative gradient `p - t` counts as one positive (exact for
+/// targets 0 and 1 while p < 1). The harmonizing weights themselves are unchanged.
+pub const OPT_NORM_BY_POSITIVES: u32 = 32;
 /// Every option bit this version knows.
 pub const OPT_ALL: u32 = OPT_NORM_BY_BINS
     | OPT_EMA_BIAS_CORRECTION
     | OPT_DECAY_EMPTY_BINS
     | OPT_PROBABILITY_INPUT
-    | OPT_GRADIENT_INPUT;
+    | OPT_GRADIENT_INPUT
+    | OPT_NORM_BY_POSITIVES;
+/// The input options, of which at most one may be set.
+const OPT_INPUTS: u32 = OPT_PROBABILITY_INPUT | OPT_GRADIENT_INPUT;
 /// The option bits only GHM-C knows.
-const OPT_GHM_C_ONLY: u32 = OPT_PROBABILITY_INPUT | OPT_GRADIENT_INPUT;
+const OPT_GHM_C_ONLY: u32 = OPT_INPUTS | OPT_NORM_BY_POSITIVES;
 
 /// The largest GHM-R mu: with it, `sqrt(d^2 + mu^2) - mu` is finite for every finite d.
 pub const MAX_MU: f32 = 1e18;
@@ -77,6 +86,11 @@ pub struct Config {
     pub options: u32,
     /// Upper bound on any element's harmonizing weight beta (0: no bound); finite, >= 0.
     pub weight_cap: f32,
+    /// Count prior: each commit adds `count_prior * N / bins` to every region's count before
+    /// the EMA step, N being the batch's valid elements, so no region's density is far below
+    /// the batch's mean and a handful of hard elements cannot carry the loss (0: none, as the
+    /// reference); finite, >= 0. The normaliser `tot` is unchanged.
+    pub count_prior: f32,
 }
 
 impl Config {
@@ -89,6 +103,22 @@ impl Config {
             loss_weight: 1.0,
             options: 0,
             weight_cap: 0.0,
+            count_prior: 0.0,
+        }
+    }
+
+    /// The robust GHM-C preset: the reference's COCO settings (30 bins, momentum 0.75) with a
+    /// count prior of 0.1 and the loss normalised by the batch's positives
+    /// ([`OPT_NORM_BY_POSITIVES`]). On the repository's detector test bed it beats focal loss
+    /// on mAP@0.5 under SGD and AdamW where the reference settings fail (README, "What the
+    /// detector test bed shows"). Not the reference's numbers: [`Config::ghm_c`] is.
+    pub const fn ghm_c_robust() -> Config {
+        Config {
+            bins: 30,
+            momentum: 0.75,
+            options: OPT_NORM_BY_POSITIVES,
+            count_prior: 0.1,
+            ..Config::ghm_c()
         }
     }
 
@@ -106,7 +136,7 @@ impl Config {
     }
 
     /// Every field's bits, for checksums (a field added to the struct belongs here too).
-    pub(crate) fn to_words(self) -> [u32; 6] {
+    pub(crate) fn to_words(self) -> [u32; 7] {
         [
             self.bins,
             self.momentum.to_bits(),
@@ -114,6 +144,7 @@ impl Config {
             self.loss_weight.to_bits(),
             self.options,
             self.weight_cap.to_bits(),
+            self.count_prior.to_bits(),
         ]
     }
 
@@ -148,19 +179,22 @@ impl Config {
             return Some((
                 "options\0",
                 "a combination of GHM_OPT_NORM_BY_BINS (1), GHM_OPT_EMA_BIAS_CORRECTION (2) \
-                 and GHM_OPT_DECAY_EMPTY_BINS (4); GHM_OPT_PROBABILITY_INPUT and \
-                 GHM_OPT_GRADIENT_INPUT are GHM-C only\0",
+                 and GHM_OPT_DECAY_EMPTY_BINS (4); GHM_OPT_PROBABILITY_INPUT, \
+                 GHM_OPT_GRADIENT_INPUT and GHM_OPT_NORM_BY_POSITIVES are GHM-C only\0",
             ));
         }
-        if self.options & !OPT_ALL != 0 || self.options & OPT_GHM_C_ONLY == OPT_GHM_C_ONLY {
+        if self.options & !OPT_ALL != 0 || self.options & OPT_INPUTS == OPT_INPUTS {
             return Some((
                 "options\0",
-                "a combination of the GHM_OPT_* bits (1, 2, 4, 8, 16), at most one of \
+                "a combination of the GHM_OPT_* bits (1, 2, 4, 8, 16, 32), at most one of \
                  GHM_OPT_PROBABILITY_INPUT and GHM_OPT_GRADIENT_INPUT\0",
             ));
         }
         if !(self.weight_cap >= 0.0 && self.weight_cap.is_finite()) {
             return Some(("weight_cap\0", "a finite float >= 0 (0: no cap)\0"));
+        }
+        if !(self.count_prior >= 0.0 && self.count_prior.is_finite()) {
+            return Some(("count_prior\0", "a finite float >= 0 (0: none)\0"));
         }
         None
     }

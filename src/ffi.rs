@@ -38,7 +38,7 @@ pub const GHM_ERR_OVERLAP: ghm_status = 4;
 /// A configuration field is out of range: bins not in 1..=GHM_MAX_BINS, momentum not in
 /// [0, 1), loss_weight not finite, GHM-R mu not in (0, 1e18], unknown option bits or a
 /// GHM-C-only option on GHM-R, GHM_OPT_PROBABILITY_INPUT with GHM_OPT_GRADIENT_INPUT,
-/// weight_cap negative or not finite. Also: a class-index function given a GHM-C state or
+/// weight_cap or count_prior negative or not finite. Also: a class-index function given a GHM-C state or
 /// weights with GHM_OPT_GRADIENT_INPUT.
 pub const GHM_ERR_CONFIG: ghm_status = 5;
 /// The state was never initialised or is corrupted.
@@ -149,9 +149,20 @@ pub extern "C" fn ghm_r_config_default() -> Config {
     Config::ghm_r()
 }
 
+/// The robust GHM-C preset: bins 30, momentum 0.75, count_prior 0.1 and
+/// GHM_OPT_NORM_BY_POSITIVES (the loss normalised by the batch's positives, as detectors
+/// normalise focal loss). Not mmdetection's numbers; `ghm_c_config_default` is. A trainer that
+/// sums its deltas without normalising (Darknet) takes the summed values (`ghm_output.sum`
+/// = 1), which the normaliser does not change.
+#[no_mangle]
+pub extern "C" fn ghm_c_config_robust() -> Config {
+    Config::ghm_c_robust()
+}
+
 /// Says which field of `*config` `ghm_c_init` would refuse, for an error message that names
 /// it: writes the name of the first field out of range, in the struct's order (`"bins"`,
-/// `"momentum"`, `"loss_weight"`, `"options"`, `"weight_cap"`; GHM-C ignores `mu`), to
+/// `"momentum"`, `"loss_weight"`, `"options"`, `"weight_cap"`, `"count_prior"`; GHM-C ignores
+/// `mu`), to
 /// `*field` and its valid range in words to `*allowed` (for `bins`: `"an integer in
 /// 1..=64"`), or NULL to both when `ghm_c_init` accepts the config. The strings are static
 /// and NUL-terminated; the caller must not free them.
@@ -564,7 +575,8 @@ pub unsafe extern "C" fn ghm_commit(
 }
 
 /// The normaliser `tot` of the batch `*weights` were committed for: its valid elements
-/// (GHM-C) or the sum of its label weights (GHM-R), at least 1. The committed loss and every
+/// (GHM-C; its positives with GHM_OPT_NORM_BY_POSITIVES) or the sum of its label weights
+/// (GHM-R), at least 1. The committed loss and every
 /// value an apply writes are divided by it (mean reduction); multiply by it for a summed
 /// reduction (or apply with `ghm_output.sum` 1).
 /// Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP, GHM_ERR_NOT_COMMITTED.
@@ -596,7 +608,8 @@ pub unsafe extern "C" fn ghm_region_weights_loss(
     unsafe { status(read_weights(weights, loss, |w| w.loss())) }
 }
 
-/// beta_k, the harmonizing weight `tot / (density_k * n)` (capped by weight_cap) of an
+/// beta_k, the harmonizing weight `N / (density_k * n)` (capped by weight_cap; N is the
+/// batch's valid elements for GHM-C, its label-weight sum for GHM-R) of an
 /// element whose gradient norm falls in region `region` (0 for a region that was empty or
 /// at or past `bins`); its gradient in the mean-reduced loss is
 /// `loss_weight * beta_k / tot` times `p - t` (GHM-C) or `d / sqrt(d^2 + mu^2)` (GHM-R).

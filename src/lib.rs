@@ -47,7 +47,7 @@ pub mod testing;
 pub use arch::Isa;
 pub use config::{
     Config, Kind, MAX_BINS, OPT_ALL, OPT_DECAY_EMPTY_BINS, OPT_EMA_BIAS_CORRECTION,
-    OPT_GRADIENT_INPUT, OPT_NORM_BY_BINS, OPT_PROBABILITY_INPUT,
+    OPT_GRADIENT_INPUT, OPT_NORM_BY_BINS, OPT_NORM_BY_POSITIVES, OPT_PROBABILITY_INPUT,
 };
 pub use error::Error;
 pub use io::{ClassLayout, Output, OutputKind};

@@ -9,7 +9,7 @@ use ghm::ffi::{
     ghm_c_config_check, ghm_c_init, ghm_r_config_check, ghm_r_init, ghm_status, GHM_ERR_NULL,
     GHM_ERR_OVERLAP, GHM_OK,
 };
-use ghm::{Config, State, OPT_ALL, OPT_PROBABILITY_INPUT};
+use ghm::{Config, State, OPT_ALL, OPT_NORM_BY_POSITIVES, OPT_PROBABILITY_INPUT};
 
 type Check =
     unsafe extern "C" fn(*const Config, *mut *const c_char, *mut *const c_char) -> ghm_status;
@@ -67,7 +67,8 @@ fn field_values() -> (Vec<u32>, Vec<f32>, Vec<f32>, Vec<u32>) {
         OPT_PROBABILITY_INPUT,
         OPT_ALL,
         16,
-        OPT_ALL | 32,
+        OPT_NORM_BY_POSITIVES,
+        OPT_ALL | 64,
         u32::MAX,
     ];
     (bins, unit, small, options)
@@ -82,9 +83,11 @@ fn a_field_is_named_exactly_when_init_refuses_the_config() {
         for &b in &bins {
             for &m in &unit {
                 for &mu in &small {
-                    for &lw in &small {
+                    for (i, &lw) in small.iter().enumerate() {
                         for &o in &options {
-                            for &cap in &small {
+                            for (j, &cap) in small.iter().enumerate() {
+                                // every count prior, against varying other fields
+                                let prior = small[(i + j) % small.len()];
                                 let c = Config {
                                     bins: b,
                                     momentum: m,
@@ -92,6 +95,7 @@ fn a_field_is_named_exactly_when_init_refuses_the_config() {
                                     loss_weight: lw,
                                     options: o,
                                     weight_cap: cap,
+                                    count_prior: prior,
                                 };
                                 let got = check(*chk, &c);
                                 let accepted = init_accepts(*init, &c);
@@ -125,7 +129,7 @@ fn the_first_invalid_field_in_struct_order_is_named_with_its_range() {
         momentum: 0.75,
         ..Config::ghm_c()
     };
-    let cases: [(&str, Config, Option<&str>, Option<&str>); 9] = [
+    let cases: [(&str, Config, Option<&str>, Option<&str>); 11] = [
         ("valid", ok, None, None),
         (
             "bins",
@@ -154,7 +158,7 @@ fn the_first_invalid_field_in_struct_order_is_named_with_its_range() {
         ),
         (
             "options",
-            Config { options: 64, ..ok },
+            Config { options: 128, ..ok },
             Some("options"),
             Some("options"),
         ),
@@ -175,6 +179,24 @@ fn the_first_invalid_field_in_struct_order_is_named_with_its_range() {
             },
             Some("weight_cap"),
             Some("weight_cap"),
+        ),
+        (
+            "count_prior",
+            Config {
+                count_prior: f32::INFINITY,
+                ..ok
+            },
+            Some("count_prior"),
+            Some("count_prior"),
+        ),
+        (
+            "positives normalisation",
+            Config {
+                options: OPT_NORM_BY_POSITIVES,
+                ..ok
+            },
+            None,
+            Some("options"),
         ),
         (
             "several",

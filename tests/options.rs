@@ -298,3 +298,160 @@ fn gradient_input_equals_probability_input_for_binary_targets() {
     let want = (-(0.5f64.ln()) - 0.75f64.ln() + 100.0) / 4.0;
     assert!((f64::from(l) - want).abs() <= 1e-6 * want, "{l} vs {want}");
 }
+
+/// GHM_OPT_NORM_BY_POSITIVES divides the loss and gradient by the valid elements' target
+/// sum P instead of their count (`tot` reports P; the harmonizing weights are unchanged):
+/// P is tallied by every input mode and layout alike (probabilities, gradient input, where
+/// a negative `d` counts as a positive, and class-index labels), and stats merged from two
+/// halves hold the whole batch's P.
+#[test]
+fn norm_by_positives_divides_by_the_batch_positives() {
+    use ghm::{ClassLayout, OPT_GRADIENT_INPUT, OPT_NORM_BY_POSITIVES};
+    let (anchors, classes) = (301usize, 5usize);
+    let mut rng = Rng::new(5150);
+    let x: Vec<f32> = (0..anchors * classes)
+        .map(|_| -3.0 + 2.0 * rng.normal())
+        .collect();
+    let labels: Vec<i32> = (0..anchors)
+        .map(|i| match i % 7 {
+            0 => -1,
+            1 | 2 => (rng.next_u64() % classes as u64) as i32,
+            _ => classes as i32,
+        })
+        .collect();
+    let aw: Vec<f32> = (0..anchors)
+        .map(|i| if i % 13 == 0 { 0.0 } else { 1.0 })
+        .collect();
+    let t: Vec<f32> = (0..anchors * classes)
+        .map(|i| f32::from(u8::from(labels[i / classes] == (i % classes) as i32)))
+        .collect();
+    let w: Vec<f32> = (0..anchors * classes).map(|i| aw[i / classes]).collect();
+    let positives = (0..anchors)
+        .filter(|&i| aw[i] > 0.0 && (0..classes as i32).contains(&labels[i]))
+        .count() as f64;
+    let valid = w.iter().filter(|&&w| w > 0.0).count() as f64;
+    assert!(positives > 10.0 && positives < valid / 10.0);
+
+    let by_count = ghmc(OPT_PROBABILITY_INPUT, 0.75, 30);
+    let by_pos = ghmc(OPT_PROBABILITY_INPUT | OPT_NORM_BY_POSITIVES, 0.75, 30);
+    let p: Vec<f32> = x
+        .iter()
+        .map(|&x| (1.0 / (1.0 + (-f64::from(x)).exp())) as f32)
+        .collect();
+    let commit = |g: &GhmC, a: &[f32]| {
+        let mut s = g.stats();
+        g.accumulate(&mut s, a, &t, Some(&w)).unwrap();
+        (s, g.clone().commit(&s).unwrap())
+    };
+    let (s_count, w_count) = commit(&by_count, &p);
+    let (s_pos, w_pos) = commit(&by_pos, &p);
+    assert_eq!(s_count, s_pos, "the tally does not depend on the option");
+    assert_eq!(s_pos.positive_sum, positives);
+    assert_eq!(w_count.tot(), valid);
+    assert_eq!(w_pos.tot(), positives);
+    let ratio = valid / positives;
+    let l_ratio = f64::from(w_pos.loss()) / f64::from(w_count.loss());
+    assert!((l_ratio / ratio - 1.0).abs() < 1e-6, "{l_ratio} vs {ratio}");
+    let (mut g_count, mut g_pos) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+    w_count
+        .apply(&p, &t, Some(&w), Output::GRADIENT, &mut g_count)
+        .unwrap();
+    w_pos
+        .apply(&p, &t, Some(&w), Output::GRADIENT, &mut g_pos)
+        .unwrap();
+    for (i, (&a, &b)) in g_count.iter().zip(&g_pos).enumerate() {
+        let want = f64::from(a) * ratio;
+        assert!((f64::from(b) - want).abs() <= 1e-6 * want.abs(), "{i}");
+    }
+    for k in 0..30 {
+        let (a, b) = (w_count.region_weight(k), w_pos.region_weight(k));
+        assert!((a - b).abs() <= 1e-6 * a, "beta_{k}: {a} vs {b}");
+    }
+
+    // gradient input: a negative d counts as one positive; the same weights bit for bit
+    let d: Vec<f32> = p.iter().zip(&t).map(|(p, t)| p - t).collect();
+    let grad_in = ghmc(OPT_GRADIENT_INPUT | OPT_NORM_BY_POSITIVES, 0.75, 30);
+    let mut s = grad_in.stats();
+    grad_in.accumulate_gradient(&mut s, &d, Some(&w)).unwrap();
+    assert_eq!(s.positive_sum, positives);
+    let wg = grad_in.clone().commit(&s).unwrap();
+    let mut gg = vec![0.0; d.len()];
+    wg.apply_residual(&d, Some(&w), Output::GRADIENT, &mut gg)
+        .unwrap();
+    assert_eq!(gg, g_pos);
+
+    // class-index labels (logits) tally the same P as their one-hot values
+    let on_logits = ghmc(OPT_NORM_BY_POSITIVES, 0.75, 30);
+    let mut sv = on_logits.stats();
+    on_logits.accumulate(&mut sv, &x, &t, Some(&w)).unwrap();
+    let mut sl = on_logits.stats();
+    on_logits
+        .accumulate_labels(
+            &mut sl,
+            &x,
+            ClassLayout::rows(anchors, classes),
+            &labels,
+            Some(&aw),
+        )
+        .unwrap();
+    assert_eq!(sl, sv);
+
+    // merged halves hold the whole batch's P
+    let half = anchors / 2 * classes;
+    let (mut s1, mut s2) = (on_logits.stats(), on_logits.stats());
+    on_logits
+        .accumulate(&mut s1, &x[..half], &t[..half], Some(&w[..half]))
+        .unwrap();
+    on_logits
+        .accumulate(&mut s2, &x[half..], &t[half..], Some(&w[half..]))
+        .unwrap();
+    s1.merge(&s2);
+    assert_eq!(s1.positive_sum, positives);
+}
+
+/// The count prior adds `count_prior * N / M` to every region's count before the EMA step:
+/// on a batch that fills two of ten regions, every region's EMA moves by the prior's share,
+/// and every region counts as non-empty (n = M).
+#[test]
+fn count_prior_adds_its_share_of_the_batch_to_every_region() {
+    let (x, t) = two_region_batch(300, 20);
+    let mut g = GhmC::new(Config {
+        bins: 10,
+        momentum: 0.5,
+        count_prior: 0.25,
+        ..Config::ghm_c()
+    })
+    .unwrap();
+    let mut s = g.stats();
+    g.accumulate(&mut s, &x, &t, None).unwrap();
+    let w = g.commit(&s).unwrap();
+    let share = 0.25 * 320.0 / 10.0;
+    let want = [300.0 + share, 20.0 + share, share];
+    for (k, &e) in g.state().ema().iter().enumerate() {
+        let r = want[k.min(2)];
+        assert!(
+            (f64::from(e) - 0.5 * r).abs() < 1e-4,
+            "ema[{k}] {e} vs {r}/2"
+        );
+    }
+    // beta_k = N / (density_k * M): the empty regions get the largest weight, 320/(4*10)
+    for (k, &r) in want.iter().enumerate() {
+        let beta = 320.0 / (0.5 * r * 10.0);
+        let got = f64::from(w.region_weight(k));
+        assert!((got / beta - 1.0).abs() < 1e-6, "beta_{k} {got} vs {beta}");
+    }
+}
+
+/// The robust preset is what its documentation says, in Rust and in C, and is valid for
+/// GHM-C (its options are GHM-C only).
+#[test]
+fn robust_preset_is_the_documented_setting() {
+    let c = Config::ghm_c_robust();
+    assert_eq!(
+        (c.bins, c.momentum, c.count_prior, c.options, c.weight_cap),
+        (30, 0.75, 0.1, ghm::OPT_NORM_BY_POSITIVES, 0.0)
+    );
+    assert_eq!(ghm::ffi::ghm_c_config_robust(), c);
+    assert!(GhmC::new(c).is_ok());
+    assert_eq!(GhmR::new(c).err(), Some(Error::Config));
+}

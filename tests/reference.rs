@@ -1,7 +1,8 @@
 //! The kernels agree with a float64 reference that follows the reference semantics
 //! literally (tests/common: a loop over regions, as mmdetection writes it), over bins
 //! 1/10/30/64, momentum 0/0.7/0.75, mu 0.02/1, loss_weight 1/10, with and without label
-//! weights, in sequences of calls that exercise the EMA.
+//! weights, in sequences of calls that exercise the EMA; and with the library's count prior
+//! and normalisation by positives.
 
 mod common;
 
@@ -54,6 +55,23 @@ fn configs(kind: Kind) -> Vec<Config> {
                     });
                 }
             }
+        }
+    }
+    // the library's count prior, and (GHM-C) its normalisation by positives
+    let positives = if kind == Kind::Classification {
+        ghm::OPT_NORM_BY_POSITIVES
+    } else {
+        0
+    };
+    for &bins in &[1u32, 10, 30] {
+        for (count_prior, options) in [(0.1f32, 0), (0.0, positives), (0.5, positives)] {
+            out.push(Config {
+                bins,
+                momentum: 0.75,
+                options,
+                count_prior,
+                ..Config::default_for(kind)
+            });
         }
     }
     out

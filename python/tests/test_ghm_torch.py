@@ -118,6 +118,8 @@ class ConfigErrors(unittest.TestCase):
         (ghm_torch.GHMC, dict(loss_weight=float("inf")), "loss_weight", "finite"),
         (ghm_torch.GHMC, dict(options=64), "options", "GHM_OPT_"),
         (ghm_torch.GHMC, dict(weight_cap=-1.0), "weight_cap", ">= 0"),
+        (ghm_torch.GHMC, dict(count_prior=-0.5), "count_prior", ">= 0"),
+        (ghm_torch.GHMR, dict(options=ghm_torch.GHM_OPT_NORM_BY_POSITIVES), "options", "GHM-C only"),
         (ghm_torch.GHMR, dict(mu=0.0), "mu", "(0, 1e18]"),
         (ghm_torch.GHMR, dict(bins=65), "bins", "1..=64"),
         (ghm_torch.GHMR, dict(options=ghm_torch.GHM_OPT_PROBABILITY_INPUT), "options", "GHM-C only"),
@@ -141,6 +143,40 @@ class ConfigErrors(unittest.TestCase):
     def test_valid_configs_construct(self):
         ghm_torch.GHMC(bins=64, momentum=0.999)
         ghm_torch.GHMR(mu=1e18, bins=1, momentum=0.0, options=7, weight_cap=50.0)
+
+
+class Preset(unittest.TestCase):
+    def test_robust_preset_is_the_library_preset(self):
+        m = ghm_torch.GHMC(preset="robust", loss_weight=2.0)
+        c = m._cfg
+        self.assertEqual((c.bins, c.options, c.weight_cap), (30, ghm_torch.GHM_OPT_NORM_BY_POSITIVES, 0.0))
+        self.assertAlmostEqual(c.momentum, 0.75)
+        self.assertAlmostEqual(c.count_prior, 0.1, places=6)
+        self.assertEqual(c.loss_weight, 2.0)
+        self.assertEqual((m.bins, m.momentum), (30, c.momentum))
+
+    def test_preset_with_its_own_fields_or_unknown_is_refused(self):
+        with self.assertRaises(ValueError):
+            ghm_torch.GHMC(preset="robust", bins=10)
+        with self.assertRaises(ValueError):
+            ghm_torch.GHMC(preset="fast")
+
+    def test_robust_preset_normalises_by_positives(self):
+        """The loss and gradient of the preset are those of the same settings without
+        GHM_OPT_NORM_BY_POSITIVES, times valid elements / positives."""
+        g = torch.Generator().manual_seed(3)
+        x = torch.randn(400, 6, generator=g) - 2
+        lab = torch.where(torch.rand(400, generator=g) < 0.1, torch.randint(0, 6, (400,), generator=g),
+                          torch.full((400,), 6))
+        robust = ghm_torch.GHMC(preset="robust")
+        by_count = ghm_torch.GHMC(bins=30, momentum=0.75, count_prior=0.1)
+        a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        la, lb = robust(a, lab), by_count(b, lab)
+        la.backward()
+        lb.backward()
+        ratio = x.numel() / int((lab < 6).sum())
+        self.assertAlmostEqual(float(la.detach()) / float(lb.detach()), ratio, places=4)
+        self.assertTrue(torch.allclose(a.grad, b.grad * ratio, rtol=1e-5, atol=1e-12))
 
 
 class Checkpoints(unittest.TestCase):

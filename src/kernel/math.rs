@@ -136,6 +136,9 @@ pub(crate) trait Model: Copy {
     /// `term <= term_bound(m)`.
     unsafe fn magnitude<V: Vector>(&self, a: V, b: V) -> V;
     fn term_bound(&self, m: f32) -> f64;
+    /// The element's share of the batch's positives P (its target; 0 where the loss has
+    /// none).
+    unsafe fn positive<V: Vector>(&self, a: V, b: V) -> V;
 }
 
 /// The thresholds of [`Model::ends`] on the model's own statistic `s` of an element: the
@@ -353,6 +356,20 @@ impl Model for Bce {
         // floor: at most -LOG_FLOOR
         f64::from(m) + 1.0 - f64::from(LOG_FLOOR)
     }
+
+    #[inline(always)]
+    unsafe fn positive<V: Vector>(&self, x: V, t: V) -> V {
+        // SAFETY: `V`'s target features are enabled (this function's contract).
+        unsafe {
+            if self.gradient {
+                // the target is not known: d = p - t < 0 means t = 1 for binary targets
+                let zero = V::splat(0.0);
+                V::select(x.lt(zero), V::splat(1.0), zero)
+            } else {
+                t
+            }
+        }
+    }
 }
 
 /// GHM-R's element: "authentic smooth L1" on the residual `d = a - b`.
@@ -479,6 +496,12 @@ impl Model for Asl1 {
     fn term_bound(&self, m: f32) -> f64 {
         // h - mu <= |d|, computed to within a few ulp
         f64::from(m) * 1.001
+    }
+
+    #[inline(always)]
+    unsafe fn positive<V: Vector>(&self, _a: V, _b: V) -> V {
+        // SAFETY: `V`'s target features are enabled (this function's contract).
+        unsafe { V::splat(0.0) }
     }
 }
 

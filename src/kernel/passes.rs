@@ -173,7 +173,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         let last = (bins.len() - 1) & (MAX_BINS - 1);
         let ends = model.ends_for(bins);
         let (mut n_first, mut n_last) = (0u64, 0u64);
-        let mut weight = V::sum_zero();
+        let (mut weight, mut positives) = (V::sum_zero(), V::sum_zero());
         let mut magnitude = zero;
         let mut runs = Runs::new(x);
         while let Some(run) = runs.next() {
@@ -185,6 +185,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 let valid = zero.lt(w);
                 let valid_bits = valid.bitmask();
                 weight = V::select(valid, w, zero).sum_add(weight);
+                positives = V::select(valid, model.positive(a, b), zero).sum_add(positives);
                 j += V::LANES;
                 if !TERMS {
                     let m = V::select(valid, model.magnitude(a, b), zero);
@@ -229,6 +230,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         stats.count[0] += n_first as f64;
         stats.count[last] += n_last as f64;
         stats.weight_sum += V::sum_total(weight);
+        stats.positive_sum += V::sum_total(positives);
         let mut lanes = [0f32; MAX_LANES];
         magnitude.store(lanes.as_mut_ptr());
         Ok(lanes.iter().fold(0f32, |m, &l| m.max(l)))

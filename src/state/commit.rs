@@ -5,6 +5,7 @@ use super::weights::{self, RegionWeights};
 use super::{State, Stats};
 use crate::config::{
     Kind, MAX_BINS, OPT_DECAY_EMPTY_BINS, OPT_EMA_BIAS_CORRECTION, OPT_NORM_BY_BINS,
+    OPT_NORM_BY_POSITIVES,
 };
 use crate::error::Error;
 
@@ -22,9 +23,18 @@ impl State {
         let any = stats.count.iter().any(|&r| r > 0.0);
         let decay_all = cfg.options & OPT_DECAY_EMPTY_BINS != 0 && any;
         let mut next = *self;
+        // The count prior: `count_prior * N / M` more in every region (nothing for an
+        // empty batch).
+        let mut counts = [0f64; MAX_BINS];
+        let n_valid: f64 = stats.count[..m].iter().sum();
+        let prior = f64::from(cfg.count_prior) * n_valid / m as f64;
+        for (c, &r) in counts.iter_mut().zip(&stats.count[..m]) {
+            *c = r + prior;
+        }
+        let counts = &counts[..m];
         let mut density = [0f64; MAX_BINS];
         for (k, d) in density.iter_mut().enumerate().take(m) {
-            let r = stats.count[k];
+            let r = counts[k];
             if alpha > 0.0 && (r > 0.0 || decay_all) {
                 let rest = ((1.0 - as_written(alpha)) * r) as f32;
                 next.ema[k] = alpha * self.ema[k] + rest;
@@ -36,7 +46,6 @@ impl State {
                 (true, true) => f64::from(next.ema[k]) / f64::from(next.ema_norm[k]),
             };
         }
-        let counts = &stats.count[..m];
         let nonempty = counts.iter().filter(|&&r| r > 0.0).count();
         let norm = if cfg.options & OPT_NORM_BY_BINS != 0 {
             m
@@ -44,6 +53,11 @@ impl State {
             nonempty
         } as f64;
         let tot = tot(kind, stats);
+        let norm_by = if cfg.options & OPT_NORM_BY_POSITIVES != 0 {
+            stats.positive_sum.max(1.0)
+        } else {
+            tot
+        };
         let cap = if cfg.weight_cap > 0.0 {
             f64::from(cfg.weight_cap)
         } else {
@@ -60,7 +74,7 @@ impl State {
         for (((&r, &d), &sum), c_out) in regions {
             if r > 0.0 {
                 let beta = (tot / (d * norm)).min(cap);
-                let c = lambda * beta / tot;
+                let c = lambda * beta / norm_by;
                 *c_out = c as f32;
                 loss += c * sum;
             }
@@ -69,7 +83,8 @@ impl State {
             magic: weights::MAGIC,
             kind: self.kind,
             config: *cfg,
-            tot,
+            reserved: 0,
+            tot: norm_by,
             coef,
             loss: loss as f32,
             checksum: 0,
@@ -87,7 +102,7 @@ impl State {
 }
 
 /// The reference's normaliser: valid elements (GHM-C) or the sum of label weights (GHM-R),
-/// at least 1.
+/// at least 1. It is also the numerator of the harmonizing weight beta.
 fn tot(kind: Kind, stats: &Stats) -> f64 {
     let t = match kind {
         Kind::Regression => stats.weight_sum,

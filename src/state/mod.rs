@@ -59,6 +59,11 @@ impl Checksum {
 
 const MAGIC: u32 = 0x4748_4d31; // "GHM1"
 
+// No padding: the checksum covers every byte, so any change to an image is refused.
+const _: () = assert!(
+    core::mem::size_of::<State>() == 2 * 4 + core::mem::size_of::<Config>() + 8 * MAX_BINS + 4
+);
+
 /// The state a loss carries across calls: its configuration and the EMA
 /// of the per-region counts.
 ///

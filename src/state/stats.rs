@@ -10,7 +10,7 @@ use crate::error::Error;
 /// Every field is a double and every field merges by addition, so a flat sum-allreduce of
 /// GHM_STATS_LEN doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
 /// data-parallel workers. A trainer that histograms on its own device may fill `count` (and
-/// `loss_sum`, `weight_sum`) itself in empty stats made for its state.
+/// `loss_sum`, `weight_sum`, `positive_sum`) itself in empty stats made for its state.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stats {
@@ -27,10 +27,14 @@ pub struct Stats {
     pub loss_sum: [f64; MAX_BINS],
     /// Sum of the valid elements' label weights (GHM-R's normaliser).
     pub weight_sum: f64,
+    /// GHM-C: sum of the valid elements' targets, the positives P (the normaliser with
+    /// `GHM_OPT_NORM_BY_POSITIVES`); 0 for GHM-R.
+    pub positive_sum: f64,
 }
 
 /// Number of f64 values in a `Stats` (`GHM_STATS_LEN`), for a flat allreduce.
-pub const STATS_LEN: usize = 4 + 2 * MAX_BINS;
+pub const STATS_LEN: usize = 5 + 2 * MAX_BINS;
+const _: () = assert!(core::mem::size_of::<Stats>() == STATS_LEN * 8);
 
 impl Stats {
     pub(crate) fn new(kind: Kind, bins: u32) -> Stats {
@@ -42,6 +46,7 @@ impl Stats {
             count: [0.0; MAX_BINS],
             loss_sum: [0.0; MAX_BINS],
             weight_sum: 0.0,
+            positive_sum: 0.0,
         }
     }
 
@@ -55,6 +60,7 @@ impl Stats {
             self.loss_sum[k] += other.loss_sum[k];
         }
         self.weight_sum += other.weight_sum;
+        self.positive_sum += other.positive_sum;
     }
 
     /// [`Error::StatsMismatch`] unless these stats are for loss `kind` with `bins` regions and
@@ -73,7 +79,8 @@ impl Stats {
             .iter()
             .chain(&self.loss_sum[m..])
             .all(|v| *v == 0.0);
-        let weight_ok = self.weight_sum.is_finite() && self.weight_sum >= 0.0;
+        let sum_ok = |s: f64| s.is_finite() && s >= 0.0;
+        let weight_ok = sum_ok(self.weight_sum) && sum_ok(self.positive_sum);
         if counts_ok && sums_ok && rest_empty && weight_ok {
             Ok(())
         } else {

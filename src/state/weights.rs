@@ -26,8 +26,12 @@ pub struct RegionWeights {
     pub(super) kind: u32,
     /// The configuration of that loss.
     pub(super) config: Config,
-    /// The normaliser `tot` of the committed batch: its valid elements (GHM-C) or the sum
-    /// of its label weights (GHM-R), at least 1. The loss and every value an apply writes are
+    /// Always 0: fills what would otherwise be padding before `tot`, so that every byte of
+    /// the struct is covered by the checksum.
+    pub(super) reserved: u32,
+    /// The normaliser `tot` of the committed batch: its valid elements (GHM-C; its
+    /// positives with `OPT_NORM_BY_POSITIVES`) or the sum of its label weights (GHM-R), at
+    /// least 1. The loss and every value an apply writes are
     /// divided by it (mean reduction); a summed reduction is `tot` times as large.
     pub(super) tot: f64,
     /// Per-region coefficients `loss_weight * beta_k / tot` (0 for empty regions).
@@ -40,6 +44,12 @@ pub struct RegionWeights {
 
 pub(super) const MAGIC: u32 = 0x4748_4d57; // "GHMW"
 
+// No padding: the checksum covers every byte, so any change to an image is refused.
+const _: () = assert!(
+    core::mem::size_of::<RegionWeights>()
+        == 3 * 4 + core::mem::size_of::<Config>() + 8 + 4 * MAX_BINS + 2 * 4
+);
+
 impl RegionWeights {
     /// The loss of the committed batch (mean reduction, times loss_weight).
     pub fn loss(&self) -> f32 {
@@ -51,7 +61,9 @@ impl RegionWeights {
         &self.config
     }
 
-    /// The reference's normaliser `tot` of the committed batch.
+    /// The normaliser `tot` of the committed batch: the reference's (valid elements for
+    /// GHM-C, label-weight sum for GHM-R), or the positives with
+    /// [`OPT_NORM_BY_POSITIVES`](crate::OPT_NORM_BY_POSITIVES).
     pub fn tot(&self) -> f64 {
         self.tot
     }
@@ -125,7 +137,7 @@ impl RegionWeights {
         let tot = self.tot.to_bits();
         let scalars = [tot as u32, (tot >> 32) as u32, self.loss.to_bits()];
         Checksum::new()
-            .words(&[self.magic, self.kind])
+            .words(&[self.magic, self.kind, self.reserved])
             .words(&self.config.to_words())
             .words(&scalars)
             .floats(&self.coef)

@@ -47,7 +47,8 @@ pub fn edges(kind: Kind, bins: u32) -> Vec<f32> {
     e
 }
 
-/// One call of the reference, literally: a loop over regions as mmdetection writes it.
+/// One call of the reference, literally: a loop over regions as mmdetection writes it, plus
+/// the library's count prior and normalisation by positives where the config asks for them.
 /// Returns the loss (mean reduction, times loss_weight), dL/da per element, and the
 /// per-element "none" reduction value.
 pub fn reference_call(
@@ -72,16 +73,19 @@ pub fn reference_call(
     let mom = f64::from(cfg.momentum);
     let mut beta = vec![0.0f64; n];
     let mut nonempty = 0usize;
+    // the library's count prior: count_prior * N / M more in every region
+    let n_valid = valid.iter().filter(|&&v| v).count() as f64;
+    let prior = f64::from(cfg.count_prior) * n_valid / m as f64;
     for k in 0..m {
         let inds: Vec<usize> = (0..n)
             .filter(|&i| {
                 valid[i] && elems[i].0 >= f64::from(e[k]) && elems[i].0 < f64::from(e[k + 1])
             })
             .collect();
-        if inds.is_empty() {
+        let r = inds.len() as f64 + prior;
+        if r == 0.0 {
             continue;
         }
-        let r = inds.len() as f64;
         let d = if mom > 0.0 {
             st.ema[k] = mom * st.ema[k] + (1.0 - mom) * r;
             st.ema[k]
@@ -98,9 +102,19 @@ pub fn reference_call(
             *x /= nonempty as f64;
         }
     }
+    // the library's GHM_OPT_NORM_BY_POSITIVES: divided by the valid elements' target sum
+    let by = if cfg.options & ghm::OPT_NORM_BY_POSITIVES != 0 {
+        (0..n)
+            .filter(|&i| valid[i])
+            .map(|i| f64::from(b[i]))
+            .sum::<f64>()
+            .max(1.0)
+    } else {
+        tot
+    };
     let lw = f64::from(cfg.loss_weight);
-    let loss = lw * (0..n).map(|i| beta[i] * elems[i].1).sum::<f64>() / tot;
-    let grad = (0..n).map(|i| lw * beta[i] * elems[i].2 / tot).collect();
+    let loss = lw * (0..n).map(|i| beta[i] * elems[i].1).sum::<f64>() / by;
+    let grad = (0..n).map(|i| lw * beta[i] * elems[i].2 / by).collect();
     let none = (0..n).map(|i| lw * beta[i] * elems[i].1).collect();
     (loss, grad, none)
 }

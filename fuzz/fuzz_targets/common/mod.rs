@@ -105,6 +105,7 @@ pub fn config(u: &mut Unstructured, kind: Kind) -> Result<Config> {
             loss_weight: f32::from_bits(u.arbitrary()?),
             options: u.arbitrary()?,
             weight_cap: f32::from_bits(u.arbitrary()?),
+            count_prior: f32::from_bits(u.arbitrary()?),
         });
     }
     let f = |u: &mut Unstructured, dflt: f32, lo: f32, hi: f32| -> Result<f32> {
@@ -125,11 +126,12 @@ pub fn config(u: &mut Unstructured, kind: Kind) -> Result<Config> {
         mu: f(u, base.mu, 1.0e-4, 2.0)?,
         loss_weight: f(u, base.loss_weight, -4.0, 4.0)?,
         options: if u.arbitrary::<bool>()? {
-            u.int_in_range(0u32..=15)?
+            u.int_in_range(0u32..=15)? | (u32::from(u.arbitrary::<bool>()?) * 32)
         } else {
             0
         },
         weight_cap: f(u, base.weight_cap, 0.0, 20.0)?,
+        count_prior: f(u, base.count_prior, 0.0, 2.0)?,
     })
 }
 
