@@ -196,8 +196,8 @@ typedef struct ghm_stats {
    */
   double weight_sum;
   /**
-   * GHM-C: sum of the valid elements' targets, the positives P (the normaliser with
-   * `GHM_OPT_NORM_BY_POSITIVES`); 0 for GHM-R.
+   * GHM-C with `GHM_OPT_NORM_BY_POSITIVES`: sum of the valid elements' targets, the
+   * positives P (the normaliser); 0 otherwise (not tallied).
    */
   double positive_sum;
 } ghm_stats;

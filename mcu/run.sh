@@ -21,8 +21,8 @@ fail=0
 # Limits: the figures measured when they were set plus about 5%, so that CI catches a
 # regression. The targets (1 KB of stack per call, 10 KB of flash for one loss at opt-level
 # "s", 300 instructions per element) are not met yet: each figure is printed against both.
-declare -A LIMIT_STACK=([ghm_c_loss_grad]=7130 [ghm_c_loss]=7130 [ghm_c_loss_grad_labels]=7310
-  [ghm_c_loss_capi]=8460 [ghm_r_loss_grad]=7110 [ghm_r_loss]=7110)
+declare -A LIMIT_STACK=([ghm_c_loss_grad]=7250 [ghm_c_loss]=7250 [ghm_c_loss_grad_labels]=7430
+  [ghm_c_loss_capi]=8550 [ghm_r_loss_grad]=7250 [ghm_r_loss]=7250)
 declare -A LIMIT_INSN=([ghm_c_loss_grad]=840 [ghm_c_loss]=845 [ghm_c_loss_grad_labels]=845
   [ghm_c_loss_capi]=840 [ghm_r_loss_grad]=545 [ghm_r_loss]=546)
 declare -A LIMIT_FLASH=([c]=26600 [r]=22950 [both]=36550)

@@ -14,7 +14,9 @@
 use core::marker::PhantomData;
 
 use crate::arch::{self, Isa};
-use crate::config::{Config, Kind, OPT_GRADIENT_INPUT, OPT_PROBABILITY_INPUT};
+use crate::config::{
+    Config, Kind, OPT_GRADIENT_INPUT, OPT_NORM_BY_POSITIVES, OPT_PROBABILITY_INPUT,
+};
 use crate::error::Error;
 use crate::io::{ClassLayout, Output};
 use crate::kernel::{Accumulate, Apply, Asl1, Bce, Bins, Inputs, Model, Plan, Targets, Validate};
@@ -34,6 +36,7 @@ macro_rules! with_model {
                 let $m = &Bce {
                     probabilities: $config.options & OPT_PROBABILITY_INPUT != 0,
                     gradient: $config.options & OPT_GRADIENT_INPUT != 0,
+                    positives: $config.options & OPT_NORM_BY_POSITIVES != 0,
                 };
                 $body
             }

@@ -23,6 +23,7 @@ pub fn plain_bce(isa: Isa, x: &[f32], t: &[f32], grad: &mut [f32]) -> Result<f32
     let model = Bce {
         probabilities: false,
         gradient: false,
+        positives: false,
     };
     plain(&model, isa, x, t, grad)
 }

@@ -136,8 +136,9 @@ pub(crate) trait Model: Copy {
     /// `term <= term_bound(m)`.
     unsafe fn magnitude<V: Vector>(&self, a: V, b: V) -> V;
     fn term_bound(&self, m: f32) -> f64;
-    /// The element's share of the batch's positives P (its target; 0 where the loss has
-    /// none).
+    /// Whether the first pass tallies the positives P (see [`positive`](Model::positive)).
+    fn counts_positives(&self) -> bool;
+    /// The element's share of the batch's positives P (its target).
     unsafe fn positive<V: Vector>(&self, a: V, b: V) -> V;
 }
 
@@ -206,6 +207,8 @@ const RESIDUAL_MARGIN: f32 = 1e-3;
 pub(crate) struct Bce {
     pub probabilities: bool,
     pub gradient: bool,
+    /// Tally the positives P (`GHM_OPT_NORM_BY_POSITIVES`); off, the pass skips that sum.
+    pub positives: bool,
 }
 
 /// PyTorch's floor on the logs of `binary_cross_entropy`.
@@ -357,6 +360,10 @@ impl Model for Bce {
         f64::from(m) + 1.0 - f64::from(LOG_FLOOR)
     }
 
+    fn counts_positives(&self) -> bool {
+        self.positives
+    }
+
     #[inline(always)]
     unsafe fn positive<V: Vector>(&self, x: V, t: V) -> V {
         // SAFETY: `V`'s target features are enabled (this function's contract).
@@ -498,6 +505,10 @@ impl Model for Asl1 {
         f64::from(m) * 1.001
     }
 
+    fn counts_positives(&self) -> bool {
+        false
+    }
+
     #[inline(always)]
     unsafe fn positive<V: Vector>(&self, _a: V, _b: V) -> V {
         // SAFETY: `V`'s target features are enabled (this function's contract).
@@ -586,6 +597,7 @@ mod tests {
                     Bce {
                         probabilities: false,
                         gradient: false,
+                        positives: false,
                     }
                     .forward(x, t)
                 };
@@ -610,6 +622,7 @@ mod tests {
         let bce = |probabilities, gradient| Bce {
             probabilities,
             gradient,
+            positives: false,
         };
         type Check<'a> = &'a dyn Fn(&Bins, f32, f32) -> (bool, bool, usize);
         let models: [(&str, Check); 7] = [

@@ -174,6 +174,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         let ends = model.ends_for(bins);
         let (mut n_first, mut n_last) = (0u64, 0u64);
         let (mut weight, mut positives) = (V::sum_zero(), V::sum_zero());
+        let count_positives = model.counts_positives();
         let mut magnitude = zero;
         let mut runs = Runs::new(x);
         while let Some(run) = runs.next() {
@@ -185,7 +186,9 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 let valid = zero.lt(w);
                 let valid_bits = valid.bitmask();
                 weight = V::select(valid, w, zero).sum_add(weight);
-                positives = V::select(valid, model.positive(a, b), zero).sum_add(positives);
+                if count_positives {
+                    positives = V::select(valid, model.positive(a, b), zero).sum_add(positives);
+                }
                 j += V::LANES;
                 if !TERMS {
                     let m = V::select(valid, model.magnitude(a, b), zero);

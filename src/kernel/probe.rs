@@ -61,6 +61,7 @@ unsafe fn eval<V: Vector>(f: Func, a: &[f32], b: &[f32], out: &mut [f32]) {
                 Func::Bce => Bce {
                     probabilities: false,
                     gradient: false,
+                    positives: false,
                 }
                 .direction(va, vb),
                 Func::Asl1(_) => asl1.direction(va, vb),

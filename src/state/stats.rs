@@ -27,8 +27,8 @@ pub struct Stats {
     pub loss_sum: [f64; MAX_BINS],
     /// Sum of the valid elements' label weights (GHM-R's normaliser).
     pub weight_sum: f64,
-    /// GHM-C: sum of the valid elements' targets, the positives P (the normaliser with
-    /// `GHM_OPT_NORM_BY_POSITIVES`); 0 for GHM-R.
+    /// GHM-C with `GHM_OPT_NORM_BY_POSITIVES`: sum of the valid elements' targets, the
+    /// positives P (the normaliser); 0 otherwise (not tallied).
     pub positive_sum: f64,
 }
 
