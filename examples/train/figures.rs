@@ -160,6 +160,12 @@ fn classification_chart(logits: &[f32], targets: &[f32]) -> Chart {
             &ghm_share(losses::ghm_c_capped()),
             true,
         ),
+        line(
+            "GHM-C robust preset (count prior 0.1)",
+            BLUE,
+            &ghm_share(losses::ghm_c_robust()),
+            false,
+        ),
     ];
     Chart {
         title: "Where the gradient comes from: BCE, focal loss, GHM-C".into(),

@@ -1,5 +1,6 @@
 //! The losses compared: BCE and focal loss (written here, with exact gradients) against
-//! GHM-C (as the reference computes it, and with this crate's weight cap), and smooth L1 and plain ASL1 (written here) against GHM-R (this crate).
+//! GHM-C (as the reference computes it, with this crate's weight cap, and this crate's robust
+//! preset), and smooth L1 and plain ASL1 (written here) against GHM-R (this crate).
 //!
 //! Each computes the loss of a batch and writes dLoss/dOutput per element. BCE and focal are
 //! normalised by the number of positive labels (as RetinaNet does), smooth L1 and ASL1 by
@@ -20,7 +21,7 @@ pub enum ClsLoss {
 }
 
 impl ClsLoss {
-    pub const NAMES: [&'static str; 4] = ["BCE", "Focal", "GHM-C", "GHM-C cap"];
+    pub const NAMES: [&'static str; 5] = ["BCE", "Focal", "GHM-C", "GHM-C cap", "GHM-C robust"];
 
     /// Loss number `i` of [`NAMES`](Self::NAMES), in its initial state.
     pub fn by_index(i: usize) -> ClsLoss {
@@ -28,7 +29,8 @@ impl ClsLoss {
             0 => ClsLoss::Bce,
             1 => ClsLoss::Focal,
             2 => ClsLoss::Ghm(Box::new(ghm_c())),
-            _ => ClsLoss::Ghm(Box::new(ghm_c_capped())),
+            3 => ClsLoss::Ghm(Box::new(ghm_c_capped())),
+            _ => ClsLoss::Ghm(Box::new(ghm_c_robust())),
         }
     }
 
@@ -78,6 +80,12 @@ pub fn ghm_c_capped() -> GhmC {
         ..Config::ghm_c()
     })
     .expect("valid GHM-C config")
+}
+
+/// This crate's robust GHM-C preset ([`Config::ghm_c_robust`]): the COCO settings plus a
+/// count prior of 0.1 and the loss normalised by the batch's positives.
+pub fn ghm_c_robust() -> GhmC {
+    GhmC::new(Config::ghm_c_robust()).expect("valid GHM-C config")
 }
 
 /// GHM-R as in the COCO RetinaNet configuration: mu 0.02, 10 bins, momentum 0.7.

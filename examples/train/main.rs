@@ -8,7 +8,8 @@
 //!    trivially easy negatives, a few hard negatives, and flipped labels as outliers
 //!    (`train/data.rs`). BCE vs focal loss (alpha 0.25, gamma 2) vs GHM-C (30 bins,
 //!    momentum 0.75, as the reference computes it) vs the same GHM-C with this crate's
-//!    `weight_cap` (50); metric: average precision (AP) on a clean held-out set, next to
+//!    `weight_cap` (50) vs this crate's robust preset (`Config::ghm_c_robust`: count prior
+//!    0.1, normalised by positives); metric: average precision (AP) on a clean held-out set, next to
 //!    the AP of the true posterior (the best any model can do).
 //! 2. Box-offset regression with 4% garbage targets: smooth L1 (beta 1/9) vs plain ASL1
 //!    (mu 0.02) vs GHM-R (mu 0.02, 10 bins, momentum 0.7); metric: mean |pred - true offset|
@@ -342,7 +343,7 @@ fn print_table(
 ) {
     println!("\n{title}");
     println!(
-        "  {:<10} {:>7} {:>8} {:>20} {:>9}",
+        "  {:<12} {:>5} {:>8} {:>20} {:>9}",
         "loss", "lr", "val", "test [min, max]", "per seed"
     );
     for (loss, name) in names.iter().enumerate() {
@@ -356,7 +357,7 @@ fn print_table(
         let (mean, min, max) = summary(&tests);
         let per_seed: Vec<String> = tests.iter().map(|t| format!("{t:.p$}")).collect();
         println!(
-            "  {:<10} {:>7.0e} {:>8.p$} {:>8.p$} [{:.p$}, {:.p$}]  {}",
+            "  {:<12} {:>5.0e} {:>8.p$} {:>8.p$} [{:.p$}, {:.p$}]  {}",
             name,
             lrs[lr],
             val,
