@@ -12,7 +12,9 @@
 //! `loss_grad_labels`) or `values` (the same targets materialised, `loss_grad`); the logits,
 //! `uniform` in [-6, 2] (the default: most elements away from the first region) or `bench`
 //! (the benchmarks' batch: negatives in [-6, -3], most in the first region, as a
-//! detector's easy negatives are). One anchor in 100 has a label; bins 30, momentum 0.75.
+//! detector's easy negatives are); the number of calls (default 1; the extra calls are
+//! class-index ones, for the fixed cost of a call: run with 1 and with many calls and take
+//! the difference). One anchor in 100 has a label; bins 30, momentum 0.75.
 
 use ghm::{ClassLayout, Config, GhmC};
 
@@ -59,7 +61,13 @@ fn main() {
         momentum: 0.75,
         ..Config::ghm_c()
     };
+    let calls: usize = args.get(4).map_or(1, |a| a.parse().expect("calls"));
     let mut ghm = GhmC::new(config).expect("config");
+    for _ in 1..calls {
+        let layout = ClassLayout::rows(anchors, classes);
+        ghm.loss_grad_labels(&logits, layout, &labels, None, &mut grad)
+            .expect("loss");
+    }
     let loss = match mode {
         "labels" => {
             let layout = ClassLayout::rows(anchors, classes);

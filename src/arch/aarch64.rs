@@ -4,7 +4,7 @@
 
 use core::arch::aarch64::*;
 
-use crate::kernel::{LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
+use crate::kernel::{Cell, LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
 
 #[inline(always)]
 unsafe fn bits(v: float32x4_t) -> uint32x4_t {
@@ -23,7 +23,7 @@ unsafe fn float(v: uint32x4_t) -> float32x4_t {
 /// `fmin`/`fmax` propagate NaN where the trait (and the scalar path) returns `b`.
 impl Vector for float32x4_t {
     type Sum = (float64x2_t, float64x2_t);
-    type Tables = [LaneTable; 4];
+    type Tables<T: Cell> = [LaneTable<T>; 4];
 
     #[inline(always)]
     unsafe fn sum_zero() -> Self::Sum {

@@ -2,7 +2,7 @@
 //! fused operations. It needs no CPU feature, so its entry point is the pass itself.
 
 use crate::config::MAX_BINS;
-use crate::kernel::{LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
+use crate::kernel::{Cell, LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
 
 /// Runs `pass` on the portable path.
 ///
@@ -17,7 +17,7 @@ pub(crate) unsafe fn run<P: Pass>(pass: P) -> P::Out {
 /// The portable one-lane instantiation: plain IEEE-754 f32 arithmetic, no fused operations.
 impl Vector for f32 {
     const LANES: usize = 1;
-    type Tables = [LaneTable; 1];
+    type Tables<T: Cell> = [LaneTable<T>; 1];
     type Sum = f64;
 
     #[inline(always)]

@@ -23,5 +23,5 @@ pub(crate) use math::{Asl1, Bce, Model};
 pub(crate) use passes::{Accumulate, Apply, Pass, Plain, Plan, Validate};
 pub(crate) use probe::{Func, Probe};
 pub(crate) use runs::{Inputs, Targets};
-pub(crate) use tally::LaneTable;
+pub(crate) use tally::{Cell, LaneTable};
 pub(crate) use vector::{Vector, BIN_MASK, MAX_LANES};

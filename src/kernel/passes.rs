@@ -13,7 +13,7 @@
 use super::bins::Bins;
 use super::math::{full, Model};
 use super::runs::{Inputs, Run, Runs};
-use super::tally::LaneTables;
+use super::tally::{LaneTable, LaneTables};
 use super::vector::{Vector, MAX_LANES};
 use crate::config::MAX_BINS;
 use crate::error::Error;
@@ -137,8 +137,14 @@ impl<M: Model> Pass for Accumulate<'_, M> {
         // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are
         // valid for the elements they describe (this function's contract).
         unsafe {
-            const { assert!(V::LANES <= MAX_LANES && <V::Tables as LaneTables>::LEN == V::LANES) };
-            let mut tables = <V::Tables as LaneTables>::EMPTY;
+            const {
+                assert!(
+                    V::LANES <= MAX_LANES
+                        && <V::Tables<u64> as LaneTables<u64>>::LEN == V::LANES
+                        && <V::Tables<f64> as LaneTables<f64>>::LEN == V::LANES
+                )
+            };
+            let mut counts = <V::Tables<u64> as LaneTables<u64>>::EMPTY;
             let Accumulate {
                 model,
                 bins,
@@ -147,9 +153,12 @@ impl<M: Model> Pass for Accumulate<'_, M> {
                 terms,
             } = self;
             if terms {
-                accumulate::<V, M, true>(model, bins, x, &mut tables, stats)
+                let mut sums = <V::Tables<f64> as LaneTables<f64>>::EMPTY;
+                let sums = sums.as_mut();
+                accumulate::<V, M, true>(model, bins, x, &mut counts, sums, stats)
             } else {
-                accumulate::<V, M, false>(model, bins, x, &mut tables, stats)
+                // counting only: no sum tables to zero
+                accumulate::<V, M, false>(model, bins, x, &mut counts, &mut [], stats)
             }
         }
     }
@@ -160,7 +169,8 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
     model: &M,
     bins: &Bins,
     x: &Inputs,
-    tables: &mut V::Tables,
+    counts: &mut V::Tables<u64>,
+    sums: &mut [LaneTable<f64>],
     stats: &mut Stats,
 ) -> Result<f32, Error> {
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
@@ -214,20 +224,27 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 if TERMS {
                     V::select(valid, term, zero).store(terms.as_mut_ptr());
                 }
-                for (l, t) in tables.as_mut().iter_mut().enumerate() {
+                for (l, t) in counts.as_mut().iter_mut().enumerate() {
                     // `l < LANES <= MAX_LANES` (asserted at compile time in `run`)
                     let k = usize::from(idx[l % MAX_LANES]) & (MAX_BINS - 1);
-                    t.count[k] += u64::from(valid_bits >> l & 1);
+                    t[k] += u64::from(valid_bits >> l & 1);
                     if TERMS {
-                        t.sum[k] += f64::from(terms[l % MAX_LANES]);
+                        // `sums` has a table per lane with terms (made so in `run`)
+                        if let Some(s) = sums.get_mut(l) {
+                            s[k] += f64::from(terms[l % MAX_LANES]);
+                        }
                     }
                 }
             }
         }
-        for t in tables.as_mut().iter() {
-            for k in 0..MAX_BINS {
-                stats.count[k] += t.count[k] as f64;
-                stats.loss_sum[k] += t.sum[k];
+        for t in counts.as_ref() {
+            for (s, &c) in stats.count.iter_mut().zip(t) {
+                *s += c as f64;
+            }
+        }
+        for t in sums.iter() {
+            for (s, &v) in stats.loss_sum.iter_mut().zip(t) {
+                *s += v;
             }
         }
         stats.count[0] += n_first as f64;

@@ -2,29 +2,32 @@
 
 use crate::config::MAX_BINS;
 
-/// One lane's share of the tally: separate tables per lane keep consecutive elements of the
-/// same region from waiting on each other's stores.
-#[derive(Clone, Copy)]
-pub(crate) struct LaneTable {
-    pub count: [u64; MAX_BINS],
-    pub sum: [f64; MAX_BINS],
+/// A value a tally table holds: counts (`u64`) or loss sums (`f64`).
+pub(crate) trait Cell: Copy {
+    const ZERO: Self;
 }
 
-impl LaneTable {
-    const EMPTY: LaneTable = LaneTable {
-        count: [0; MAX_BINS],
-        sum: [0.0; MAX_BINS],
-    };
+impl Cell for u64 {
+    const ZERO: Self = 0;
 }
 
-/// The lane tables of one ISA's accumulate pass (`Vector::Tables`): one per lane.
-pub(crate) trait LaneTables: AsMut<[LaneTable]> {
+impl Cell for f64 {
+    const ZERO: Self = 0.0;
+}
+
+/// One lane's share of the tally, one cell per region: separate tables per lane keep
+/// consecutive elements of the same region from waiting on each other's stores.
+pub(crate) type LaneTable<T> = [T; MAX_BINS];
+
+/// The lane tables of one ISA's accumulate pass (`Vector::Tables`): one per lane. Counts and
+/// loss sums are separate tables, so a pass that only counts neither zeroes nor reads sums.
+pub(crate) trait LaneTables<T>: AsMut<[LaneTable<T>]> + AsRef<[LaneTable<T>]> {
     /// Number of tables.
     const LEN: usize;
     const EMPTY: Self;
 }
 
-impl<const N: usize> LaneTables for [LaneTable; N] {
+impl<T: Cell, const N: usize> LaneTables<T> for [LaneTable<T>; N] {
     const LEN: usize = N;
-    const EMPTY: Self = [LaneTable::EMPTY; N];
+    const EMPTY: Self = [[T::ZERO; MAX_BINS]; N];
 }

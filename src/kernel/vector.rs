@@ -7,7 +7,7 @@
 //! Masks are vectors whose lanes are all-ones (true) or all-zeros (false), as the comparison
 //! instructions of every SIMD ISA produce them.
 
-use super::tally::LaneTables;
+use super::tally::{Cell, LaneTables};
 use crate::config::MAX_BINS;
 
 /// The most lanes any instantiation may have: the passes' scratch buffers (one value per
@@ -19,8 +19,8 @@ pub(crate) const MAX_LANES: usize = 16;
 pub(crate) trait Vector: Copy {
     /// Number of f32 lanes, at most [`MAX_LANES`].
     const LANES: usize;
-    /// The accumulate pass's per-lane tables: `[LaneTable; LANES]`.
-    type Tables: LaneTables;
+    /// The accumulate pass's per-lane tables of counts or sums: `[LaneTable<T>; LANES]`.
+    type Tables<T: Cell>: LaneTables<T>;
     /// A running sum of many vectors' lanes, in f64.
     type Sum: Copy;
 

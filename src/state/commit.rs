@@ -33,8 +33,7 @@ impl State {
         }
         let counts = &counts[..m];
         let mut density = [0f64; MAX_BINS];
-        for (k, d) in density.iter_mut().enumerate().take(m) {
-            let r = counts[k];
+        for (k, (d, &r)) in density.iter_mut().zip(counts).enumerate() {
             if alpha > 0.0 && (r > 0.0 || decay_all) {
                 let rest = ((1.0 - as_written(alpha)) * r) as f32;
                 next.ema[k] = alpha * self.ema[k] + rest;

@@ -3,13 +3,13 @@
 use core::arch::x86_64::*;
 
 use crate::config::MAX_BINS;
-use crate::kernel::{LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
+use crate::kernel::{Cell, LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
 
 /// Eight f32 lanes. `mul_add` is fused (`vfmadd`); everything else is exactly rounded as in
 /// the scalar instantiation, with the same NaN conventions for `min`/`max`.
 impl Vector for __m256 {
     type Sum = (__m256d, __m256d);
-    type Tables = [LaneTable; 8];
+    type Tables<T: Cell> = [LaneTable<T>; 8];
 
     #[inline(always)]
     unsafe fn sum_zero() -> Self::Sum {

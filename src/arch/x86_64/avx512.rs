@@ -6,7 +6,7 @@
 use core::arch::x86_64::*;
 
 use crate::config::MAX_BINS;
-use crate::kernel::{LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
+use crate::kernel::{Cell, LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
 
 // `lookup` reads the table as four 16-lane quarters.
 const _: () = assert!(
@@ -32,7 +32,7 @@ unsafe fn to_k(m: __m512) -> __mmask16 {
 /// in the scalar instantiation, with the same NaN conventions for `min`/`max`.
 impl Vector for __m512 {
     type Sum = (__m512d, __m512d);
-    type Tables = [LaneTable; 16];
+    type Tables<T: Cell> = [LaneTable<T>; 16];
 
     #[inline(always)]
     unsafe fn sum_zero() -> Self::Sum {
