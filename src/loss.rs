@@ -294,10 +294,11 @@ impl<L: Loss> Ghm<L> {
     /// for the bound to settle it (only near the f32 range) have the loss summed per region
     /// in the first pass instead.
     unsafe fn one_shot(&mut self, x: &Inputs, grad: Option<*mut f32>) -> Result<f32, Error> {
+        // Fresh stats filled by the pass itself pass `Stats::check`: neither is checked again.
         let mut stats = self.stats();
         // SAFETY: the caller's contract.
-        let magnitude = unsafe { self.accumulate_inputs(&mut stats, x, false)? };
-        let (mut next, mut weights) = self.state.commit(&stats)?;
+        let magnitude = unsafe { self.accumulate_pass(&mut stats, x, false)? };
+        let (mut next, mut weights) = self.state.commit_tally(&stats)?;
         let bound = with_model!(L::KIND, self.config(), |model| {
             let term = model.term_bound(magnitude);
             let regions = weights.coef_table().iter().zip(&stats.count);
@@ -313,8 +314,8 @@ impl<L: Loss> Ghm<L> {
         }
         stats = self.stats();
         // SAFETY: the caller's contract.
-        unsafe { self.accumulate_inputs(&mut stats, x, true)? };
-        (next, weights) = self.state.commit(&stats)?;
+        unsafe { self.accumulate_pass(&mut stats, x, true)? };
+        (next, weights) = self.state.commit_tally(&stats)?;
         if grad.is_some() {
             // SAFETY: the caller's contract; the inputs passed accumulate.
             unsafe { second_pass::<L>(self.isa, &weights, x, grad, false)? };
@@ -334,8 +335,23 @@ impl<L: Loss> Ghm<L> {
         x: &Inputs,
         terms: bool,
     ) -> Result<f32, Error> {
+        stats.check(L::KIND, self.config().bins)?;
+        // SAFETY: the caller's contract.
+        unsafe { self.accumulate_pass(stats, x, terms) }
+    }
+
+    /// [`accumulate_inputs`](Self::accumulate_inputs) into stats known to pass
+    /// [`Stats::check`].
+    ///
+    /// # Safety
+    /// The pointers of `x` are valid for reads of the lengths they describe.
+    unsafe fn accumulate_pass(
+        &self,
+        stats: &mut Stats,
+        x: &Inputs,
+        terms: bool,
+    ) -> Result<f32, Error> {
         let config = self.config();
-        stats.check(L::KIND, config.bins)?;
         let bins = &Bins::new(config.bins);
         with_model!(L::KIND, config, |model| {
             let pass = Accumulate {

@@ -14,9 +14,16 @@ impl State {
     /// update. Pure: the caller stores the new state only once the whole call has succeeded.
     /// The state must have passed [`State::kind`].
     pub(crate) fn commit(&self, stats: &Stats) -> Result<(State, RegionWeights), Error> {
+        let kind = Kind::from_tag(self.kind).ok_or(Error::State)?;
+        stats.check(kind, self.config.bins)?;
+        self.commit_tally(stats)
+    }
+
+    /// [`commit`](Self::commit) of a tally known to pass [`Stats::check`]: one this library's
+    /// accumulate pass just made from fresh stats (a one-shot call).
+    pub(crate) fn commit_tally(&self, stats: &Stats) -> Result<(State, RegionWeights), Error> {
         let cfg = &self.config;
         let kind = Kind::from_tag(self.kind).ok_or(Error::State)?;
-        stats.check(kind, cfg.bins)?;
         let m = (cfg.bins as usize).min(MAX_BINS);
         let alpha = cfg.momentum;
         // An empty batch is no step: even the decay of empty regions waits for data.
@@ -33,9 +40,10 @@ impl State {
         }
         let counts = &counts[..m];
         let mut density = [0f64; MAX_BINS];
+        let one_minus_alpha = 1.0 - as_written(alpha);
         for (k, (d, &r)) in density.iter_mut().zip(counts).enumerate() {
             if alpha > 0.0 && (r > 0.0 || decay_all) {
-                let rest = ((1.0 - as_written(alpha)) * r) as f32;
+                let rest = (one_minus_alpha * r) as f32;
                 next.ema[k] = alpha * self.ema[k] + rest;
                 next.ema_norm[k] = alpha * self.ema_norm[k] + (1.0 - alpha);
             }
