@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Arguments: the number of anchors (80 classes each); `labels` (class-index targets,
-//! `loss_grad_labels`) or `values` (the same targets materialised, `loss_grad`); the logits,
+//! `loss_grad_labels`), `values` (the same targets materialised, `loss_grad`) or `plain` (the
+//! crate's plain BCE-with-logits pass on them, the baseline); the logits,
 //! `uniform` in [-6, 2] (the default: most elements away from the first region) or `bench`
 //! (the benchmarks' batch: negatives in [-6, -3], most in the first region, as a
 //! detector's easy negatives are); the number of calls (default 1; the extra calls are
@@ -77,7 +78,11 @@ fn main() {
             let targets: Vec<f32> = (0..n).map(|i| f32::from(u8::from(hot(i)))).collect();
             ghm.loss_grad(&logits, &targets, None, &mut grad)
         }
-        other => panic!("mode {other}: labels or values"),
+        "plain" => {
+            let targets: Vec<f32> = (0..n).map(|i| f32::from(u8::from(hot(i)))).collect();
+            ghm::__test::plain_bce(ghm::Isa::Auto, &logits, &targets, &mut grad)
+        }
+        other => panic!("mode {other}: labels, values or plain"),
     };
     println!("loss {}", loss.expect("loss"));
 }

@@ -711,3 +711,28 @@ fn a_loss_that_overflows_is_refused_for_either_sign_of_the_loss_weight() {
         );
     }
 }
+
+/// The committed loss uses the f32 coefficients apply multiplies by, so the three phases and
+/// a one-shot call agree even where a coefficient rounds to 0 in f32 (a subnormal loss weight:
+/// the commit's loss was -5e-17 in f64 while every applied value was 0; found by fuzzing).
+#[test]
+fn committed_loss_uses_the_coefficients_apply_uses() {
+    let cfg = Config {
+        bins: 30,
+        momentum: 0.0,
+        mu: f32::from_bits(1_047_345_179),
+        loss_weight: -f32::from_bits(1), // the negative subnormal nearest 0
+        count_prior: f32::from_bits(1_050_213_529),
+        ..Config::ghm_r()
+    };
+    let mut a = vec![0.0f32; 16];
+    a[..3].copy_from_slice(&[-2.396_108e30, 3.735_764_3e-6, -95.97363]);
+    let b = vec![0.0f32; 16];
+    let mut one = ghm::GhmR::new(cfg).unwrap();
+    let three = one.clone();
+    let l1 = one.loss(&a, &b, None).unwrap();
+    let mut s = three.stats();
+    three.accumulate(&mut s, &a, &b, None).unwrap();
+    let w = three.clone().commit(&s).unwrap();
+    assert_eq!(w.loss(), l1);
+}

@@ -81,9 +81,11 @@ impl State {
         for (((&r, &d), &sum), c_out) in regions {
             if r > 0.0 {
                 let beta = (tot / (d * norm)).min(cap);
-                let c = lambda * beta / norm_by;
-                *c_out = c as f32;
-                loss += c * sum;
+                // the loss with the f32 coefficient that apply multiplies by, so that the
+                // three phases and a one-shot call agree even where it rounds to 0
+                let c = (lambda * beta / norm_by) as f32;
+                *c_out = c;
+                loss += f64::from(c) * sum;
             }
         }
         let mut w = RegionWeights {
