@@ -61,6 +61,7 @@ import importlib.util
 import os
 import re
 import sys
+import warnings
 from contextlib import contextmanager
 
 import torch
@@ -564,6 +565,12 @@ class _GHMBase(nn.Module):
             if edges is not None and edges.numel() != self.bins + 1:
                 raise ValueError(f"{ekey}: {edges.numel()} edges ({edges.numel() - 1} bins) for a loss with {self.bins} bins")
             new = None
+            if raw is not None and raw.numel() != ctypes.sizeof(ghm_state) and acc is not None:
+                # A library state of another layout (an earlier version of the library): the
+                # EMA comes from mmdetection's acc_sum key instead.
+                warnings.warn(f"{key}: a ghm_state of {raw.numel()} bytes from another version of the "
+                              f"library; the EMA is restored from {akey}", stacklevel=2)
+                raw = None
             if raw is not None:
                 new = self._state_from_raw(raw, key)
             elif acc is not None:

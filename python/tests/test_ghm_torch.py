@@ -240,6 +240,23 @@ class Checkpoints(unittest.TestCase):
         m2.load_state_dict(sd, strict=True)
         self.assertEqual(bytes(m.state_struct()), bytes(m2.state_struct()))
 
+    def test_state_of_another_layout_falls_back_to_acc_sum(self):
+        """A ghm_state saved by an earlier library version (another size) is skipped with a
+        warning; the EMA comes from acc_sum. Without acc_sum it is an error."""
+        opt = ghm_torch.GHM_OPT_EMA_BIAS_CORRECTION
+        m = ghm_torch.GHMC(bins=30, momentum=0.75, options=opt)
+        for s in range(2):
+            m(*batch(s))
+        sd = m.state_dict()
+        sd["ghm_state"] = sd["ghm_state"][:-8].clone()  # a shorter, older layout
+        m2 = ghm_torch.GHMC(bins=30, momentum=0.75, options=opt)
+        with self.assertWarns(UserWarning):
+            m2.load_state_dict(sd, strict=True)
+        self.assertEqual(list(m2.state_struct().ema), list(m.state_struct().ema))
+        del sd["acc_sum"]
+        with self.assertRaises(RuntimeError):
+            ghm_torch.GHMC(bins=30, momentum=0.75, options=opt).load_state_dict(sd, strict=False)
+
     def test_wrong_bins_refused(self):
         m = ghm_torch.GHMC(bins=30, momentum=0.75)
         with self.assertRaises(RuntimeError):
