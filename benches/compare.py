@@ -24,8 +24,7 @@ rows need are made once, outside the timings (mmdetection's GHMC builds its one-
 so that cost is in its row).
 
 mmdetection's ghm_loss.py is loaded unmodified without mmcv, as tests/fixtures/generate.py
-does (stub mmdet packages and registry in sys.modules). Another engineer is tuning the SIMD
-kernels: absolute numbers move; the script is the point.
+does (stub mmdet packages and registry in sys.modules).
 """
 
 import argparse
