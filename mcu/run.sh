@@ -25,7 +25,7 @@ declare -A LIMIT_STACK=([ghm_c_loss_grad]=7250 [ghm_c_loss]=7250 [ghm_c_loss_gra
   [ghm_c_loss_capi]=8550 [ghm_r_loss_grad]=7250 [ghm_r_loss]=7250)
 declare -A LIMIT_INSN=([ghm_c_loss_grad]=840 [ghm_c_loss]=845 [ghm_c_loss_grad_labels]=845
   [ghm_c_loss_capi]=840 [ghm_r_loss_grad]=545 [ghm_r_loss]=546)
-declare -A LIMIT_FLASH=([c]=26600 [r]=22950 [both]=36550)
+declare -A LIMIT_FLASH=([c]=22700 [r]=19000 [both]=32450)
 TARGET_STACK=1024 TARGET_INSN=300 TARGET_FLASH_ONE=10240
 
 echo "== Rust firmware: build (opt-level s and 3)"

@@ -237,15 +237,17 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 }
             }
         }
-        // lanes summed as integers (exact), then one conversion per region
-        let mut total = [0u64; MAX_BINS];
-        for t in counts.as_ref() {
-            for (s, &c) in total.iter_mut().zip(t) {
-                *s += c;
+        // lanes summed as integers (exact) into the first lane's table, then one conversion
+        // per region (no extra table on the stack)
+        if let Some((total, rest)) = counts.as_mut().split_first_mut() {
+            for t in rest.iter() {
+                for (s, &c) in total.iter_mut().zip(t) {
+                    *s += c;
+                }
             }
-        }
-        for (s, &c) in stats.count.iter_mut().zip(&total) {
-            *s += c as f64;
+            for (s, &c) in stats.count.iter_mut().zip(total.iter()) {
+                *s += c as f64;
+            }
         }
         for t in sums.iter() {
             for (s, &v) in stats.loss_sum.iter_mut().zip(t) {
