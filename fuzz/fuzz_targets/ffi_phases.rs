@@ -1071,8 +1071,9 @@ fn run(u: &mut Unstructured) -> Result<()> {
             Some(s)
         }
     };
-    let gradient_out =
-        spec_p.is_none_or(|s| s.kind == GHM_OUTPUT_GRADIENT && s.scale == 1.0 && s.add == 0);
+    let gradient_out = spec_p.is_none_or(|s| {
+        s.kind == GHM_OUTPUT_GRADIENT && s.scale == 1.0 && s.add == 0 && s.sum == 0
+    });
     let mut apply_err = GHM_OK;
     for c in 0..chunks {
         let (lo, hi) = (cuts[c], cuts[c + 1]);
