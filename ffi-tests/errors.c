@@ -472,19 +472,22 @@ static void test_init(const kind *k) {
             SUCCEEDS(label("%s init: shared options, weight_cap 5", k->name), k->init(&st, &c));
             SUCCEEDS(label("%s loss with shared options, weight_cap 5", k->name),
                      k->fn(&st, W.a, W.b, W.w, N, &loss, W.grad));
-            c.options = GHM_OPT_PROBABILITY_INPUT;
-            if (k->init == ghm_r_init) {
-                UNTOUCHED(label("%s init: GHM-C's option GHM_OPT_PROBABILITY_INPUT", k->name),
-                          GHM_ERR_CONFIG, k->init(&W.st, &c));
-            } else {
-                SUCCEEDS(label("%s init: GHM_OPT_PROBABILITY_INPUT", k->name), k->init(&st, &c));
-            }
-            c.options = GHM_OPT_NORM_BY_POSITIVES;
-            if (k->init == ghm_r_init) {
-                UNTOUCHED(label("%s init: GHM-C's option GHM_OPT_NORM_BY_POSITIVES", k->name),
-                          GHM_ERR_CONFIG, k->init(&W.st, &c));
-            } else {
-                SUCCEEDS(label("%s init: GHM_OPT_NORM_BY_POSITIVES", k->name), k->init(&st, &c));
+            {
+                /* GHM-C's own options: accepted by GHM-C, refused by GHM-R */
+                static const uint32_t c_only[] = {GHM_OPT_PROBABILITY_INPUT,
+                                                  GHM_OPT_NORM_BY_POSITIVES};
+                size_t j;
+                for (j = 0; j < sizeof c_only / sizeof c_only[0]; j++) {
+                    c.options = c_only[j];
+                    if (k->init == ghm_r_init) {
+                        UNTOUCHED(label("%s init: GHM-C's option 0x%lx", k->name,
+                                        (unsigned long)c_only[j]),
+                                  GHM_ERR_CONFIG, k->init(&W.st, &c));
+                    } else {
+                        SUCCEEDS(label("%s init: option 0x%lx", k->name, (unsigned long)c_only[j]),
+                                 k->init(&st, &c));
+                    }
+                }
             }
             c = ghm_c_config_robust();
             if (k->init == ghm_r_init) {
