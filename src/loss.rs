@@ -194,7 +194,7 @@ impl<L: Loss> Ghm<L> {
     ) -> Result<(), Error> {
         let x = elementwise(a, b, label_weights)?;
         // SAFETY: the pointers come from slices of length x.n.
-        unsafe { self.accumulate_inputs(stats, &x, true).map(|_| ()) }
+        unsafe { self.accumulate_inputs(stats, &x).map(|_| ()) }
     }
 
     /// Phase 2: updates the EMA once from `stats` (any number of accumulated and merged
@@ -297,7 +297,7 @@ impl<L: Loss> Ghm<L> {
         // Fresh stats filled by the pass itself pass `Stats::check`: neither is checked again.
         let mut stats = self.stats();
         // SAFETY: the caller's contract.
-        let magnitude = unsafe { self.accumulate_pass(&mut stats, x, false)? };
+        let magnitude = unsafe { self.accumulate_pass::<false>(&mut stats, x)? };
         let (mut next, mut weights) = self.state.commit_tally(&stats)?;
         let bound = with_model!(L::KIND, self.config(), |model| {
             let term = model.term_bound(magnitude);
@@ -314,7 +314,7 @@ impl<L: Loss> Ghm<L> {
         }
         stats = self.stats();
         // SAFETY: the caller's contract.
-        unsafe { self.accumulate_pass(&mut stats, x, true)? };
+        unsafe { self.accumulate_pass::<true>(&mut stats, x)? };
         (next, weights) = self.state.commit_tally(&stats)?;
         if grad.is_some() {
             // SAFETY: the caller's contract; the inputs passed accumulate.
@@ -324,8 +324,7 @@ impl<L: Loss> Ghm<L> {
         Ok(weights.loss())
     }
 
-    /// Phase 1 on the kernels; with `terms` false, counts only and returns the largest
-    /// magnitude (see [`Accumulate`]).
+    /// Phase 1 on the kernels: counts, label weights and loss terms (see [`Accumulate`]).
     ///
     /// # Safety
     /// The pointers of `x` are valid for reads of the lengths they describe.
@@ -333,33 +332,33 @@ impl<L: Loss> Ghm<L> {
         &self,
         stats: &mut Stats,
         x: &Inputs,
-        terms: bool,
     ) -> Result<f32, Error> {
         stats.check(L::KIND, self.config().bins)?;
         // SAFETY: the caller's contract.
-        unsafe { self.accumulate_pass(stats, x, terms) }
+        unsafe { self.accumulate_pass::<true>(stats, x) }
     }
 
-    /// [`accumulate_inputs`](Self::accumulate_inputs) into stats known to pass
-    /// [`Stats::check`].
+    /// Phase 1 into stats known to pass [`Stats::check`]; with `TERMS` false, counts only
+    /// and returns the largest magnitude (see [`Accumulate`]).
     ///
     /// # Safety
     /// The pointers of `x` are valid for reads of the lengths they describe.
-    unsafe fn accumulate_pass(
+    // Not inlined: its count tables would otherwise stay in the caller's frame while the
+    // commit runs (the Cortex-M stack figures).
+    #[inline(never)]
+    unsafe fn accumulate_pass<const TERMS: bool>(
         &self,
         stats: &mut Stats,
         x: &Inputs,
-        terms: bool,
     ) -> Result<f32, Error> {
         let config = self.config();
         let bins = &Bins::new(config.bins);
         with_model!(L::KIND, config, |model| {
-            let pass = Accumulate {
+            let pass = Accumulate::<_, TERMS> {
                 model,
                 bins,
                 x,
                 stats,
-                terms,
             };
             // SAFETY: the caller's contract.
             unsafe { arch::run(self.isa, pass)? }
@@ -387,7 +386,7 @@ impl Ghm<Classification> {
         labels_allowed(self.config())?;
         let x = class_index(logits, layout, labels, anchor_weights)?;
         // SAFETY: the pointers come from slices of the lengths `class_index` checked.
-        unsafe { self.accumulate_inputs(stats, &x, true).map(|_| ()) }
+        unsafe { self.accumulate_inputs(stats, &x).map(|_| ()) }
     }
 
     /// Phase 1 with [`OPT_GRADIENT_INPUT`]: `d = p - t` in [-1, 1] per element, no targets.

@@ -6,7 +6,7 @@
 use crate::arch::{self, Isa};
 use crate::config::Kind;
 use crate::error::Error;
-use crate::kernel::{Asl1, Bce, Func, Model, Plain, Probe};
+use crate::kernel::{Asl1, Bce, Func, Model, Plain, Probe, SumProbe};
 
 fn run(isa: Isa, f: Func, a: &[f32], b: &[f32], out: &mut [f32]) -> Result<(), Error> {
     if a.len() != out.len() || b.len() != out.len() {
@@ -62,6 +62,13 @@ fn plain<M: Model>(
     // SAFETY: the pointers come from slices of length n.
     let sum = unsafe { arch::run(isa, pass)? };
     Ok((sum / n.max(1) as f64) as f32)
+}
+
+/// The sum of `x` as the kernels take their long sums (label weights, positives, the loss):
+/// compensated f32 sums per lane, folded into f64 in blocks.
+pub fn block_sum(isa: Isa, x: &[f32]) -> Result<f64, Error> {
+    // SAFETY: the probe holds a slice, valid by construction.
+    unsafe { arch::run(isa, SumProbe { x }) }
 }
 
 /// `out[i] = e^x[i]` as the kernels compute it, for `x[i] <= 0`.

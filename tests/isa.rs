@@ -443,6 +443,75 @@ fn trial(name: String, f: impl FnOnce() + Send + 'static) -> Trial {
     })
 }
 
+/// `x`'s sum in f64 with Neumaier's compensation: within about 1e-16 relative of the exact
+/// sum of these inputs, the reference for the kernels' f32 block sums.
+fn reference_sum(x: &[f32]) -> f64 {
+    let (mut s, mut c) = (0f64, 0f64);
+    for &v in x {
+        let v = f64::from(v);
+        let t = s + v;
+        c += if s.abs() >= v.abs() {
+            (s - t) + v
+        } else {
+            (v - t) + s
+        };
+        s = t;
+    }
+    s + c
+}
+
+/// The kernels' long sums (label weights, positives, the loss: f32 compensated sums folded
+/// into f64 every 1024 values per lane, `src/kernel/sum.rs`) stay within the bound that
+/// module states, 4e-9 of the sum of absolute values, on inputs that defeat a plain f32
+/// sum; and an overflowing f32 partial sum gives a total that is not finite, never a wrong
+/// finite one. The one-shot label-weight sum then falls back to f64 and stays exact.
+fn long_sums_stay_within_their_bound(isa: Isa) {
+    let mut rng = Rng::new(5);
+    let mut cases: Vec<(&str, Vec<f32>)> = Vec::new();
+    // 1 then many halves of its ULP: a plain f32 sum never moves from 1
+    let mut ones = vec![1.0f32; 16];
+    ones.extend(std::iter::repeat_n(f32::EPSILON / 2.0, 100_000));
+    cases.push(("one and half-ULPs", ones));
+    // magnitudes over 80 binades, several blocks per lane
+    let wide: Vec<f32> = (0..50_000)
+        .map(|_| rng.uniform() * (2f32).powi((rng.uniform() * 80.0) as i32 - 40))
+        .collect();
+    cases.push(("80 binades", wide));
+    // a million similar values: partial sums far above each value
+    let similar: Vec<f32> = (0..1_000_000).map(|_| 0.5 + rng.uniform() / 2.0).collect();
+    cases.push(("a million in [0.5, 1]", similar));
+    for (name, x) in &cases {
+        let got = ghm::__test::block_sum(isa, x).unwrap();
+        let want = reference_sum(x);
+        let bound = 4e-9 * x.iter().map(|v| f64::from(v.abs())).sum::<f64>();
+        assert!(
+            (got - want).abs() <= bound,
+            "{isa:?} {name}: {got} vs {want}, error {:e} > {bound:e}",
+            (got - want).abs()
+        );
+        if *name == "one and half-ULPs" {
+            let plain: f32 = x.iter().sum();
+            assert!(
+                (f64::from(plain) - want).abs() > bound,
+                "the case no longer defeats a plain f32 sum"
+            );
+        }
+    }
+    // two values near f32::MAX in every lane (no path has more than 16)
+    let huge = ghm::__test::block_sum(isa, &[f32::MAX; 32]).unwrap();
+    assert!(!huge.is_finite(), "{isa:?}: overflow gave {huge}");
+
+    // label weights whose f32 sum overflows: the weight sum falls back to f64
+    let mut g = GhmR::default();
+    g.set_isa(isa).unwrap();
+    let n = 40;
+    let (a, b) = (vec![0.5f32; n], vec![0.0f32; n]);
+    let w = vec![3e38f32; n];
+    let mut stats = g.stats();
+    g.accumulate(&mut stats, &a, &b, Some(&w)).unwrap();
+    assert_eq!(stats.weight_sum, n as f64 * f64::from(3e38f32), "{isa:?}");
+}
+
 /// A test of one SIMD path: ignored, with the reason, where this CPU lacks the path.
 fn path_trial(isa: Isa, what: &str, f: fn(Isa)) -> Trial {
     let name = format!("{}::{what}", paths::name(isa));
@@ -479,10 +548,18 @@ fn main() {
         trial("scalar::set_isa_accepts_it".into(), || {
             set_isa_accepts(Isa::Scalar)
         }),
+        trial("scalar::long_sums_stay_within_their_bound".into(), || {
+            long_sums_stay_within_their_bound(Isa::Scalar)
+        }),
     ];
     for isa in paths::simd() {
         tests.push(path_trial(isa, "set_isa_accepts_it", set_isa_accepts));
         tests.push(path_trial(isa, "agrees_with_scalar", agrees_with_scalar));
+        tests.push(path_trial(
+            isa,
+            "long_sums_stay_within_their_bound",
+            long_sums_stay_within_their_bound,
+        ));
     }
     libtest_mimic::run(&args, tests).exit();
 }

@@ -13,7 +13,8 @@
 use super::bins::Bins;
 use super::math::{full, Model};
 use super::runs::{Inputs, Run, Runs};
-use super::tally::{LaneTable, LaneTables};
+use super::sum::{BlockSum, RegionSums};
+use super::tally::LaneTables;
 use super::vector::{Vector, MAX_LANES};
 use crate::config::MAX_BINS;
 use crate::error::Error;
@@ -117,20 +118,21 @@ unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<(), Err
 
 /// The read-only pass; adds to `stats` only on success. Contract: as for [`Validate`].
 ///
-/// With `terms` false it adds the counts and the label weights but no loss terms: the
+/// With `TERMS` false it adds the counts and the label weights but no loss terms: the
 /// one-shot calls take the loss in [`Apply`], where each region's coefficient is known, and
 /// this pass then needs neither the terms nor, for the elements [`Model::ends`] places, the
 /// gradient norm. Its result is the largest [`Model::magnitude`] of a valid element, which
 /// bounds the loss [`Apply`] will sum.
-pub(crate) struct Accumulate<'a, M> {
+/// (A const parameter: a counting pass is its own function, whose stack frame holds no
+/// sum tables.)
+pub(crate) struct Accumulate<'a, M, const TERMS: bool> {
     pub model: &'a M,
     pub bins: &'a Bins,
     pub x: &'a Inputs,
     pub stats: &'a mut Stats,
-    pub terms: bool,
 }
 
-impl<M: Model> Pass for Accumulate<'_, M> {
+impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
     type Out = Result<f32, Error>;
     #[inline(always)]
     unsafe fn run<V: Vector>(self) -> Self::Out {
@@ -141,7 +143,7 @@ impl<M: Model> Pass for Accumulate<'_, M> {
                 assert!(
                     V::LANES <= MAX_LANES
                         && <V::Tables<u64> as LaneTables<u64>>::LEN == V::LANES
-                        && <V::Tables<f64> as LaneTables<f64>>::LEN == V::LANES
+                        && <V::Tables<f32> as LaneTables<f32>>::LEN == V::LANES
                 )
             };
             let mut counts = <V::Tables<u64> as LaneTables<u64>>::EMPTY;
@@ -150,15 +152,13 @@ impl<M: Model> Pass for Accumulate<'_, M> {
                 bins,
                 x,
                 stats,
-                terms,
             } = self;
-            if terms {
-                let mut sums = <V::Tables<f64> as LaneTables<f64>>::EMPTY;
-                let sums = sums.as_mut();
-                accumulate::<V, M, true>(model, bins, x, &mut counts, sums, stats)
+            if TERMS {
+                let mut sums = RegionSums::<V>::new();
+                accumulate::<V, M, true>(model, bins, x, &mut counts, Some(&mut sums), stats)
             } else {
                 // counting only: no sum tables to zero
-                accumulate::<V, M, false>(model, bins, x, &mut counts, &mut [], stats)
+                accumulate::<V, M, false>(model, bins, x, &mut counts, None, stats)
             }
         }
     }
@@ -170,7 +170,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
     bins: &Bins,
     x: &Inputs,
     counts: &mut V::Tables<u64>,
-    sums: &mut [LaneTable<f64>],
+    mut sums: Option<&mut RegionSums<V>>,
     stats: &mut Stats,
 ) -> Result<f32, Error> {
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
@@ -183,7 +183,8 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         let last = (bins.len() - 1) & (MAX_BINS - 1);
         let ends = model.ends_for(bins);
         let (mut n_first, mut n_last) = (0u64, 0u64);
-        let (mut weight, mut positives) = (V::sum_zero(), V::sum_zero());
+        let regions = bins.len();
+        let (mut weight, mut positives) = (BlockSum::<V>::new(), BlockSum::<V>::new());
         let count_positives = model.counts_positives();
         let mut magnitude = zero;
         let mut runs = Runs::new(x);
@@ -195,9 +196,9 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 check(model, x, run, j, a, b, w)?;
                 let valid = zero.lt(w);
                 let valid_bits = valid.bitmask();
-                weight = V::select(valid, w, zero).sum_add(weight);
+                weight.add(V::select(valid, w, zero));
                 if count_positives {
-                    positives = V::select(valid, model.positive(a, b), zero).sum_add(positives);
+                    positives.add(V::select(valid, model.positive(a, b), zero));
                 }
                 j += V::LANES;
                 if !TERMS {
@@ -229,10 +230,14 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                     let k = usize::from(idx[l % MAX_LANES]) & (MAX_BINS - 1);
                     t[k] += u64::from(valid_bits >> l & 1);
                     if TERMS {
-                        // `sums` has a table per lane with terms (made so in `run`)
-                        if let Some(s) = sums.get_mut(l) {
-                            s[k] += f64::from(terms[l % MAX_LANES]);
+                        if let Some(sums) = sums.as_deref_mut() {
+                            sums.add(l, k, terms[l % MAX_LANES]);
                         }
+                    }
+                }
+                if TERMS {
+                    if let Some(sums) = sums.as_deref_mut() {
+                        sums.end_vector(regions);
                     }
                 }
             }
@@ -249,18 +254,44 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 *s += c as f64;
             }
         }
-        for t in sums.iter() {
-            for (s, &v) in stats.loss_sum.iter_mut().zip(t) {
+        if let Some(sums) = sums {
+            for (s, &v) in stats.loss_sum.iter_mut().zip(sums.totals(regions)) {
                 *s += v;
             }
         }
         stats.count[0] += n_first as f64;
         stats.count[last] += n_last as f64;
-        stats.weight_sum += V::sum_total(weight);
-        stats.positive_sum += V::sum_total(positives);
+        let mut weight = weight.total();
+        if !weight.is_finite() {
+            // an f32 partial sum overflowed (label weights near f32::MAX): sum in f64
+            weight = weight_sum_f64(x);
+        }
+        stats.weight_sum += weight;
+        stats.positive_sum += positives.total();
         let mut lanes = [0f32; MAX_LANES];
         magnitude.store(lanes.as_mut_ptr());
         Ok(lanes.iter().fold(0f32, |m, &l| m.max(l)))
+    }
+}
+
+/// The sum of the valid label weights in f64, element by element: for the label weights
+/// whose f32 partial sums overflow.
+#[cold]
+unsafe fn weight_sum_f64(x: &Inputs) -> f64 {
+    // SAFETY: the pointers of `x` are valid for the elements they describe (the pass's
+    // contract).
+    unsafe {
+        let mut sum = 0.0;
+        let mut runs = Runs::new(x);
+        while let Some(run) = runs.next() {
+            for j in 0..run.len {
+                let (_, _, w) = run.element(x, j);
+                if w > 0.0 {
+                    sum += f64::from(w);
+                }
+            }
+        }
+        sum
     }
 }
 
@@ -323,7 +354,7 @@ unsafe fn apply<V: Vector, M: Model>(
         let zero = V::splat(0.0);
         let scale = V::splat(plan.output.scale);
         let mut finite = zero.le(zero);
-        let mut loss = V::sum_zero();
+        let mut loss = BlockSum::<V>::new();
         let terms = plan.loss || plan.output.kind == OutputKind::ElementLoss;
         let mut runs = Runs::new(x);
         while let Some(run) = runs.next() {
@@ -343,7 +374,7 @@ unsafe fn apply<V: Vector, M: Model>(
                 // mispredicts wherever the regions are mixed
                 let c = bins.index(dir.abs()).lookup(plan.coef);
                 if plan.loss {
-                    loss = V::select(valid, c.mul(term), zero).sum_add(loss);
+                    loss.add(V::select(valid, c.mul(term), zero));
                 }
                 let v = match plan.output.kind {
                     OutputKind::Gradient => c.mul(dir),
@@ -380,7 +411,7 @@ unsafe fn apply<V: Vector, M: Model>(
         }
         Applied {
             finite: finite.bitmask() == full::<V>(),
-            loss: V::sum_total(loss),
+            loss: loss.total(),
         }
     }
 }
@@ -415,21 +446,21 @@ impl<M: Model> Pass for Plain<'_, M> {
                 scale,
                 out,
             } = self;
-            let mut sum = V::sum_zero();
+            let mut sum = BlockSum::<V>::new();
             let mut i = 0;
             while i + V::LANES <= n {
                 let (dir, term) = model.forward(V::load(a.add(i)), V::load(b.add(i)));
-                sum = term.sum_add(sum);
+                sum.add(term);
                 dir.mul(V::splat(scale)).store(out.add(i));
                 i += V::LANES;
             }
-            let mut total = V::sum_total(sum);
+            let mut tail = BlockSum::<f32>::new();
             for j in i..n {
                 let (dir, term) = model.forward(*a.add(j), *b.add(j));
-                total += f64::from(term);
+                tail.add(term);
                 *out.add(j) = dir * scale;
             }
-            total
+            sum.total() + tail.total()
         }
     }
 }

@@ -1,8 +1,10 @@
-//! A pass that evaluates one per-element function of `math.rs` over a buffer, for the
-//! accuracy and ISA-agreement tests (through `ghm::__test`).
+//! Passes for the accuracy and ISA-agreement tests (through `ghm::__test`): one that
+//! evaluates a per-element function of `math.rs` over a buffer, and one that sums a buffer
+//! as the kernels sum (`sum.rs`).
 
 use super::math::{self, Asl1, Bce, Model};
 use super::passes::Pass;
+use super::sum::BlockSum;
 use super::vector::{Vector, MAX_LANES};
 
 /// Which function to evaluate.
@@ -69,6 +71,30 @@ unsafe fn eval<V: Vector>(f: Func, a: &[f32], b: &[f32], out: &mut [f32]) {
             y.store(po.as_mut_ptr());
             out[i..i + n].copy_from_slice(&po[..n]);
             i += n;
+        }
+    }
+}
+
+/// The sum of `x` as the passes take long sums ([`BlockSum`]), `V::LANES` values at a time
+/// (the last vector padded with zeros).
+pub(crate) struct SumProbe<'a> {
+    pub x: &'a [f32],
+}
+
+impl Pass for SumProbe<'_> {
+    type Out = f64;
+    #[inline(always)]
+    unsafe fn run<V: Vector>(self) -> f64 {
+        // SAFETY: `V`'s target features are enabled (this function's contract); the slice
+        // bounds every access.
+        unsafe {
+            let mut sum = BlockSum::<V>::new();
+            for chunk in self.x.chunks(V::LANES) {
+                let mut lanes = [0f32; MAX_LANES];
+                lanes[..chunk.len()].copy_from_slice(chunk);
+                sum.add(V::load(lanes.as_ptr()));
+            }
+            sum.total()
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::config::MAX_BINS;
 
-/// A value a tally table holds: counts (`u64`) or loss sums (`f64`).
+/// A value a tally table holds: counts (`u64`) or compensated loss sums (`f32`, see `sum.rs`).
 pub(crate) trait Cell: Copy {
     const ZERO: Self;
 }
@@ -11,7 +11,7 @@ impl Cell for u64 {
     const ZERO: Self = 0;
 }
 
-impl Cell for f64 {
+impl Cell for f32 {
     const ZERO: Self = 0.0;
 }
 
