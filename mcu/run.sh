@@ -21,14 +21,14 @@ fail=0
 # Limits: the figures measured when they were set plus 1-5%, so that CI catches a
 # regression. The targets (1 KB of stack per call, 10 KB of flash for one loss at opt-level
 # "s", 300 instructions per element) are not met yet: each figure is printed against both.
-# Flash grew by 2.2 KB when the long sums moved from f64 per element to compensated f32
+# Flash grew by 2.5 KB when the long sums moved from f64 per element to compensated f32
 # blocks (kernel/sum.rs): the price of 30% fewer instructions per element for GHM-C and 45%
 # for GHM-R.
 declare -A LIMIT_STACK=([ghm_c_loss_grad]=7250 [ghm_c_loss]=7250 [ghm_c_loss_grad_labels]=7430
   [ghm_c_loss_capi]=8550 [ghm_r_loss_grad]=7250 [ghm_r_loss]=7250)
 declare -A LIMIT_INSN=([ghm_c_loss_grad]=580 [ghm_c_loss]=585 [ghm_c_loss_grad_labels]=585
   [ghm_c_loss_capi]=580 [ghm_r_loss_grad]=300 [ghm_r_loss]=304)
-declare -A LIMIT_FLASH=([c]=24700 [r]=20800 [both]=35250)
+declare -A LIMIT_FLASH=([c]=24950 [r]=21050 [both]=35700)
 TARGET_STACK=1024 TARGET_INSN=300 TARGET_FLASH_ONE=10240
 
 echo "== Rust firmware: build (opt-level s and 3)"

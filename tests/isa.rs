@@ -464,7 +464,7 @@ fn reference_sum(x: &[f32]) -> f64 {
 /// into f64 every 1024 values per lane, `src/kernel/sum.rs`) stay within the bound that
 /// module states, 4e-9 of the sum of absolute values, on inputs that defeat a plain f32
 /// sum; and an overflowing f32 partial sum gives a total that is not finite, never a wrong
-/// finite one. The one-shot label-weight sum then falls back to f64 and stays exact.
+/// finite one. The label-weight and region sums then fall back to f64 and stay exact.
 fn long_sums_stay_within_their_bound(isa: Isa) {
     let mut rng = Rng::new(5);
     let mut cases: Vec<(&str, Vec<f32>)> = Vec::new();
@@ -510,6 +510,19 @@ fn long_sums_stay_within_their_bound(isa: Isa) {
     let mut stats = g.stats();
     g.accumulate(&mut stats, &a, &b, Some(&w)).unwrap();
     assert_eq!(stats.weight_sum, n as f64 * f64::from(3e38f32), "{isa:?}");
+
+    // loss terms whose f32 region sum overflows (logit -3e38 with target 1: term 3e38
+    // each, all in the last region): the region sums fall back to f64, and the one-shot
+    // loss, a mean of the terms, is finite
+    let mut g = GhmC::default();
+    g.set_isa(isa).unwrap();
+    let (a, b) = (vec![-3e38f32; n], vec![1.0f32; n]);
+    let mut stats = g.stats();
+    g.accumulate(&mut stats, &a, &b, None).unwrap();
+    let sum: f64 = stats.loss_sum.iter().sum();
+    assert_eq!(sum, n as f64 * f64::from(3e38f32), "{isa:?}");
+    let loss = g.loss(&a, &b, None).unwrap();
+    assert_eq!(loss, 3e38, "{isa:?}");
 }
 
 /// A test of one SIMD path: ignored, with the reason, where this CPU lacks the path.

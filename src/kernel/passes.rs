@@ -154,8 +154,25 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                 stats,
             } = self;
             if TERMS {
-                let mut sums = RegionSums::<V>::new();
-                accumulate::<V, M, true>(model, bins, x, &mut counts, Some(&mut sums), stats)
+                // Once; again with f64 sums if a region's f32 term sum overflowed (terms
+                // near f32::MAX, whose sum the coefficients may still bring into range).
+                // One call site: the pass is inlined once.
+                let mut f64_only = false;
+                loop {
+                    let mut sums = RegionSums::<V>::new(f64_only);
+                    let r = accumulate::<V, M, true>(
+                        model,
+                        bins,
+                        x,
+                        &mut counts,
+                        Some(&mut sums),
+                        stats,
+                    );
+                    if f64_only || r != Err(Error::Overflow) {
+                        return r;
+                    }
+                    (f64_only, counts) = (true, LaneTables::EMPTY);
+                }
             } else {
                 // counting only: no sum tables to zero
                 accumulate::<V, M, false>(model, bins, x, &mut counts, None, stats)
@@ -243,7 +260,18 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
             }
         }
         // lanes summed as integers (exact) into the first lane's table, then one conversion
-        // per region (no extra table on the stack)
+        // per region (no extra table on the stack). Nothing is added to `stats` before the
+        // region sums are known finite.
+        let totals = match sums {
+            Some(sums) => {
+                let totals = sums.totals(regions);
+                if !totals.iter().all(|t| t.is_finite()) {
+                    return Err(Error::Overflow);
+                }
+                Some(totals)
+            }
+            None => None,
+        };
         if let Some((total, rest)) = counts.as_mut().split_first_mut() {
             for t in rest.iter() {
                 for (s, &c) in total.iter_mut().zip(t) {
@@ -254,8 +282,8 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 *s += c as f64;
             }
         }
-        if let Some(sums) = sums {
-            for (s, &v) in stats.loss_sum.iter_mut().zip(sums.totals(regions)) {
+        if let Some(totals) = totals {
+            for (s, &v) in stats.loss_sum.iter_mut().zip(totals) {
                 *s += v;
             }
         }

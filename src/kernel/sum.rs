@@ -13,13 +13,14 @@
 //! sign (the label weights, positives and loss terms summed here) the total is within
 //! `4e-9` relative of the exact sum, as are the f64 sums this replaces on batches of
 //! millions. Results are rounded to f32 (half an ULP is `6e-8` relative), so both agree
-//! except where the exact sum lies that close to a rounding boundary. `tests/sums.rs`
-//! checks the bound on adversarial inputs. Only f32 operations are paid per element: no
+//! except where the exact sum lies that close to a rounding boundary. `tests/isa.rs`
+//! checks the bound on adversarial inputs, on every path. Only f32 operations are paid per element: no
 //! double-precision hardware is needed (the Cortex-M4F has none).
 //!
 //! Overflow: a partial sum beyond `f32::MAX` makes the total infinite or NaN, never a wrong
-//! finite value; callers whose values may be that large check [`BlockSum::total`] and sum
-//! again in f64 (see `passes.rs`).
+//! finite value; callers whose values may be that large check the totals and sum again in
+//! f64 (see `passes.rs`; the one-shot loss needs no check: it is summed only when a bound
+//! keeps every partial sum below `f32::MAX / 2`).
 
 use super::tally::LaneTables;
 use super::vector::Vector;
@@ -102,21 +103,24 @@ impl<V: Vector> BlockSum<V> {
 
 /// Per-region compensated sums for the accumulate pass: a table of `s` and one of `c` per
 /// lane (so consecutive elements of one region do not wait on each other's stores), folded
-/// into f64 per region every [`BLOCK`] vectors, as [`BlockSum`].
+/// into f64 per region every [`BLOCK`] vectors, as [`BlockSum`]. With `f64_only`, every
+/// value goes straight into the f64 sums: for terms whose f32 sums overflow.
 pub(crate) struct RegionSums<V: Vector> {
     s: V::Tables<f32>,
     c: V::Tables<f32>,
     wide: [f64; MAX_BINS],
     left: u32,
+    f64_only: bool,
 }
 
 impl<V: Vector> RegionSums<V> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(f64_only: bool) -> Self {
         Self {
             s: <V::Tables<f32> as LaneTables<f32>>::EMPTY,
             c: <V::Tables<f32> as LaneTables<f32>>::EMPTY,
             wide: [0.0; MAX_BINS],
             left: BLOCK,
+            f64_only,
         }
     }
 
@@ -124,7 +128,10 @@ impl<V: Vector> RegionSums<V> {
     #[inline(always)]
     pub(crate) fn add(&mut self, l: usize, k: usize, x: f32) {
         let k = k & (MAX_BINS - 1);
-        if let (Some(s), Some(c)) = (self.s.as_mut().get_mut(l), self.c.as_mut().get_mut(l)) {
+        if self.f64_only {
+            self.wide[k] += f64::from(x);
+        } else if let (Some(s), Some(c)) = (self.s.as_mut().get_mut(l), self.c.as_mut().get_mut(l))
+        {
             // SAFETY: the scalar instantiation needs no target feature.
             let (sum, e) = unsafe { two_sum(s[k], x) };
             s[k] = sum;
