@@ -8,14 +8,15 @@
 //! callgrind_annotate --inclusive=yes target/cg.out | grep loss_grad
 //! ```
 //!
-//! Arguments: the number of anchors (80 classes each); `labels` (class-index targets,
+//! Arguments: the number of anchors; `labels` (class-index targets,
 //! `loss_grad_labels`), `values` (the same targets materialised, `loss_grad`) or `plain` (the
 //! crate's plain BCE-with-logits pass on them, the baseline); the logits,
 //! `uniform` in [-6, 2] (the default: most elements away from the first region) or `bench`
 //! (the benchmarks' batch: negatives in [-6, -3], most in the first region, as a
 //! detector's easy negatives are); the number of calls (default 1; the extra calls are
 //! class-index ones, for the fixed cost of a call: run with 1 and with many calls and take
-//! the difference). One anchor in 100 has a label; bins 30, momentum 0.75.
+//! the difference); the number of classes (default 80; the anchors' count is then of rows
+//! of this many). One anchor in 100 has a label; bins 30, momentum 0.75.
 
 use ghm::{ClassLayout, Config, GhmC};
 
@@ -23,7 +24,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let anchors: usize = args.get(1).map_or(10_000, |a| a.parse().expect("anchors"));
     let mode = args.get(2).map_or("labels", String::as_str);
-    let classes = 80;
+    let classes: usize = args.get(5).map_or(80, |a| a.parse().expect("classes"));
     let n = anchors * classes;
     let mut s = 12345u64;
     let mut uniform = || {
