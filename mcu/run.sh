@@ -23,12 +23,14 @@ fail=0
 # "s", 300 instructions per element) are not met yet: each figure is printed against both.
 # Flash grew by 2.5 KB when the long sums moved from f64 per element to compensated f32
 # blocks (kernel/sum.rs): the price of 30% fewer instructions per element for GHM-C and 45%
-# for GHM-R.
+# for GHM-R. Class-index rows at opt-level "s" cost 623 instructions per element since short
+# rows stopped being copied into a stage buffer (the scalar path walks them row by row; the
+# vector paths, for which the stage was made, walk a block of rows as one run): 569 before.
 declare -A LIMIT_STACK=([ghm_c_loss_grad]=7250 [ghm_c_loss]=7250 [ghm_c_loss_grad_labels]=7430
   [ghm_c_loss_capi]=8550 [ghm_r_loss_grad]=7250 [ghm_r_loss]=7250)
-declare -A LIMIT_INSN=([ghm_c_loss_grad]=580 [ghm_c_loss]=585 [ghm_c_loss_grad_labels]=585
+declare -A LIMIT_INSN=([ghm_c_loss_grad]=580 [ghm_c_loss]=585 [ghm_c_loss_grad_labels]=640
   [ghm_c_loss_capi]=580 [ghm_r_loss_grad]=300 [ghm_r_loss]=304)
-declare -A LIMIT_FLASH=([c]=24950 [r]=21050 [both]=35700)
+declare -A LIMIT_FLASH=([c]=23350 [r]=19200 [both]=32700)
 TARGET_STACK=1024 TARGET_INSN=300 TARGET_FLASH_ONE=10240
 
 echo "== Rust firmware: build (opt-level s and 3)"

@@ -455,6 +455,60 @@ fn an_imported_ema_resumes_the_run_and_bad_values_change_nothing() {
     imported_ema_resumes::<ghm::Regression>(Kind::Regression);
 }
 
+/// Contiguous rows of every width around the vector widths and the short-row limit (a
+/// vector spans several short rows, whose labels and weights it gathers per row), with one
+/// and two labels per anchor and zero-weight anchors, on every path this CPU has: the same
+/// loss, gradient and state, bit for bit, as materialised targets and per-element weights.
+#[test]
+fn rows_of_every_width_equal_materialised_targets() {
+    let base = warmed::<ghm::Classification>(Kind::Classification, 5);
+    let isas: Vec<ghm::Isa> = ghm::Isa::ALL
+        .iter()
+        .copied()
+        .filter(|&i| base.clone().set_isa(i).is_ok())
+        .collect();
+    let mut rng = Rng::new(19);
+    let widths = [
+        1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65,
+    ];
+    for (&classes, k) in widths.iter().flat_map(|c| [(c, 1usize), (c, 2)]) {
+        let anchors = 41;
+        let labels: Vec<i32> = (0..anchors * k)
+            .map(|_| match rng.next_u64() % 5 {
+                0 => -1,
+                1 => classes as i32 + 3,
+                _ => (rng.next_u64() % classes as u64) as i32,
+            })
+            .collect();
+        let aw: Vec<f32> = (0..anchors)
+            .map(|i| if i % 6 == 4 { 0.0 } else { 0.5 + rng.uniform() })
+            .collect();
+        let logits: Vec<f32> = (0..anchors * classes).map(|_| 4.0 * rng.normal()).collect();
+        let hot = |i: usize| {
+            let row = &labels[i / classes * k..i / classes * k + k];
+            f32::from(u8::from(row.contains(&((i % classes) as i32))))
+        };
+        let targets: Vec<f32> = (0..logits.len()).map(hot).collect();
+        let ew: Vec<f32> = (0..logits.len()).map(|i| aw[i / classes]).collect();
+        let layout = ClassLayout::rows(anchors, classes).with_labels_per_anchor(k);
+        for &isa in &isas {
+            let (mut v, mut r) = (base.clone(), base.clone());
+            v.set_isa(isa).unwrap();
+            r.set_isa(isa).unwrap();
+            let mut gv = vec![0.0; logits.len()];
+            let lv = v.loss_grad(&logits, &targets, Some(&ew), &mut gv).unwrap();
+            let mut gr = vec![0.0; logits.len()];
+            let lr = r
+                .loss_grad_labels(&logits, layout, &labels, Some(&aw), &mut gr)
+                .unwrap();
+            let case = format!("{isa:?}, {classes} classes, {k} labels");
+            assert_eq!(lv.to_bits(), lr.to_bits(), "{case}");
+            assert_eq!(gv, gr, "{case}");
+            assert_eq!(v.state(), r.state(), "{case}");
+        }
+    }
+}
+
 /// A batched layout (images of anchor-box blocks, with gaps between classes, blocks and
 /// images) with several labels per anchor, in rows and in planes, equals materialised
 /// multi-hot targets through the element-wise API: gradients bit for bit, states equal, the

@@ -102,7 +102,7 @@ unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<(), Err
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
     // for the elements they describe (this function's contract).
     unsafe {
-        let mut runs = Runs::new(x);
+        let mut runs = Runs::new(x, V::LANES);
         while let Some(run) = runs.next() {
             let run = &run;
             let mut j = 0;
@@ -204,7 +204,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         let (mut weight, mut positives) = (BlockSum::<V>::new(), BlockSum::<V>::new());
         let count_positives = model.counts_positives();
         let mut magnitude = zero;
-        let mut runs = Runs::new(x);
+        let mut runs = Runs::new(x, V::LANES);
         while let Some(run) = runs.next() {
             let run = &run;
             let mut j = 0;
@@ -310,7 +310,7 @@ unsafe fn weight_sum_f64(x: &Inputs) -> f64 {
     // contract).
     unsafe {
         let mut sum = 0.0;
-        let mut runs = Runs::new(x);
+        let mut runs = Runs::new(x, 1);
         while let Some(run) = runs.next() {
             for j in 0..run.len {
                 let (_, _, w) = run.element(x, j);
@@ -384,7 +384,7 @@ unsafe fn apply<V: Vector, M: Model>(
         let mut finite = zero.le(zero);
         let mut loss = BlockSum::<V>::new();
         let terms = plan.loss || plan.output.kind == OutputKind::ElementLoss;
-        let mut runs = Runs::new(x);
+        let mut runs = Runs::new(x, V::LANES);
         while let Some(run) = runs.next() {
             let run = &run;
             // not dereferenced unless the plan writes or adds (then `out` is valid)

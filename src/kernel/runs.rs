@@ -4,8 +4,9 @@
 //! weights are found. Element-wise inputs are one run; the class-index layout is, in each of
 //! its blocks (image, anchor box), one run per anchor (its row of class logits, whose targets
 //! are 1 at its labels and whose weight is the anchor's) or one run per class (its plane of
-//! anchors), found from the layout's strides without copying. Pointers are raw so that the
-//! output may be the first input itself (in place); the safe callers establish their
+//! anchors), found from the layout's strides without copying; short rows that follow each
+//! other make one run per block, whose vectors span several rows. Pointers are raw so that
+//! the output may be the first input itself (in place); the safe callers establish their
 //! validity. A run's tail shorter than a vector goes through the same vector code on a
 //! padded copy.
 
@@ -55,6 +56,15 @@ pub(super) enum RunTargets {
         k: usize,
         class: f32,
     },
+    /// A block of rows of `classes` elements each, one right after the other: element j is
+    /// class `j % classes` of row `j / classes`, whose `k` labels are at `labels[row * k..]`
+    /// and whose weight is `weights[row]` (1 where `weights` is null). The run's own
+    /// weights are unused.
+    Rows {
+        labels: *const i32,
+        k: usize,
+        weights: *const f32,
+    },
     Zero,
 }
 
@@ -101,10 +111,22 @@ impl Run {
     /// Element `j` of the run: `(a, b, w)`.
     #[inline(always)]
     pub(super) unsafe fn element(&self, x: &Inputs, j: usize) -> (f32, f32, f32) {
-        // SAFETY: the pointers of `x` are valid for the elements they describe and `V`'s target
-        // features are enabled (this function's contract).
+        // SAFETY: the pointers of `x` are valid for the elements they describe (this
+        // function's contract).
         unsafe {
-            let a = *x.a.add(self.start + j);
+            let (b, w) = self.target_weight(j);
+            (*x.a.add(self.start + j), b, w)
+        }
+    }
+
+    /// The target and weight of element `j` of the run.
+    ///
+    /// # Safety
+    /// As for [`element`](Self::element).
+    #[inline(always)]
+    unsafe fn target_weight(&self, j: usize) -> (f32, f32) {
+        // SAFETY: the run's pointers are valid for its elements (this function's contract).
+        unsafe {
             let b = match self.b {
                 RunTargets::Values(p) => *p.add(j),
                 RunTargets::Hot { labels, k, .. } => {
@@ -115,13 +137,25 @@ impl Run {
                     let hit = (0..k).any(|s| *labels.add(j * k + s) as f32 == class);
                     f32::from(u8::from(hit))
                 }
+                RunTargets::Rows { labels, k, weights } => {
+                    // `classes >= 1` for a run of rows (see `Runs::new`)
+                    let c = self.classes.max(1);
+                    let (row, col) = (j / c, (j % c) as f32);
+                    let hit = (0..k).any(|s| hot_column(*labels.add(row * k + s), c) == col);
+                    let w = if weights.is_null() {
+                        1.0
+                    } else {
+                        *weights.add(row)
+                    };
+                    return (f32::from(u8::from(hit)), w);
+                }
                 RunTargets::Zero => 0.0,
             };
             let w = match self.w {
                 RunWeights::Each(p) => *p.add(j),
                 RunWeights::All(w) => w,
             };
-            (a, b, w)
+            (b, w)
         }
     }
 
@@ -172,6 +206,10 @@ impl Run {
                     }
                     V::load(b.as_ptr())
                 }
+                RunTargets::Rows { labels, k, weights } => {
+                    let (b, w) = self.rows::<V>(j, labels, k, weights);
+                    return (a, b, w);
+                }
                 RunTargets::Zero => V::splat(0.0),
             };
             let w = match self.w {
@@ -181,14 +219,62 @@ impl Run {
             (a, b, w)
         }
     }
+
+    /// Targets and weights of the `V::LANES` elements from `j` of a [`RunTargets::Rows`]
+    /// run, all within it. The vector spans the rows from `j / classes` on; each label in
+    /// range makes one lane hot (a compare with the lane index), and each row's weight
+    /// fills the lanes from the row's first.
+    ///
+    /// # Safety
+    /// As for [`load`](Self::load), and `j + V::LANES <= self.len`.
+    #[inline(always)]
+    unsafe fn rows<V: Vector>(
+        &self,
+        j: usize,
+        labels: *const i32,
+        k: usize,
+        weights: *const f32,
+    ) -> (V, V) {
+        // SAFETY: every row read holds one of the vector's elements, so it is one of the
+        // run's (this function's contract); `V`'s target features are enabled.
+        unsafe {
+            let c = self.classes.max(1);
+            let lanes = V::LANES as isize;
+            let iota = V::load(IOTA.as_ptr());
+            let mut row = j / c;
+            let mut hot = iota.lt(V::splat(0.0));
+            let mut w = V::splat(if weights.is_null() {
+                1.0
+            } else {
+                *weights.add(row)
+            });
+            // the lane of the row's class 0: negative for the row begun before `j`
+            let mut lane0 = (row * c) as isize - j as isize;
+            while lane0 < lanes {
+                for s in 0..k {
+                    let label = i64::from(*labels.add(row * k + s));
+                    if (0..c as i64).contains(&label) {
+                        let lane = lane0 + label as isize;
+                        if (0..lanes).contains(&lane) {
+                            hot = hot.or(iota.eq(V::splat(lane as f32)));
+                        }
+                    }
+                }
+                if !weights.is_null() && lane0 > 0 {
+                    let from = V::splat(lane0 as f32).le(iota);
+                    w = V::select(from, V::splat(*weights.add(row)), w);
+                }
+                row += 1;
+                lane0 += c as isize;
+            }
+            (V::select(hot, V::splat(1.0), V::splat(0.0)), w)
+        }
+    }
 }
 
-/// Elements of one staged run: short contiguous rows (fewer than [`SHORT_ROW`] classes)
-/// are walked in runs of whole rows, up to this many elements, whose targets and weights
-/// are first written to buffers of this size, so that the vector code sees them as
-/// element-wise inputs instead of one padded tail per row.
-const STAGE: usize = 128;
-/// Rows shorter than this are staged.
+/// Rows shorter than this that follow each other make one run per block
+/// ([`RunTargets::Rows`]); longer ones make one run each ([`RunTargets::Hot`]), whose
+/// vectors are cheaper.
 const SHORT_ROW: usize = 64;
 
 /// The runs of `x`, in element order.
@@ -211,15 +297,14 @@ pub(super) struct Runs<'x> {
     blk: usize,
     i: usize,
     base: usize,
-    /// Rows per staged run (0: rows are not staged).
-    staged_rows: usize,
-    targets: [f32; STAGE],
-    weights: [f32; STAGE],
+    /// Short rows, one right after the other: one run per block.
+    blocks_of_rows: bool,
 }
 
 impl<'x> Runs<'x> {
+    /// The runs for vectors of `lanes` elements.
     #[inline(always)]
-    pub(super) fn new(x: &'x Inputs) -> Self {
+    pub(super) fn new(x: &'x Inputs, lanes: usize) -> Self {
         let by_rows = |l: &ClassLayout| l.walk_rows();
         let per_block = match x.b {
             Targets::Labels { .. } if x.n == 0 => 0,
@@ -236,22 +321,21 @@ impl<'x> Runs<'x> {
             Targets::Labels { layout, .. } => (by_rows(&layout), layout.labels_per()),
             Targets::Values(_) | Targets::Zero => (true, 1),
         };
-        // short rows, each right after the last: staged in runs of whole rows
-        let staged_rows = match x.b {
-            Targets::Labels { layout, .. }
-                if rows
+        // short rows, each right after the last: one run per block, where vectors would
+        // otherwise end each row with a padded tail (one lane has no tails)
+        let blocks_of_rows = match x.b {
+            Targets::Labels { layout, .. } => {
+                lanes > 1
+                    && rows
                     && (1..SHORT_ROW).contains(&layout.classes)
-                    && (layout.anchors == 1 || layout.anchor_stride == layout.classes) =>
-            {
-                STAGE / layout.classes
+                    && (layout.anchors == 1 || layout.anchor_stride == layout.classes)
             }
-            _ => 0,
+            Targets::Values(_) | Targets::Zero => false,
         };
-        let per_block = match x.b {
-            Targets::Labels { layout, .. } if staged_rows > 0 => {
-                layout.anchors.div_ceil(staged_rows)
-            }
-            _ => per_block,
+        let per_block = if blocks_of_rows && per_block > 0 {
+            1
+        } else {
+            per_block
         };
         Runs {
             x,
@@ -263,69 +347,7 @@ impl<'x> Runs<'x> {
             blk: 0,
             i: 0,
             base: 0,
-            staged_rows,
-            targets: [0.0; STAGE],
-            weights: [0.0; STAGE],
-        }
-    }
-
-    /// The staged run of rows `r0..r0 + n` of the block whose first cell is `cell0` and
-    /// whose first element is at `base`: their targets and (if given) weights written to
-    /// the stage.
-    ///
-    /// # Safety
-    /// As for [`next`](Self::next), and the rows are within the block.
-    #[inline(always)]
-    unsafe fn stage(
-        &mut self,
-        labels: *const i32,
-        layout: &ClassLayout,
-        cell0: usize,
-        base: usize,
-        r0: usize,
-        n: usize,
-    ) -> Run {
-        // SAFETY: the labels and weights of the block's cells are valid (the caller's
-        // contract); every index into the stage is below `n * classes <= STAGE`.
-        unsafe {
-            let (c, k) = (layout.classes, self.k);
-            let len = n * c;
-            debug_assert!(len <= STAGE);
-            let len = len.min(STAGE);
-            self.targets[..len].fill(0.0);
-            for r in 0..n {
-                let cell = cell0 + r0 + r;
-                for s in 0..k {
-                    let col = hot_column(*labels.add(cell * k + s), c);
-                    if col >= 0.0 {
-                        let at = r * c + col as usize;
-                        if let Some(t) = self.targets.get_mut(at) {
-                            *t = 1.0;
-                        }
-                    }
-                }
-            }
-            let w = if self.x.w.is_null() {
-                RunWeights::All(1.0)
-            } else {
-                for r in 0..n {
-                    let w = *self.x.w.add(cell0 + r0 + r);
-                    // row `r` of the stage; `skip`/`take` never index out of it
-                    self.weights
-                        .iter_mut()
-                        .skip(r * c)
-                        .take(c)
-                        .for_each(|x| *x = w);
-                }
-                RunWeights::Each(self.weights.as_ptr())
-            };
-            Run {
-                start: base + r0 * c,
-                len,
-                classes: c,
-                b: RunTargets::Values(self.targets.as_ptr()),
-                w,
-            }
+            blocks_of_rows,
         }
     }
 
@@ -375,10 +397,23 @@ impl<'x> Runs<'x> {
                     }
                     let k = self.k;
                     let cell0 = blk * layout.anchors;
-                    if self.staged_rows > 0 {
-                        let r0 = i * self.staged_rows;
-                        let n = self.staged_rows.min(layout.anchors - r0);
-                        return Some(self.stage(labels, &layout, cell0, base, r0, n));
+                    if self.blocks_of_rows {
+                        // the block's rows as one run; its element count fits (`x.n` does)
+                        return Some(Run {
+                            start: base,
+                            len: layout.anchors * layout.classes,
+                            classes: layout.classes,
+                            b: RunTargets::Rows {
+                                labels: labels.add(cell0 * k),
+                                k,
+                                weights: if x.w.is_null() {
+                                    core::ptr::null()
+                                } else {
+                                    x.w.add(cell0)
+                                },
+                            },
+                            w: RunWeights::All(1.0),
+                        });
                     }
                     if self.rows {
                         // one run per anchor: its row of class logits, hot at its labels
