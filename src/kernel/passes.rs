@@ -384,6 +384,8 @@ unsafe fn apply<V: Vector, M: Model>(
         let mut finite = zero.le(zero);
         let mut loss = BlockSum::<V>::new();
         let terms = plan.loss || plan.output.kind == OutputKind::ElementLoss;
+        // a run's last, partial vector of outputs (zeroed once, not per vector)
+        let mut lanes = [0f32; MAX_LANES];
         let mut runs = Runs::new(x, V::LANES);
         while let Some(run) = runs.next() {
             let run = &run;
@@ -411,7 +413,6 @@ unsafe fn apply<V: Vector, M: Model>(
                 };
                 let v = V::select(valid, v.mul(scale), zero);
                 let full_vector = j + V::LANES <= run.len;
-                let mut lanes = [0f32; MAX_LANES];
                 let v = if plan.output.add {
                     if full_vector {
                         V::load(dst.add(j)).add(v)
