@@ -456,9 +456,10 @@ fn an_imported_ema_resumes_the_run_and_bad_values_change_nothing() {
 }
 
 /// Contiguous rows of every width around the vector widths and the short-row limit (a
-/// vector spans several short rows, whose labels and weights it gathers per row), with one
-/// and two labels per anchor and zero-weight anchors, on every path this CPU has: the same
-/// loss, gradient and state, bit for bit, as materialised targets and per-element weights.
+/// vector spans several short rows, whose labels and weights it takes row by row), with one
+/// and two labels per anchor, anchor weights (some zero) or none, and as blocks of one
+/// anchor each (Darknet's boxes), on every path this CPU has: the same loss, gradient and
+/// state, bit for bit, as materialised targets and per-element weights.
 #[test]
 fn rows_of_every_width_equal_materialised_targets() {
     let base = warmed::<ghm::Classification>(Kind::Classification, 5);
@@ -471,7 +472,15 @@ fn rows_of_every_width_equal_materialised_targets() {
     let widths = [
         1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65,
     ];
-    for (&classes, k) in widths.iter().flat_map(|c| [(c, 1usize), (c, 2)]) {
+    let cases = widths.iter().flat_map(|&c| {
+        [
+            (c, 1usize, true),
+            (c, 2, true),
+            (c, 1, false),
+            (c, 2, false),
+        ]
+    });
+    for (classes, k, weighted) in cases {
         let anchors = 41;
         let labels: Vec<i32> = (0..anchors * k)
             .map(|_| match rng.next_u64() % 5 {
@@ -483,25 +492,37 @@ fn rows_of_every_width_equal_materialised_targets() {
         let aw: Vec<f32> = (0..anchors)
             .map(|i| if i % 6 == 4 { 0.0 } else { 0.5 + rng.uniform() })
             .collect();
+        let aw = weighted.then_some(aw);
         let logits: Vec<f32> = (0..anchors * classes).map(|_| 4.0 * rng.normal()).collect();
         let hot = |i: usize| {
             let row = &labels[i / classes * k..i / classes * k + k];
             f32::from(u8::from(row.contains(&((i % classes) as i32))))
         };
         let targets: Vec<f32> = (0..logits.len()).map(hot).collect();
-        let ew: Vec<f32> = (0..logits.len()).map(|i| aw[i / classes]).collect();
-        let layout = ClassLayout::rows(anchors, classes).with_labels_per_anchor(k);
-        for &isa in &isas {
+        let ew: Option<Vec<f32>> = aw
+            .as_ref()
+            .map(|aw| (0..logits.len()).map(|i| aw[i / classes]).collect());
+        // one block of rows, and one block per anchor (rows right after each other)
+        let layouts = [
+            ClassLayout::rows(anchors, classes),
+            ClassLayout::rows(1, classes).batched(anchors, classes, 1, 0),
+        ];
+        for (layout, &isa) in layouts
+            .iter()
+            .flat_map(|l| isas.iter().map(move |i| (l.with_labels_per_anchor(k), i)))
+        {
             let (mut v, mut r) = (base.clone(), base.clone());
             v.set_isa(isa).unwrap();
             r.set_isa(isa).unwrap();
             let mut gv = vec![0.0; logits.len()];
-            let lv = v.loss_grad(&logits, &targets, Some(&ew), &mut gv).unwrap();
+            let lv = v
+                .loss_grad(&logits, &targets, ew.as_deref(), &mut gv)
+                .unwrap();
             let mut gr = vec![0.0; logits.len()];
             let lr = r
-                .loss_grad_labels(&logits, layout, &labels, Some(&aw), &mut gr)
+                .loss_grad_labels(&logits, layout, &labels, aw.as_deref(), &mut gr)
                 .unwrap();
-            let case = format!("{isa:?}, {classes} classes, {k} labels");
+            let case = format!("{isa:?}, {layout:?}, weights {weighted}");
             assert_eq!(lv.to_bits(), lr.to_bits(), "{case}");
             assert_eq!(gv, gr, "{case}");
             assert_eq!(v.state(), r.state(), "{case}");

@@ -168,17 +168,29 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                         Some(&mut sums),
                         stats,
                     );
-                    if f64_only || r != Err(Error::Overflow) {
-                        return r;
+                    match r {
+                        Tally::Done(r) => return r,
+                        // f64 sums of finite f32 values do not overflow
+                        Tally::SumsOverflowed if f64_only => return Err(Error::Internal),
+                        Tally::SumsOverflowed => (f64_only, counts) = (true, LaneTables::EMPTY),
                     }
-                    (f64_only, counts) = (true, LaneTables::EMPTY);
                 }
             } else {
                 // counting only: no sum tables to zero
-                accumulate::<V, M, false>(model, bins, x, &mut counts, None, stats)
+                match accumulate::<V, M, false>(model, bins, x, &mut counts, None, stats) {
+                    Tally::Done(r) => r,
+                    Tally::SumsOverflowed => Err(Error::Internal),
+                }
             }
         }
     }
+}
+
+/// How [`accumulate`] ended: with the pass's result, or with a region's f32 term sum not
+/// finite (nothing added to the stats).
+enum Tally {
+    Done(Result<f32, Error>),
+    SumsOverflowed,
 }
 
 #[inline(always)]
@@ -189,7 +201,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
     counts: &mut V::Tables<u64>,
     mut sums: Option<&mut RegionSums<V>>,
     stats: &mut Stats,
-) -> Result<f32, Error> {
+) -> Tally {
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
     // for the elements they describe (this function's contract).
     unsafe {
@@ -210,7 +222,9 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
             let mut j = 0;
             while j < run.len {
                 let (a, b, w) = run.load::<V>(x, j);
-                check(model, x, run, j, a, b, w)?;
+                if let Err(e) = check(model, x, run, j, a, b, w) {
+                    return Tally::Done(Err(e));
+                }
                 let valid = zero.lt(w);
                 let valid_bits = valid.bitmask();
                 weight.add(V::select(valid, w, zero));
@@ -266,7 +280,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
             Some(sums) => {
                 let totals = sums.totals(regions);
                 if !totals.iter().all(|t| t.is_finite()) {
-                    return Err(Error::Overflow);
+                    return Tally::SumsOverflowed;
                 }
                 Some(totals)
             }
@@ -298,7 +312,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         stats.positive_sum += positives.total();
         let mut lanes = [0f32; MAX_LANES];
         magnitude.store(lanes.as_mut_ptr());
-        Ok(lanes.iter().fold(0f32, |m, &l| m.max(l)))
+        Tally::Done(Ok(lanes.iter().fold(0f32, |m, &l| m.max(l))))
     }
 }
 
@@ -384,7 +398,7 @@ unsafe fn apply<V: Vector, M: Model>(
         let mut finite = zero.le(zero);
         let mut loss = BlockSum::<V>::new();
         let terms = plan.loss || plan.output.kind == OutputKind::ElementLoss;
-        // a run's last, partial vector of outputs (zeroed once, not per vector)
+        // a run's last, partial vector of outputs (zeroed when used, not per vector)
         let mut lanes = [0f32; MAX_LANES];
         let mut runs = Runs::new(x, V::LANES);
         while let Some(run) = runs.next() {
@@ -417,6 +431,7 @@ unsafe fn apply<V: Vector, M: Model>(
                     if full_vector {
                         V::load(dst.add(j)).add(v)
                     } else {
+                        lanes = [0f32; MAX_LANES];
                         for (l, o) in lanes.iter_mut().enumerate().take(run.len - j) {
                             *o = *dst.add(j + l);
                         }

@@ -272,9 +272,10 @@ impl Run {
     }
 }
 
-/// Rows shorter than this that follow each other make one run per block
-/// ([`RunTargets::Rows`]); longer ones make one run each ([`RunTargets::Hot`]), whose
-/// vectors are cheaper.
+/// Rows shorter than this, each right after the last (`anchor_stride == classes`, or one
+/// anchor), make one run per block ([`RunTargets::Rows`]) on the vector paths; longer rows,
+/// other strides and the one-lane path make one run per row ([`RunTargets::Hot`], whose
+/// vectors are cheaper and which has no padded tails with one lane).
 const SHORT_ROW: usize = 64;
 
 /// The runs of `x`, in element order.
@@ -355,8 +356,8 @@ impl<'x> Runs<'x> {
     /// The pointers of `x` are valid for reads of the lengths they describe.
     #[inline(always)]
     pub(super) unsafe fn next(&mut self) -> Option<Run> {
-        // SAFETY: the pointers of `x` are valid for the elements they describe and `V`'s target
-        // features are enabled (this function's contract).
+        // SAFETY: the pointers of `x` are valid for the elements they describe (this
+        // function's contract).
         unsafe {
             if self.r >= self.count {
                 return None;
