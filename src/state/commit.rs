@@ -32,28 +32,10 @@ impl State {
         let mut next = *self;
         // The count prior: `count_prior * N / M` more in every region (nothing for an
         // empty batch).
-        let mut counts = [0f64; MAX_BINS];
         let n_valid: f64 = stats.count[..m].iter().sum();
         let prior = f64::from(cfg.count_prior) * n_valid / m as f64;
-        for (c, &r) in counts.iter_mut().zip(&stats.count[..m]) {
-            *c = r + prior;
-        }
-        let counts = &counts[..m];
-        let mut density = [0f64; MAX_BINS];
-        let one_minus_alpha = 1.0 - as_written(alpha);
-        for (k, (d, &r)) in density.iter_mut().zip(counts).enumerate() {
-            if alpha > 0.0 && (r > 0.0 || decay_all) {
-                let rest = (one_minus_alpha * r) as f32;
-                next.ema[k] = alpha * self.ema[k] + rest;
-                next.ema_norm[k] = alpha * self.ema_norm[k] + (1.0 - alpha);
-            }
-            *d = match (alpha > 0.0, cfg.options & OPT_EMA_BIAS_CORRECTION != 0) {
-                (false, _) => r,
-                (true, false) => f64::from(next.ema[k]),
-                (true, true) => f64::from(next.ema[k]) / f64::from(next.ema_norm[k]),
-            };
-        }
-        let nonempty = counts.iter().filter(|&&r| r > 0.0).count();
+        let counts = stats.count.iter().take(m).map(|&c| c + prior);
+        let nonempty = counts.filter(|&r| r > 0.0).count();
         let norm = if cfg.options & OPT_NORM_BY_BINS != 0 {
             m
         } else {
@@ -71,14 +53,27 @@ impl State {
             f64::INFINITY
         };
         let lambda = f64::from(cfg.loss_weight);
+        let one_minus_alpha = 1.0 - as_written(alpha);
+        // One loop over the regions, no per-region arrays (the Cortex-M stack figures): the
+        // EMA step, the density it gives and the region's coefficient.
         let mut coef = [0f32; MAX_BINS];
         let mut loss = 0.0f64;
-        let regions = counts
-            .iter()
-            .zip(&density)
-            .zip(&stats.loss_sum)
-            .zip(coef.iter_mut());
-        for (((&r, &d), &sum), c_out) in regions {
+        let ema = next.ema.iter_mut().zip(next.ema_norm.iter_mut());
+        let before = self.ema.iter().zip(&self.ema_norm);
+        let tally = stats.loss_sum.iter().zip(&stats.count);
+        let regions = coef.iter_mut().zip(ema).zip(before).zip(tally);
+        for (((c_out, (ema, ema_norm)), (&prev, &prev_norm)), (&sum, &c)) in regions.take(m) {
+            let r = c + prior;
+            if alpha > 0.0 && (r > 0.0 || decay_all) {
+                let rest = (one_minus_alpha * r) as f32;
+                *ema = alpha * prev + rest;
+                *ema_norm = alpha * prev_norm + (1.0 - alpha);
+            }
+            let d = match (alpha > 0.0, cfg.options & OPT_EMA_BIAS_CORRECTION != 0) {
+                (false, _) => r,
+                (true, false) => f64::from(*ema),
+                (true, true) => f64::from(*ema) / f64::from(*ema_norm),
+            };
             if r > 0.0 {
                 let beta = (tot / (d * norm)).min(cap);
                 // the loss with the f32 coefficient that apply multiplies by, so that the
