@@ -26,8 +26,8 @@ fail=0
 # for GHM-R. Class-index rows at opt-level "s" cost 623 instructions per element since short
 # rows stopped being copied into a stage buffer (the scalar path walks them row by row; the
 # vector paths, for which the stage was made, walk a block of rows as one run): 569 before.
-declare -A LIMIT_STACK=([ghm_c_loss_grad]=6250 [ghm_c_loss]=6250 [ghm_c_loss_grad_labels]=6430
-  [ghm_c_loss_capi]=7550 [ghm_r_loss_grad]=6250 [ghm_r_loss]=6250)
+declare -A LIMIT_STACK=([ghm_c_loss_grad]=4050 [ghm_c_loss]=4050 [ghm_c_loss_grad_labels]=4230
+  [ghm_c_loss_capi]=5350 [ghm_r_loss_grad]=4000 [ghm_r_loss]=4000)
 declare -A LIMIT_INSN=([ghm_c_loss_grad]=580 [ghm_c_loss]=585 [ghm_c_loss_grad_labels]=640
   [ghm_c_loss_capi]=580 [ghm_r_loss_grad]=300 [ghm_r_loss]=304)
 declare -A LIMIT_FLASH=([c]=23350 [r]=19200 [both]=32700)

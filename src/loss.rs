@@ -298,7 +298,8 @@ impl<L: Loss> Ghm<L> {
         let mut stats = self.stats();
         // SAFETY: the caller's contract.
         let magnitude = unsafe { self.accumulate_pass::<false>(&mut stats, x)? };
-        let (mut next, mut weights) = self.state.commit_tally(&stats)?;
+        let mut next = self.state;
+        let mut weights = self.state.commit_tally(&stats, &mut next)?;
         let bound = with_model!(L::KIND, self.config(), |model| {
             let term = model.term_bound(magnitude);
             let regions = weights.coef_table().iter().zip(&stats.count);
@@ -315,7 +316,7 @@ impl<L: Loss> Ghm<L> {
         stats = self.stats();
         // SAFETY: the caller's contract.
         unsafe { self.accumulate_pass::<true>(&mut stats, x)? };
-        (next, weights) = self.state.commit_tally(&stats)?;
+        weights = self.state.commit_tally(&stats, &mut next)?;
         if grad.is_some() {
             // SAFETY: the caller's contract; the inputs passed accumulate.
             unsafe { second_pass::<L>(self.isa, &weights, x, grad, false)? };

@@ -16,12 +16,20 @@ impl State {
     pub(crate) fn commit(&self, stats: &Stats) -> Result<(State, RegionWeights), Error> {
         let kind = Kind::from_tag(self.kind).ok_or(Error::State)?;
         stats.check(kind, self.config.bins)?;
-        self.commit_tally(stats)
+        let mut next = *self;
+        let weights = self.commit_tally(stats, &mut next)?;
+        Ok((next, weights))
     }
 
     /// [`commit`](Self::commit) of a tally known to pass [`Stats::check`]: one this library's
-    /// accumulate pass just made from fresh stats (a one-shot call).
-    pub(crate) fn commit_tally(&self, stats: &Stats) -> Result<(State, RegionWeights), Error> {
+    /// accumulate pass just made from fresh stats (a one-shot call). The next state is
+    /// written to `next` (the caller's, so that no state is returned by value through the
+    /// frames: the Cortex-M stack figures); it is the next state only on success.
+    pub(crate) fn commit_tally(
+        &self,
+        stats: &Stats,
+        next: &mut State,
+    ) -> Result<RegionWeights, Error> {
         let cfg = &self.config;
         let kind = Kind::from_tag(self.kind).ok_or(Error::State)?;
         let m = (cfg.bins as usize).min(MAX_BINS);
@@ -29,7 +37,7 @@ impl State {
         // An empty batch is no step: even the decay of empty regions waits for data.
         let any = stats.count.iter().any(|&r| r > 0.0);
         let decay_all = cfg.options & OPT_DECAY_EMPTY_BINS != 0 && any;
-        let mut next = *self;
+        *next = *self;
         // The count prior: `count_prior * N / M` more in every region (nothing for an
         // empty batch).
         let n_valid: f64 = stats.count[..m].iter().sum();
@@ -101,7 +109,7 @@ impl State {
         }
         w.checksum = w.digest();
         next.seal();
-        Ok((next, w))
+        Ok(w)
     }
 }
 
