@@ -252,9 +252,9 @@ impl Run {
             let mut lane0 = (row * c) as isize - j as isize;
             while lane0 < lanes {
                 for s in 0..k {
-                    let label = i64::from(*labels.add(row * k + s));
-                    if (0..c as i64).contains(&label) {
-                        let lane = lane0 + label as isize;
+                    let col = hot_column(*labels.add(row * k + s), c);
+                    if col >= 0.0 {
+                        let lane = lane0 + col as isize;
                         if (0..lanes).contains(&lane) {
                             hot = hot.or(iota.eq(V::splat(lane as f32)));
                         }

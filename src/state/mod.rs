@@ -199,44 +199,6 @@ impl State {
 mod tests {
     use super::*;
 
-    /// The checksum follows its definition, which saved states depend on: word `i` of the
-    /// sequence, across calls of any lengths, xored into chain `i % 4` and multiplied by the
-    /// prime, the chains folded in order.
-    #[test]
-    fn checksum_equals_the_word_by_word_definition() {
-        let mut x = 0x9e37_79b9u32;
-        let mut words = [0u32; 300];
-        for w in words.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *w = x;
-        }
-        let floats = words.map(f32::from_bits);
-        let splits: [&[usize]; 4] = [&[0], &[1, 2, 3], &[7, 0, 5, 64, 1], &[4, 4, 9, 130]];
-        for pieces in splits {
-            let mut want = [0x811c_9dc5u32, 0x2d35_8dcc, 0x6d4f_10b7, 0x1b87_3593];
-            let mut got = Checksum::new();
-            let mut at = 0;
-            for (j, &n) in pieces.iter().enumerate() {
-                for (i, &w) in words[at..at + n].iter().enumerate() {
-                    let lane = (at + i) % 4;
-                    want[lane] = (want[lane] ^ w).wrapping_mul(Checksum::PRIME);
-                }
-                got = if j % 2 == 0 {
-                    got.words(&words[at..at + n])
-                } else {
-                    got.floats(&floats[at..at + n])
-                };
-                at += n;
-            }
-            let want = want[1..]
-                .iter()
-                .fold(want[0], |acc, &h| (acc ^ h).wrapping_mul(Checksum::PRIME));
-            assert_eq!(got.finish(), want, "pieces {pieces:?}");
-        }
-    }
-
     #[test]
     fn corrupted_or_foreign_states_are_refused() {
         let s = State::new(Kind::Classification, &Config::ghm_c()).unwrap();
