@@ -53,6 +53,15 @@ impl Bins {
         (self.edges[1], self.edges[(self.m - 1) & (MAX_BINS - 1)])
     }
 
+    /// The edges of the second region, `[e_1, e_2)`, for three regions or more; both
+    /// infinite (an empty band) otherwise, where the second region is the last or absent.
+    pub(crate) fn second_region(&self) -> (f32, f32) {
+        if self.m < 3 {
+            return (f32::INFINITY, f32::INFINITY);
+        }
+        (self.edges[1], self.edges[2])
+    }
+
     /// The region of `g` by the reference's definition: the largest `k < M` with
     /// `e_k <= g` (0 for NaN, which validation rejects before it matters).
     pub(crate) fn index_exact(&self, g: f32) -> usize {

@@ -128,10 +128,10 @@ pub(crate) trait Model: Copy {
 
     /// The thresholds [`ends`](Model::ends) compares with, for these regions.
     fn ends_for(&self, bins: &Bins) -> Ends;
-    /// For valid inputs: the lanes certainly in the first region and the lanes certainly in
-    /// the last, by a test cheaper than binning the gradient norm. Conservative: a lane in
-    /// a mask is in that region, a lane in neither may still be in either.
-    unsafe fn ends<V: Vector>(&self, a: V, b: V, e: &Ends) -> (V, V);
+    /// For valid inputs: the lanes certainly in the first region, in the second and in the
+    /// last, by a test cheaper than binning the gradient norm. Conservative: a lane in a
+    /// mask is in that region, a lane in none may still be in any.
+    unsafe fn ends<V: Vector>(&self, a: V, b: V, e: &Ends) -> EndMasks<V>;
     /// A per-element magnitude whose maximum `m` over the valid elements bounds every term:
     /// `term <= term_bound(m)`.
     unsafe fn magnitude<V: Vector>(&self, a: V, b: V) -> V;
@@ -143,45 +143,82 @@ pub(crate) trait Model: Copy {
 }
 
 /// The thresholds of [`Model::ends`] on the model's own statistic `s` of an element: the
-/// first region where `s < lo`, the last where `hi <= s`.
+/// first region where `s < lo`, the second where `second.0 <= s < second.1`, the last
+/// where `hi <= s`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ends {
     lo: f32,
     hi: f32,
+    second: (f32, f32),
+}
+
+/// The masks of [`Model::ends`]: lanes certainly in the first, the second and the last
+/// region (disjoint; the second is empty with fewer than three regions).
+pub(crate) struct EndMasks<V> {
+    pub first: V,
+    pub second: V,
+    pub last: V,
 }
 
 impl Ends {
     /// The masks for statistic `s`, restricted to the lanes of `eligible`.
     #[inline(always)]
-    unsafe fn masks<V: Vector>(&self, s: V, eligible: V) -> (V, V) {
+    unsafe fn masks<V: Vector>(&self, s: V, eligible: V) -> EndMasks<V> {
         // SAFETY: `V`'s target features are enabled (this function's contract).
         unsafe {
-            (
-                s.lt(V::splat(self.lo)).and(eligible),
-                V::splat(self.hi).le(s).and(eligible),
-            )
+            let (a, b) = self.second;
+            EndMasks {
+                first: s.lt(V::splat(self.lo)).and(eligible),
+                second: V::splat(a).le(s).and(s.lt(V::splat(b))).and(eligible),
+                last: V::splat(self.hi).le(s).and(eligible),
+            }
         }
     }
 
     /// Exact thresholds for a statistic that is the gradient norm itself.
     fn exact(bins: &Bins) -> Ends {
         let (lo, hi) = bins.inner_edges();
-        Ends { lo, hi }
+        let (a, b) = bins.second_region();
+        Ends {
+            lo,
+            hi,
+            second: (a, b),
+        }
     }
 
-    /// Thresholds `map(edge)` moved inwards by `margin` (`lo` down, `hi` up) for a
-    /// statistic that determines the gradient norm through `map`, increasing, which the
-    /// computed norm follows to within far less than the margin. Infinite edges (one region:
-    /// everything is in the first, nothing counts as the last) stay infinite.
+    /// Thresholds `map(edge)` moved inwards by `margin` (`lo` down, `hi` up, the second
+    /// region's band inwards at both ends) for a statistic that determines the gradient
+    /// norm through `map`, increasing, which the computed norm follows to within far less
+    /// than the margin. Infinite edges (one region: everything is in the first, nothing
+    /// counts as the last) stay infinite, and so does an empty second band.
     fn mapped(bins: &Bins, map: impl Fn(f32) -> f32, margin: impl Fn(f32) -> f32) -> Ends {
         let (e1, e_last) = bins.inner_edges();
         if e1.is_infinite() {
-            return Ends { lo: e1, hi: e_last };
+            return Ends {
+                lo: e1,
+                hi: e_last,
+                second: (f32::INFINITY, f32::INFINITY),
+            };
         }
-        let (lo, hi) = (map(e1), map(e_last));
+        let (a, b) = bins.second_region();
+        // the edges mapped in one loop (one inlined copy of `map`), each moved inwards:
+        // down where it ends a region (`e_1` for the first, `e_2` for the second), up where
+        // it starts one (`e_{M-1}` the last, `e_1` the second)
+        let mut t = [e1, e_last, a, b];
+        for (k, v) in t.iter_mut().enumerate() {
+            if v.is_finite() {
+                let m = map(*v);
+                *v = if k % 3 == 0 {
+                    m - margin(m)
+                } else {
+                    m + margin(m)
+                };
+            }
+        }
         Ends {
-            lo: lo - margin(lo),
-            hi: hi + margin(hi),
+            lo: t[0],
+            hi: t[1],
+            second: (t[2], t[3]),
         }
     }
 }
@@ -326,7 +363,7 @@ impl Model for Bce {
     }
 
     #[inline(always)]
-    unsafe fn ends<V: Vector>(&self, x: V, t: V, e: &Ends) -> (V, V) {
+    unsafe fn ends<V: Vector>(&self, x: V, t: V, e: &Ends) -> EndMasks<V> {
         // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
         // methods need.
         unsafe {
@@ -486,7 +523,7 @@ impl Model for Asl1 {
     }
 
     #[inline(always)]
-    unsafe fn ends<V: Vector>(&self, a: V, b: V, e: &Ends) -> (V, V) {
+    unsafe fn ends<V: Vector>(&self, a: V, b: V, e: &Ends) -> EndMasks<V> {
         // SAFETY: `V`'s target features are enabled (this function's contract).
         unsafe {
             let all = V::splat(0.0).le(V::splat(0.0));
@@ -613,10 +650,11 @@ mod tests {
         }
     }
 
-    /// `Model::ends` never misplaces an element: a lane it puts in the first (last) region
-    /// bins there, for M of every kind, every model and inputs swept across both thresholds
-    /// and the region edges themselves (every ulp within 64 of them, every 5th out to 3000);
-    /// and it does place the elements far from the edges (the shortcut is taken).
+    /// `Model::ends` never misplaces an element: a lane it puts in the first (second, last)
+    /// region bins there, for M of every kind, every model and inputs swept across the
+    /// thresholds and the region edges themselves (every ulp within 64 of them, every 5th
+    /// out to 3000) and around the middle of the second region; and it does place the
+    /// elements far from the edges (the shortcut is taken).
     #[test]
     fn ends_place_only_elements_that_bin_there() {
         let bce = |probabilities, gradient| Bce {
@@ -624,7 +662,7 @@ mod tests {
             gradient,
             positives: false,
         };
-        type Check<'a> = &'a dyn Fn(&Bins, f32, f32) -> (bool, bool, usize);
+        type Check<'a> = &'a dyn Fn(&Bins, f32, f32) -> ([bool; 3], usize);
         let models: [(&str, Check); 7] = [
             ("bce", &|b, x, t| check_ends(&bce(false, false), b, x, t)),
             ("bce probabilities", &|b, x, t| {
@@ -651,12 +689,14 @@ mod tests {
             for (name, check) in models.iter() {
                 let (e1, e_last) = bins.inner_edges();
                 let model_is_bce = name.starts_with("bce");
-                let mut centres = [0.0f32; 19];
+                let mut centres = [0.0f32; 33];
                 centres[..5].copy_from_slice(&[0.0, 1.0, -1.0, 20.0, -20.0]);
                 let mut n = 5;
                 if e1.is_finite() {
                     let mu = name.split(' ').nth(1).and_then(|v| v.parse::<f32>().ok());
-                    for e in [e1, e_last] {
+                    let (_, e2) = bins.second_region();
+                    let mid = if e2.is_finite() { (e1 + e2) / 2.0 } else { e1 };
+                    for e in [e1, e_last, e2.min(e_last), mid] {
                         let logit = libm::logf(e / (1.0 - e));
                         let d = mu.map_or(0.0, |mu| mu * e / libm::sqrtf(1.0 - e * e));
                         for v in [e, logit, -logit, d, -d, 2.0 * d, -2.0 * d] {
@@ -665,7 +705,7 @@ mod tests {
                         }
                     }
                 }
-                let (mut first, mut last) = (0, 0);
+                let (mut first, mut second, mut last) = (0, 0, 0);
                 for &c in &centres[..n] {
                     // every ulp near the centre, every 5th out to 3000 ulps
                     let near = -64i32..=64;
@@ -681,11 +721,17 @@ mod tests {
                             &[0.0]
                         };
                         for &t in targets {
-                            let (f, l, k) = check(&bins, x, t);
+                            let ([f, s, l], k) = check(&bins, x, t);
                             assert!(!f || k == 0, "{name} m={m} x={x:e} t={t}: first, bins {k}");
+                            assert!(!s || k == 1, "{name} m={m} x={x:e} t={t}: second, bins {k}");
                             let end = bins.len() - 1;
                             assert!(!l || k == end, "{name} m={m} x={x:e} t={t}: last, bins {k}");
+                            assert!(
+                                u8::from(f) + u8::from(s) + u8::from(l) <= 1,
+                                "{name} m={m} x={x:e}"
+                            );
                             first += usize::from(f);
+                            second += usize::from(s);
                             last += usize::from(l);
                         }
                     }
@@ -695,20 +741,25 @@ mod tests {
                     last > 0 || m == 1,
                     "{name} m={m}: never placed in the last region"
                 );
+                assert!(
+                    second > 0 || m < 3,
+                    "{name} m={m}: never placed in the second region"
+                );
             }
         }
     }
 
-    /// `(in first, in last, bin)` of one element whose inputs the model accepts (else both
-    /// false).
-    fn check_ends<M: Model>(model: &M, bins: &Bins, a: f32, b: f32) -> (bool, bool, usize) {
+    /// `([in first, in second, in last], bin)` of one element whose inputs the model
+    /// accepts (else all false).
+    fn check_ends<M: Model>(model: &M, bins: &Bins, a: f32, b: f32) -> ([bool; 3], usize) {
         unsafe {
             if model.valid::<f32>(a, b).to_bits() == 0 {
-                return (false, false, 0);
+                return ([false; 3], 0);
             }
-            let (f, l) = model.ends::<f32>(a, b, &model.ends_for(bins));
+            let e = model.ends::<f32>(a, b, &model.ends_for(bins));
             let k = bins.index_exact(model.direction::<f32>(a, b).abs());
-            (f.to_bits() != 0, l.to_bits() != 0, k)
+            let set = |m: f32| m.to_bits() != 0;
+            ([set(e.first), set(e.second), set(e.last)], k)
         }
     }
 

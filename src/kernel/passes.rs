@@ -40,7 +40,10 @@ unsafe fn weight_ok<V: Vector>(w: V) -> V {
     unsafe { V::splat(0.0).le(w).and(w.lt(V::splat(f32::INFINITY))) }
 }
 
-/// Checks `V::LANES` elements of a run from `j`; the first one's specific error otherwise.
+/// Checks `V::LANES` elements of a run from `j` (their label weights too unless
+/// `weights_ok`: a run whose one weight was checked); the first one's specific error
+/// otherwise.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn check<V: Vector, M: Model>(
     model: &M,
@@ -50,11 +53,13 @@ unsafe fn check<V: Vector, M: Model>(
     a: V,
     b: V,
     w: V,
+    weights_ok: bool,
 ) -> Result<(), Error> {
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
     // for the elements they describe (this function's contract).
     unsafe {
-        let ok = model.valid(a, b).and(weight_ok(w));
+        let ok = model.valid(a, b);
+        let ok = if weights_ok { ok } else { ok.and(weight_ok(w)) };
         if ok.bitmask() == full::<V>() {
             return Ok(());
         }
@@ -105,10 +110,11 @@ unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<(), Err
         let mut runs = Runs::new(x, V::LANES);
         while let Some(run) = runs.next() {
             let run = &run;
+            let weights_ok = uniform_ok(run).is_some();
             let mut j = 0;
             while j < run.len {
                 let (a, b, w) = run.load::<V>(x, j);
-                check(model, x, run, j, a, b, w)?;
+                check(model, x, run, j, a, b, w, weights_ok)?;
                 j += V::LANES;
             }
         }
@@ -206,28 +212,45 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
     // for the elements they describe (this function's contract).
     unsafe {
         // Each lane's element goes to that lane's table. Without terms, a vector whose
-        // valid lanes `Model::ends` places in the end regions (GHM-C's easy negatives near
-        // g = 0, GHM-R's large residuals near g = 1) is counted without binning.
+        // valid lanes `Model::ends` places in the first two regions or the last (GHM-C's
+        // easy negatives near g = 0, GHM-R's large residuals near g = 1) is counted without
+        // binning.
+        // (The model by value: its options are then loop invariants in registers, not
+        // loads after every store to the tables.)
+        let model = *model;
+        let model = &model;
         let zero = V::splat(0.0);
         let last = (bins.len() - 1) & (MAX_BINS - 1);
         let ends = model.ends_for(bins);
-        let (mut n_first, mut n_last) = (0u64, 0u64);
+        let (mut n_first, mut n_second, mut n_last) = (0u64, 0u64, 0u64);
         let regions = bins.len();
         let (mut weight, mut positives) = (BlockSum::<V>::new(), BlockSum::<V>::new());
+        // the label weights of runs with one weight, as weight times count (exact for runs
+        // of fewer than 2^29 elements, else rounded once)
+        let mut uniform_sum = 0f64;
         let count_positives = model.counts_positives();
         let mut magnitude = zero;
         let mut runs = Runs::new(x, V::LANES);
         while let Some(run) = runs.next() {
             let run = &run;
+            // one label weight for the run: checked and summed once
+            let uniform = uniform_ok(run);
+            if let Some(w) = uniform {
+                if w > 0.0 {
+                    uniform_sum += f64::from(w) * run.len as f64;
+                }
+            }
             let mut j = 0;
             while j < run.len {
                 let (a, b, w) = run.load::<V>(x, j);
-                if let Err(e) = check(model, x, run, j, a, b, w) {
+                if let Err(e) = check(model, x, run, j, a, b, w, uniform.is_some()) {
                     return Tally::Done(Err(e));
                 }
                 let valid = zero.lt(w);
                 let valid_bits = valid.bitmask();
-                weight.add(V::select(valid, w, zero));
+                if uniform.is_none() {
+                    weight.add(V::select(valid, w, zero));
+                }
                 if count_positives {
                     positives.add(V::select(valid, model.positive(a, b), zero));
                 }
@@ -235,10 +258,13 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 if !TERMS {
                     let m = V::select(valid, model.magnitude(a, b), zero);
                     magnitude = magnitude.max(m);
-                    let (f, l) = model.ends(a, b, &ends);
-                    let (f, l) = (f.bitmask() & valid_bits, l.bitmask() & valid_bits);
-                    if f | l == valid_bits {
+                    let e = model.ends(a, b, &ends);
+                    let f = e.first.bitmask() & valid_bits;
+                    let s = e.second.bitmask() & valid_bits;
+                    let l = e.last.bitmask() & valid_bits;
+                    if f | s | l == valid_bits {
                         n_first += u64::from(f.count_ones());
+                        n_second += u64::from(s.count_ones());
                         n_last += u64::from(l.count_ones());
                         continue;
                     }
@@ -256,10 +282,15 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 if TERMS {
                     V::select(valid, term, zero).store(terms.as_mut_ptr());
                 }
-                for (l, t) in counts.as_mut().iter_mut().enumerate() {
+                // the tables as one array: lane l's region k at `l * MAX_BINS + k` (per-lane
+                // table pointers would be kept live across the loop, and spilled)
+                let flat = counts.as_mut().as_flattened_mut();
+                for l in 0..V::LANES {
                     // `l < LANES <= MAX_LANES` (asserted at compile time in `run`)
                     let k = usize::from(idx[l % MAX_LANES]) & (MAX_BINS - 1);
-                    t[k] += u64::from(valid_bits >> l & 1);
+                    if let Some(t) = flat.get_mut(l * MAX_BINS + k) {
+                        *t += u64::from(valid_bits >> l & 1);
+                    }
                     if TERMS {
                         if let Some(sums) = sums.as_deref_mut() {
                             sums.add(l, k, terms[l % MAX_LANES]);
@@ -302,9 +333,13 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
             }
         }
         stats.count[0] += n_first as f64;
+        // (none with fewer than three regions: the band is empty)
+        stats.count[1] += n_second as f64;
         stats.count[last] += n_last as f64;
         let mut weight = weight.total();
-        if !weight.is_finite() {
+        if weight.is_finite() {
+            weight += uniform_sum;
+        } else {
             // an f32 partial sum overflowed (label weights near f32::MAX): sum in f64
             weight = weight_sum_f64(x);
         }
@@ -314,6 +349,15 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         magnitude.store(lanes.as_mut_ptr());
         Tally::Done(Ok(lanes.iter().fold(0f32, |m, &l| m.max(l))))
     }
+}
+
+/// The run's one label weight if it has one and it is acceptable (else its elements'
+/// weights are checked with them, and the first error found in element order).
+#[inline(always)]
+fn uniform_ok(run: &Run) -> Option<f32> {
+    // SAFETY: the portable instantiation needs no target feature.
+    run.uniform_weight()
+        .filter(|&w| unsafe { weight_ok::<f32>(w) }.to_bits() != 0)
 }
 
 /// The sum of the valid label weights in f64, element by element: for the label weights
@@ -393,12 +437,18 @@ unsafe fn apply<V: Vector, M: Model>(
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
     // for the elements they describe (this function's contract).
     unsafe {
+        // The model and the plan's options by value: loop invariants in registers, not
+        // loads after every store to the output.
+        let model = *model;
+        let model = &model;
+        let (kind, add, write, sum_loss) =
+            (plan.output.kind, plan.output.add, plan.write, plan.loss);
         let zero = V::splat(0.0);
         let scale = V::splat(plan.output.scale);
         let mut finite = zero.le(zero);
         let mut loss = BlockSum::<V>::new();
-        let terms = plan.loss || plan.output.kind == OutputKind::ElementLoss;
-        // a run's last, partial vector of outputs (zeroed when used, not per vector)
+        let terms = sum_loss || kind == OutputKind::ElementLoss;
+        // a run's last, partial vector of outputs
         let mut lanes = [0f32; MAX_LANES];
         let mut runs = Runs::new(x, V::LANES);
         while let Some(run) = runs.next() {
@@ -417,37 +467,33 @@ unsafe fn apply<V: Vector, M: Model>(
                 // always the lookup: a branch on whether a vector is all in one region
                 // mispredicts wherever the regions are mixed
                 let c = bins.index(dir.abs()).lookup(plan.coef);
-                if plan.loss {
+                if sum_loss {
                     loss.add(V::select(valid, c.mul(term), zero));
                 }
-                let v = match plan.output.kind {
+                let v = match kind {
                     OutputKind::Gradient => c.mul(dir),
                     OutputKind::ElementWeight => c,
                     OutputKind::ElementLoss => c.mul(V::splat(plan.tot)).mul(term),
                 };
                 let v = V::select(valid, v.mul(scale), zero);
+                // a full vector's outputs in place; a run's last, partial one through `lanes`
                 let full_vector = j + V::LANES <= run.len;
-                let v = if plan.output.add {
-                    if full_vector {
-                        V::load(dst.add(j)).add(v)
-                    } else {
-                        lanes = [0f32; MAX_LANES];
-                        for (l, o) in lanes.iter_mut().enumerate().take(run.len - j) {
-                            *o = *dst.add(j + l);
-                        }
-                        V::load(lanes.as_ptr()).add(v)
+                let d = if full_vector {
+                    dst.wrapping_add(j)
+                } else {
+                    let part = run.len - j;
+                    if add {
+                        tail_in(&mut lanes, dst.add(j), part);
                     }
-                } else {
-                    v
+                    lanes.as_mut_ptr()
                 };
-                if !plan.write {
+                let v = if add { V::load(d).add(v) } else { v };
+                if !write {
                     finite = finite.and(v.abs().lt(V::splat(f32::INFINITY)));
-                } else if full_vector {
-                    v.store(dst.add(j));
                 } else {
-                    v.store(lanes.as_mut_ptr());
-                    for (l, o) in lanes.iter().enumerate().take(run.len - j) {
-                        *dst.add(j + l) = *o;
+                    v.store(d);
+                    if !full_vector {
+                        tail_out(&lanes, dst.add(j), run.len - j);
                     }
                 }
                 j += V::LANES;
@@ -457,6 +503,33 @@ unsafe fn apply<V: Vector, M: Model>(
             finite: finite.bitmask() == full::<V>(),
             loss: loss.total(),
         }
+    }
+}
+
+/// Copies the `part` outputs of a run's last, partial vector from `src` into `lanes`, and
+/// zeroes the rest. Out of line: the loop's set-up for it would otherwise run per vector.
+///
+/// # Safety
+/// `src` is valid for reads of `part` f32, `part < MAX_LANES`.
+#[inline(never)]
+unsafe fn tail_in(lanes: &mut [f32; MAX_LANES], src: *const f32, part: usize) {
+    *lanes = [0f32; MAX_LANES];
+    for (l, o) in lanes.iter_mut().enumerate().take(part) {
+        // SAFETY: `l < part` (this function's contract)
+        *o = unsafe { *src.add(l) };
+    }
+}
+
+/// Copies the first `part` values of `lanes` to `dst`, the outputs of a run's last,
+/// partial vector.
+///
+/// # Safety
+/// `dst` is valid for writes of `part` f32, `part < MAX_LANES`.
+#[inline(never)]
+unsafe fn tail_out(lanes: &[f32; MAX_LANES], dst: *mut f32, part: usize) {
+    for (l, o) in lanes.iter().enumerate().take(part) {
+        // SAFETY: `l < part` (this function's contract)
+        unsafe { *dst.add(l) = *o };
     }
 }
 

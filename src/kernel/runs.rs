@@ -159,6 +159,15 @@ impl Run {
         }
     }
 
+    /// The label weight of every element of the run, if they all have the same.
+    pub(super) fn uniform_weight(&self) -> Option<f32> {
+        match (self.b, self.w) {
+            (RunTargets::Rows { weights, .. }, _) if !weights.is_null() => None,
+            (_, RunWeights::All(w)) => Some(w),
+            (_, RunWeights::Each(_)) => None,
+        }
+    }
+
     /// `V::LANES` elements from `j`, padded past the run's end with a valid element of weight 0.
     #[inline(always)]
     pub(super) unsafe fn load<V: Vector>(&self, x: &Inputs, j: usize) -> (V, V, V) {
@@ -166,12 +175,9 @@ impl Run {
         // features are enabled (this function's contract).
         unsafe {
             if j + V::LANES > self.len {
-                let (mut a, mut b, mut w) =
-                    ([0f32; MAX_LANES], [0f32; MAX_LANES], [0f32; MAX_LANES]);
-                let lanes = a.iter_mut().zip(b.iter_mut()).zip(w.iter_mut());
-                for (l, ((a, b), w)) in lanes.take(self.len - j).enumerate() {
-                    (*a, *b, *w) = self.element(x, j + l);
-                }
+                let mut p = [[0f32; MAX_LANES]; 3];
+                self.padded(x, j, &mut p);
+                let [a, b, w] = &p;
                 return (
                     V::load(a.as_ptr()),
                     V::load(b.as_ptr()),
@@ -198,12 +204,10 @@ impl Run {
                     let is = V::load_i32(labels.add(j)).eq(V::splat(class));
                     V::select(is, V::splat(1.0), V::splat(0.0))
                 }
-                RunTargets::LabelIs { .. } => {
-                    // several labels per anchor: each lane's targets gathered one by one
+                RunTargets::LabelIs { labels, k, class } => {
+                    // several labels per anchor: each lane's target found one by one
                     let mut b = [0f32; MAX_LANES];
-                    for (l, b) in b.iter_mut().enumerate().take(V::LANES) {
-                        *b = self.element(x, j + l).1;
-                    }
+                    plane_targets(labels.add(j * k), k, class, &mut b[..V::LANES]);
                     V::load(b.as_ptr())
                 }
                 RunTargets::Rows { labels, k, weights } => {
@@ -217,6 +221,22 @@ impl Run {
                 RunWeights::All(w) => V::splat(w),
             };
             (a, b, w)
+        }
+    }
+
+    /// The run's elements from `j` to its end as `[a, b, w]` lanes, the rest left as they
+    /// are (zero: a valid element of weight 0). Out of line: the set-up of its loop would
+    /// otherwise run for every vector.
+    ///
+    /// # Safety
+    /// As for [`element`](Self::element), `j < self.len` and `self.len - j < MAX_LANES`.
+    #[inline(never)]
+    unsafe fn padded(&self, x: &Inputs, j: usize, p: &mut [[f32; MAX_LANES]; 3]) {
+        let [a, b, w] = p;
+        let lanes = a.iter_mut().zip(b.iter_mut()).zip(w.iter_mut());
+        for (l, ((a, b), w)) in lanes.take(self.len - j).enumerate() {
+            // SAFETY: element `j + l` is one of the run's (this function's contract)
+            (*a, *b, *w) = unsafe { self.element(x, j + l) };
         }
     }
 
@@ -269,6 +289,21 @@ impl Run {
             }
             (V::select(hot, V::splat(1.0), V::splat(0.0)), w)
         }
+    }
+}
+
+/// The targets of consecutive anchors of a plane of class `class`, `k` labels each from
+/// `labels`: one per element of `out`. Out of line: inlined, its per-lane label pointers
+/// were computed for every vector of every run, whatever the run's kind.
+///
+/// # Safety
+/// `labels` is valid for reads of `out.len() * k` labels.
+#[inline(never)]
+unsafe fn plane_targets(labels: *const i32, k: usize, class: f32, out: &mut [f32]) {
+    for (l, o) in out.iter_mut().enumerate() {
+        // SAFETY: within the `out.len() * k` labels (this function's contract)
+        let hit = (0..k).any(|s| unsafe { *labels.add(l * k + s) } as f32 == class);
+        *o = f32::from(u8::from(hit));
     }
 }
 
