@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Arguments: the number of anchors; `labels` (class-index targets,
-//! `loss_grad_labels`), `values` (the same targets materialised, `loss_grad`) or `plain` (the
-//! crate's plain BCE-with-logits pass on them, the baseline); the logits,
+//! `loss_grad_labels`), `values` (the same targets materialised, `loss_grad`), `plain` (the
+//! crate's plain BCE-with-logits pass on them, the baseline) or `phases` (phase 1 of the
+//! three-phase API with class-index targets, `accumulate_labels`, and the commit); the logits,
 //! `uniform` in [-6, 2] (the default: most elements away from the first region) or `bench`
 //! (the benchmarks' batch: negatives in [-6, -3], most in the first region, as a
 //! detector's easy negatives are); the number of calls (default 1; the extra calls are
@@ -83,7 +84,15 @@ fn main() {
             let targets: Vec<f32> = (0..n).map(|i| f32::from(u8::from(hot(i)))).collect();
             ghm::__test::plain_bce(ghm::Isa::Auto, &logits, &targets, &mut grad)
         }
-        other => panic!("mode {other}: labels, values or plain"),
+        "phases" => {
+            // phase 1 of the three-phase API (its terms summed per region), then the commit
+            let layout = ClassLayout::rows(anchors, classes);
+            let mut stats = ghm.stats();
+            ghm.accumulate_labels(&mut stats, &logits, layout, &labels, None)
+                .and_then(|()| ghm.commit(&stats))
+                .map(|w| w.loss())
+        }
+        other => panic!("mode {other}: labels, values, plain or phases"),
     };
     println!("loss {}", loss.expect("loss"));
 }

@@ -211,10 +211,10 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
     // for the elements they describe (this function's contract).
     unsafe {
-        // Each lane's element goes to that lane's table. Without terms, a vector whose
-        // valid lanes `Model::ends` places in the first two regions or the last (GHM-C's
-        // easy negatives near g = 0, GHM-R's large residuals near g = 1) is counted without
-        // binning.
+        // Each lane's element goes to that lane's table. A vector whose valid lanes
+        // `Model::ends` places in the first two regions or the last (GHM-C's easy negatives
+        // near g = 0, GHM-R's large residuals near g = 1) is counted without binning, and
+        // its terms (if summed) go to three vector sums.
         // (The model by value: its options are then loop invariants in registers, not
         // loads after every store to the tables.)
         let model = *model;
@@ -230,6 +230,9 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         let mut uniform_sum = 0f64;
         let count_positives = model.counts_positives();
         let mut magnitude = zero;
+        // the end regions' shortcut, also for the terms unless they are summed in f64 (the
+        // cold retry after an f32 sum overflowed)
+        let shortcut = !TERMS || sums.as_deref().is_some_and(|s| !s.f64_only());
         let mut runs = Runs::new(x, V::LANES);
         while let Some(run) = runs.next() {
             let run = &run;
@@ -258,6 +261,8 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 if !TERMS {
                     let m = V::select(valid, model.magnitude(a, b), zero);
                     magnitude = magnitude.max(m);
+                }
+                if shortcut {
                     let e = model.ends(a, b, &ends);
                     let f = e.first.bitmask() & valid_bits;
                     let s = e.second.bitmask() & valid_bits;
@@ -266,6 +271,12 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                         n_first += u64::from(f.count_ones());
                         n_second += u64::from(s.count_ones());
                         n_last += u64::from(l.count_ones());
+                        if TERMS {
+                            if let Some(sums) = sums.as_deref_mut() {
+                                let term = model.forward(a, b).1;
+                                sums.add_ends(e, valid, term);
+                            }
+                        }
                         continue;
                     }
                 }

@@ -23,6 +23,7 @@
 //! f64 (see `passes.rs`; the one-shot loss needs no check: it is summed only when a bound
 //! keeps every partial sum below `f32::MAX / 2`).
 
+use super::math::EndMasks;
 use super::tally::LaneTables;
 use super::vector::Vector;
 use crate::config::MAX_BINS;
@@ -106,22 +107,50 @@ impl<V: Vector> BlockSum<V> {
 /// lane (so consecutive elements of one region do not wait on each other's stores), folded
 /// into f64 per region every [`BLOCK`] vectors, as [`BlockSum`]. With `f64_only`, every
 /// value goes straight into the f64 sums: for terms whose f32 sums overflow.
+///
+/// The vectors that [`Model::ends`](super::math::Model::ends) places whole add their terms
+/// to three vector sums instead, one for each of the regions it places in ([`add_ends`](
+/// Self::add_ends)).
 pub(crate) struct RegionSums<V: Vector> {
     s: V::Tables<f32>,
     c: V::Tables<f32>,
     wide: [f64; MAX_BINS],
     left: u32,
     f64_only: bool,
+    ends: [BlockSum<V>; 3],
 }
 
 impl<V: Vector> RegionSums<V> {
-    pub(crate) fn new(f64_only: bool) -> Self {
+    #[inline(always)]
+    pub(crate) unsafe fn new(f64_only: bool) -> Self {
+        // SAFETY: `V`'s target features are enabled (this function's contract).
+        let end = || unsafe { BlockSum::new() };
         Self {
             s: <V::Tables<f32> as LaneTables<f32>>::EMPTY,
             c: <V::Tables<f32> as LaneTables<f32>>::EMPTY,
             wide: [0.0; MAX_BINS],
             left: BLOCK,
             f64_only,
+            ends: [end(), end(), end()],
+        }
+    }
+
+    /// Whether every value goes straight into the f64 sums.
+    pub(crate) fn f64_only(&self) -> bool {
+        self.f64_only
+    }
+
+    /// Adds `term` to the first, second and last region's sums in the lanes of `e`'s masks
+    /// that are also in `valid` (the masks are disjoint).
+    #[inline(always)]
+    pub(crate) unsafe fn add_ends(&mut self, e: EndMasks<V>, valid: V, term: V) {
+        // SAFETY: `V`'s target features are enabled (this function's contract).
+        unsafe {
+            let zero = V::splat(0.0);
+            let [f, s, l] = &mut self.ends;
+            f.add(V::select(e.first.and(valid), term, zero));
+            s.add(V::select(e.second.and(valid), term, zero));
+            l.add(V::select(e.last.and(valid), term, zero));
         }
     }
 
@@ -164,8 +193,20 @@ impl<V: Vector> RegionSums<V> {
     }
 
     /// The sum of region `k` is `totals()[k]`; not finite if a partial sum overflowed.
-    pub(crate) fn totals(&mut self, regions: usize) -> &[f64; MAX_BINS] {
+    #[inline(always)]
+    pub(crate) unsafe fn totals(&mut self, regions: usize) -> &[f64; MAX_BINS] {
         self.fold(regions);
+        let last = regions.saturating_sub(1) & (MAX_BINS - 1);
+        // SAFETY: `V`'s target features are enabled (this function's contract).
+        unsafe {
+            let [f, s, l] = core::mem::replace(
+                &mut self.ends,
+                [BlockSum::new(), BlockSum::new(), BlockSum::new()],
+            );
+            self.wide[0] += f.total();
+            self.wide[1] += s.total();
+            self.wide[last] += l.total();
+        }
         &self.wide
     }
 }
