@@ -11,7 +11,9 @@
 //! Arguments: the number of anchors; `labels` (class-index targets,
 //! `loss_grad_labels`), `values` (the same targets materialised, `loss_grad`), `plain` (the
 //! crate's plain BCE-with-logits pass on them, the baseline) or `phases` (phase 1 of the
-//! three-phase API with class-index targets, `accumulate_labels`, and the commit); the logits,
+//! three-phase API with class-index targets, `accumulate_labels`, and the commit), or, for
+//! GHM-R, `residual` (`GhmR::loss_grad` on the benchmarks' residuals: mu 0.02, bins 10,
+//! momentum 0.7) and `plain-asl1` (the plain ASL1 pass on them); the logits,
 //! `uniform` in [-6, 2] (the default: most elements away from the first region) or `bench`
 //! (the benchmarks' batch: negatives in [-6, -3], most in the first region, as a
 //! detector's easy negatives are); the number of calls (default 1; the extra calls are
@@ -92,7 +94,29 @@ fn main() {
                 .and_then(|()| ghm.commit(&stats))
                 .map(|w| w.loss())
         }
-        other => panic!("mode {other}: labels, values, plain or phases"),
+        "residual" => {
+            // GHM-R on the benchmarks' residuals (mostly within 0.05 of 0, 3% near 3)
+            let pred: Vec<f32> = (0..n)
+                .map(|_| 0.1 * (uniform() - 0.5) + if uniform() < 0.03 { 3.0 } else { 0.0 })
+                .collect();
+            let zeros = vec![0f32; n];
+            let config = Config {
+                mu: 0.02,
+                bins: 10,
+                momentum: 0.7,
+                loss_weight: 10.0,
+                ..Config::ghm_r()
+            };
+            ghm::GhmR::new(config).and_then(|mut r| r.loss_grad(&pred, &zeros, None, &mut grad))
+        }
+        "plain-asl1" => {
+            let pred: Vec<f32> = (0..n)
+                .map(|_| 0.1 * (uniform() - 0.5) + if uniform() < 0.03 { 3.0 } else { 0.0 })
+                .collect();
+            let zeros = vec![0f32; n];
+            ghm::__test::plain_asl1(ghm::Isa::Auto, 0.02, &pred, &zeros, &mut grad)
+        }
+        other => panic!("mode {other}: labels, values, plain, phases, residual or plain-asl1"),
     };
     println!("loss {}", loss.expect("loss"));
 }

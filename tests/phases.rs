@@ -456,10 +456,14 @@ fn an_imported_ema_resumes_the_run_and_bad_values_change_nothing() {
 }
 
 /// Contiguous rows of every width around the vector widths and the short-row limit (a
-/// vector spans several short rows, whose labels and weights it takes row by row), with one
-/// and two labels per anchor, anchor weights (some zero) or none, and as blocks of one
-/// anchor each (Darknet's boxes), on every path this CPU has: the same loss, gradient and
-/// state, bit for bit, as materialised targets and per-element weights.
+/// vector spans several short rows, whose labels and weights it takes row by row; rows
+/// without weights are walked by a cursor over the rows with a label in range, of every
+/// width), with one and two labels per anchor, labels dense or mostly background (long
+/// stretches without a label in range, which the cursor skips a vector of labels at a
+/// time; out-of-range labels of every size, also beyond f32's exact integers), anchor
+/// weights (some zero) or none, and as blocks of one anchor each (Darknet's boxes), on
+/// every path this CPU has: the same loss, gradient and state, bit for bit, as
+/// materialised targets and per-element weights.
 #[test]
 fn rows_of_every_width_equal_materialised_targets() {
     let base = warmed::<ghm::Classification>(Kind::Classification, 5);
@@ -470,23 +474,35 @@ fn rows_of_every_width_equal_materialised_targets() {
         .collect();
     let mut rng = Rng::new(19);
     let widths = [
-        1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65,
+        1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 80, 129,
     ];
     let cases = widths.iter().flat_map(|&c| {
-        [
-            (c, 1usize, true),
-            (c, 2, true),
-            (c, 1, false),
-            (c, 2, false),
-        ]
+        [false, true].into_iter().flat_map(move |sparse| {
+            [
+                (c, 1usize, true, sparse),
+                (c, 2, true, sparse),
+                (c, 1, false, sparse),
+                (c, 2, false, sparse),
+            ]
+        })
     });
-    for (classes, k, weighted) in cases {
-        let anchors = 41;
+    let out_of_range = |classes: usize, r: u64| match r % 6 {
+        0 => -1,
+        1 => classes as i32 + 3,
+        2 => i32::MAX,
+        3 => i32::MIN,
+        4 => (1 << 24) + 1,
+        _ => classes as i32,
+    };
+    for (classes, k, weighted, sparse) in cases {
+        let anchors = if sparse { 300 } else { 41 };
         let labels: Vec<i32> = (0..anchors * k)
-            .map(|_| match rng.next_u64() % 5 {
-                0 => -1,
+            .map(|_| match rng.next_u64() % if sparse { 40 } else { 5 } {
+                0 => out_of_range(classes, rng.next_u64()),
                 1 => classes as i32 + 3,
-                _ => (rng.next_u64() % classes as u64) as i32,
+                2..=4 => (rng.next_u64() % classes as u64) as i32,
+                // background, as most anchors are
+                _ => classes as i32,
             })
             .collect();
         let aw: Vec<f32> = (0..anchors)
@@ -522,7 +538,7 @@ fn rows_of_every_width_equal_materialised_targets() {
             let lr = r
                 .loss_grad_labels(&logits, layout, &labels, aw.as_deref(), &mut gr)
                 .unwrap();
-            let case = format!("{isa:?}, {layout:?}, weights {weighted}");
+            let case = format!("{isa:?}, {layout:?}, weights {weighted}, sparse {sparse}");
             assert_eq!(lv.to_bits(), lr.to_bits(), "{case}");
             assert_eq!(gv, gr, "{case}");
             assert_eq!(v.state(), r.state(), "{case}");

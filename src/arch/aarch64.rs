@@ -152,6 +152,12 @@ impl Vector for float32x4_t {
         }
     }
     #[inline(always)]
+    unsafe fn load_i32(p: *const i32) -> Self {
+        // SAFETY: NEON is part of this target's baseline; `p` is valid for 4 values (the
+        // `Vector` contract).
+        unsafe { vcvtq_f32_s32(vld1q_s32(p)) }
+    }
+    #[inline(always)]
     unsafe fn none(self) -> bool {
         // SAFETY: NEON is part of this target's baseline; pointers as the `Vector` contract states.
         unsafe { vmaxvq_u32(bits(self)) == 0 }

@@ -108,13 +108,12 @@ unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<(), Err
     // for the elements they describe (this function's contract).
     unsafe {
         let mut runs = Runs::new(x, V::LANES);
-        while let Some(run) = runs.next() {
-            let run = &run;
-            let weights_ok = uniform_ok(run).is_some();
+        while let Some(mut run) = runs.next() {
+            let weights_ok = uniform_ok(&run).is_some();
             let mut j = 0;
             while j < run.len {
                 let (a, b, w) = run.load::<V>(x, j);
-                check(model, x, run, j, a, b, w, weights_ok)?;
+                check(model, x, &run, j, a, b, w, weights_ok)?;
                 j += V::LANES;
             }
         }
@@ -234,10 +233,9 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         // cold retry after an f32 sum overflowed)
         let shortcut = !TERMS || sums.as_deref().is_some_and(|s| !s.f64_only());
         let mut runs = Runs::new(x, V::LANES);
-        while let Some(run) = runs.next() {
-            let run = &run;
+        while let Some(mut run) = runs.next() {
             // one label weight for the run: checked and summed once
-            let uniform = uniform_ok(run);
+            let uniform = uniform_ok(&run);
             if let Some(w) = uniform {
                 if w > 0.0 {
                     uniform_sum += f64::from(w) * run.len as f64;
@@ -246,7 +244,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
             let mut j = 0;
             while j < run.len {
                 let (a, b, w) = run.load::<V>(x, j);
-                if let Err(e) = check(model, x, run, j, a, b, w, uniform.is_some()) {
+                if let Err(e) = check(model, x, &run, j, a, b, w, uniform.is_some()) {
                     return Tally::Done(Err(e));
                 }
                 let valid = zero.lt(w);
@@ -462,8 +460,7 @@ unsafe fn apply<V: Vector, M: Model>(
         // a run's last, partial vector of outputs
         let mut lanes = [0f32; MAX_LANES];
         let mut runs = Runs::new(x, V::LANES);
-        while let Some(run) = runs.next() {
-            let run = &run;
+        while let Some(mut run) = runs.next() {
             // not dereferenced unless the plan writes or adds (then `out` is valid)
             let dst = out.wrapping_add(run.start);
             let mut j = 0;

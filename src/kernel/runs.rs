@@ -4,8 +4,9 @@
 //! weights are found. Element-wise inputs are one run; the class-index layout is, in each of
 //! its blocks (image, anchor box), one run per anchor (its row of class logits, whose targets
 //! are 1 at its labels and whose weight is the anchor's) or one run per class (its plane of
-//! anchors), found from the layout's strides without copying; short rows that follow each
-//! other make one run per block, whose vectors span several rows. Pointers are raw so that
+//! anchors), found from the layout's strides without copying; rows that follow each other
+//! (short ones, or any without weights) make one run per block, whose vectors span several
+//! rows. Pointers are raw so that
 //! the output may be the first input itself (in place); the safe callers establish their
 //! validity. A run's tail shorter than a vector goes through the same vector code on a
 //! padded copy.
@@ -85,7 +86,6 @@ pub(super) enum RunWeights {
     All(f32),
 }
 
-#[derive(Clone, Copy)]
 pub(super) struct Run {
     /// Offset of the run's first element in `a` (and in the output).
     pub start: usize,
@@ -94,6 +94,11 @@ pub(super) struct Run {
     classes: usize,
     b: RunTargets,
     w: RunWeights,
+    /// For [`RunTargets::Rows`] without weights, which [`load`](Run::load) walks with a
+    /// cursor: the first element of the next row that may have a label in range (no row
+    /// before it has one whose element is still to be loaded; the loads go forward), or
+    /// at least `len`.
+    hot_at: usize,
 }
 
 /// `0, 1, 2, ...`: each lane's offset within a vector.
@@ -170,7 +175,7 @@ impl Run {
 
     /// `V::LANES` elements from `j`, padded past the run's end with a valid element of weight 0.
     #[inline(always)]
-    pub(super) unsafe fn load<V: Vector>(&self, x: &Inputs, j: usize) -> (V, V, V) {
+    pub(super) unsafe fn load<V: Vector>(&mut self, x: &Inputs, j: usize) -> (V, V, V) {
         // SAFETY: the pointers of `x` are valid for the elements they describe and `V`'s target
         // features are enabled (this function's contract).
         unsafe {
@@ -210,6 +215,9 @@ impl Run {
                     plane_targets(labels.add(j * k), k, class, &mut b[..V::LANES]);
                     V::load(b.as_ptr())
                 }
+                RunTargets::Rows { labels, k, weights } if weights.is_null() => {
+                    self.hot_rows::<V>(j, labels, k)
+                }
                 RunTargets::Rows { labels, k, weights } => {
                     let (b, w) = self.rows::<V>(j, labels, k, weights);
                     return (a, b, w);
@@ -237,6 +245,44 @@ impl Run {
         for (l, ((a, b), w)) in lanes.take(self.len - j).enumerate() {
             // SAFETY: element `j + l` is one of the run's (this function's contract)
             (*a, *b, *w) = unsafe { self.element(x, j + l) };
+        }
+    }
+
+    /// Targets of the `V::LANES` elements from `j` of a [`RunTargets::Rows`] run without
+    /// weights, all within it, by a cursor over its rows: most anchors have no label in
+    /// range (background), so most vectors cost one comparison; the rows in between are
+    /// skipped by [`next_hit_row`], a vector at a time. Loads go forward in `j`.
+    ///
+    /// # Safety
+    /// As for [`load`](Self::load), and `j + V::LANES <= self.len`.
+    #[inline(always)]
+    unsafe fn hot_rows<V: Vector>(&mut self, j: usize, labels: *const i32, k: usize) -> V {
+        // SAFETY: every row read is one of the run's (this function's contract); `V`'s
+        // target features are enabled.
+        unsafe {
+            let c = self.classes.max(1);
+            let end = j + V::LANES;
+            let mut hot = V::splat(0.0);
+            // rows that begin before the vector's end; a row ending within it is done
+            while self.hot_at < end {
+                let row = self.hot_at / c;
+                for s in 0..k {
+                    let col = hot_column(*labels.add(row * k + s), c);
+                    if col >= 0.0 {
+                        let pos = row * c + col as usize;
+                        if (j..end).contains(&pos) {
+                            let lane = V::splat((pos - j) as f32);
+                            hot = hot.or(V::load(IOTA.as_ptr()).eq(lane));
+                        }
+                    }
+                }
+                if (row + 1) * c > end {
+                    break;
+                }
+                let rows = self.len / c;
+                self.hot_at = next_hit_row::<V>(labels, k, c, rows, row + 1) * c;
+            }
+            V::select(hot, V::splat(1.0), V::splat(0.0))
         }
     }
 
@@ -292,6 +338,46 @@ impl Run {
     }
 }
 
+/// The first row at or after `from` (of `rows`, `k` labels each from `labels`) with a
+/// label in `[0, classes)`; `rows` if there is none. A vector of labels at a time (their
+/// conversion to f32 is exact in the comparison for `classes <= 2^24`), then one by one.
+///
+/// # Safety
+/// `labels` is valid for reads of `rows * k` labels; `V`'s target features are enabled.
+#[inline(always)]
+unsafe fn next_hit_row<V: Vector>(
+    labels: *const i32,
+    k: usize,
+    classes: usize,
+    rows: usize,
+    from: usize,
+) -> usize {
+    let k = k.max(1);
+    let total = rows * k;
+    let mut i = from * k;
+    // SAFETY: every label read is below `total` (this function's contract)
+    unsafe {
+        if classes <= 1 << 24 {
+            let (zero, top) = (V::splat(0.0), V::splat(classes as f32));
+            while i + V::LANES <= total {
+                let v = V::load_i32(labels.add(i));
+                let m = zero.le(v).and(v.lt(top)).bitmask();
+                if m != 0 {
+                    return (i + m.trailing_zeros() as usize) / k;
+                }
+                i += V::LANES;
+            }
+        }
+        while i < total {
+            if hot_column(*labels.add(i), classes) >= 0.0 {
+                return i / k;
+            }
+            i += 1;
+        }
+    }
+    rows
+}
+
 /// The targets of consecutive anchors of a plane of class `class`, `k` labels each from
 /// `labels`: one per element of `out`. Out of line: inlined, its per-lane label pointers
 /// were computed for every vector of every run, whatever the run's kind.
@@ -307,10 +393,11 @@ unsafe fn plane_targets(labels: *const i32, k: usize, class: f32, out: &mut [f32
     }
 }
 
-/// Rows shorter than this, each right after the last (`anchor_stride == classes`, or one
-/// anchor), make one run per block ([`RunTargets::Rows`]) on the vector paths; longer rows,
-/// other strides and the one-lane path make one run per row ([`RunTargets::Hot`], whose
-/// vectors are cheaper and which has no padded tails with one lane).
+/// Rows that follow each other (`anchor_stride == classes`, or one anchor) make one run per
+/// block ([`RunTargets::Rows`]) on the vector paths if they are shorter than this or have no
+/// weights (then walked by a cursor over the rows with labels); longer weighted rows, other
+/// strides and the one-lane path make one run per row ([`RunTargets::Hot`], which has no
+/// padded tails with one lane).
 const SHORT_ROW: usize = 64;
 
 /// The runs of `x`, in element order.
@@ -363,7 +450,8 @@ impl<'x> Runs<'x> {
             Targets::Labels { layout, .. } => {
                 lanes > 1
                     && rows
-                    && (1..SHORT_ROW).contains(&layout.classes)
+                    && layout.classes >= 1
+                    && (layout.classes < SHORT_ROW || x.w.is_null())
                     && (layout.anchors == 1 || layout.anchor_stride == layout.classes)
             }
             Targets::Values(_) | Targets::Zero => false,
@@ -413,6 +501,7 @@ impl<'x> Runs<'x> {
                     classes: 0,
                     b: RunTargets::Values(b),
                     w: weight(0),
+                    hot_at: 0,
                 },
                 Targets::Zero => Run {
                     start: 0,
@@ -420,6 +509,7 @@ impl<'x> Runs<'x> {
                     classes: 0,
                     b: RunTargets::Zero,
                     w: weight(0),
+                    hot_at: 0,
                 },
                 Targets::Labels { labels, layout } => {
                     // block `blk` (image-major), run `i` within it; the block's anchors are
@@ -449,6 +539,7 @@ impl<'x> Runs<'x> {
                                 },
                             },
                             w: RunWeights::All(1.0),
+                            hot_at: 0,
                         });
                     }
                     if self.rows {
@@ -465,6 +556,7 @@ impl<'x> Runs<'x> {
                                 first: hot_column(*labels.add(cell * k), layout.classes),
                             },
                             w: RunWeights::All(w),
+                            hot_at: 0,
                         }
                     } else {
                         // one run per class: its plane of anchors
@@ -478,6 +570,7 @@ impl<'x> Runs<'x> {
                                 class: i as f32,
                             },
                             w: weight(cell0),
+                            hot_at: 0,
                         }
                     }
                 }

@@ -140,6 +140,12 @@ impl Vector for __m256 {
         unsafe { _mm256_movemask_ps(self) as u32 }
     }
     #[inline(always)]
+    unsafe fn load_i32(p: *const i32) -> Self {
+        // SAFETY: AVX2 and FMA are enabled by the caller; `p` is valid for 8 values (the
+        // `Vector` contract).
+        unsafe { _mm256_cvtepi32_ps(_mm256_loadu_si256(p.cast())) }
+    }
+    #[inline(always)]
     unsafe fn pow2(n: Self) -> Self {
         // SAFETY: AVX2 and FMA are enabled by the caller (the `Vector` contract).
         unsafe {
