@@ -161,7 +161,7 @@ impl Vector for f32 {
         out[0] = (self as i32 & BIN_MASK) as u8;
     }
     #[inline(always)]
-    unsafe fn lookup(self, table: &[f32; MAX_BINS]) -> Self {
+    unsafe fn lookup(self, table: &[f32; MAX_BINS], _used: usize) -> Self {
         table[(self as i32 & BIN_MASK) as usize]
     }
 }

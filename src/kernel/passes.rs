@@ -474,7 +474,7 @@ unsafe fn apply<V: Vector, M: Model>(
                 let valid = zero.lt(w);
                 // always the lookup: a branch on whether a vector is all in one region
                 // mispredicts wherever the regions are mixed
-                let c = bins.index(dir.abs()).lookup(plan.coef);
+                let c = bins.index(dir.abs()).lookup(plan.coef, bins.len());
                 if sum_loss {
                     loss.add(V::select(valid, c.mul(term), zero));
                 }

@@ -97,8 +97,10 @@ pub(crate) trait Vector: Copy {
     /// [`BIN_MASK`].
     unsafe fn indices(self, out: &mut [u8; MAX_LANES]);
     /// `table[k]` per lane, for lanes holding integers in `[0, MAX_BINS)`; like
-    /// [`indices`](Vector::indices), any other lane reads some entry of the table.
-    unsafe fn lookup(self, table: &[f32; MAX_BINS]) -> Self {
+    /// [`indices`](Vector::indices), any other lane reads some entry of the table. Only the
+    /// first `used` entries are ever looked up (the lanes' integers are below it), which
+    /// lets an ISA use fewer register permutes.
+    unsafe fn lookup(self, table: &[f32; MAX_BINS], _used: usize) -> Self {
         // SAFETY: `V`'s target features are enabled and `p` is valid for `LANES` values (the
         // trait's contract).
         unsafe {

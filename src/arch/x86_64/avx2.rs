@@ -165,12 +165,28 @@ impl Vector for __m256 {
         }
     }
     #[inline(always)]
-    unsafe fn lookup(self, table: &[f32; MAX_BINS]) -> Self {
+    unsafe fn lookup(self, table: &[f32; MAX_BINS], used: usize) -> Self {
         // SAFETY: AVX2 and FMA are enabled by the caller (the `Vector` contract).
         unsafe {
             // Every index is masked to 0..MAX_BINS first, so even a lane holding NaN or garbage
             // reads inside the table.
-            _mm256_i32gather_ps::<4>(table.as_ptr(), masked_indices(self))
+            let k = masked_indices(self);
+            if used > 32 {
+                return _mm256_i32gather_ps::<4>(table.as_ptr(), k);
+            }
+            // Up to 32 entries: register permutes of eight entries each (a permute uses the
+            // index's low three bits), chosen by bits 3 and 4 (moved to the sign bit, which
+            // the blends test); a gather is several times slower on most x86 cores.
+            let t = table.as_ptr();
+            let part = |i: usize| _mm256_permutevar8x32_ps(_mm256_loadu_ps(t.add(8 * i)), k);
+            let bit3 = _mm256_castsi256_ps(_mm256_slli_epi32::<28>(k));
+            let low = _mm256_blendv_ps(part(0), part(1), bit3);
+            if used <= 16 {
+                return low;
+            }
+            let high = _mm256_blendv_ps(part(2), part(3), bit3);
+            let bit4 = _mm256_castsi256_ps(_mm256_slli_epi32::<27>(k));
+            _mm256_blendv_ps(low, high, bit4)
         }
     }
 }

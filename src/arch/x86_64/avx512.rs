@@ -220,7 +220,7 @@ impl Vector for __m512 {
         }
     }
     #[inline(always)]
-    unsafe fn lookup(self, table: &[f32; MAX_BINS]) -> Self {
+    unsafe fn lookup(self, table: &[f32; MAX_BINS], used: usize) -> Self {
         // SAFETY: AVX-512F, AVX2 and FMA are enabled by the caller (the `Vector` contract).
         unsafe {
             // Register permutes, no memory indexed by lane values: every index is masked to
@@ -228,6 +228,9 @@ impl Vector for __m512 {
             let k = masked_indices(self);
             let t = table.as_ptr();
             let lo = _mm512_permutex2var_ps(_mm512_loadu_ps(t), k, _mm512_loadu_ps(t.add(16)));
+            if used <= 32 {
+                return lo;
+            }
             let hi =
                 _mm512_permutex2var_ps(_mm512_loadu_ps(t.add(32)), k, _mm512_loadu_ps(t.add(48)));
             _mm512_mask_blend_ps(_mm512_test_epi32_mask(k, _mm512_set1_epi32(32)), lo, hi)
