@@ -20,6 +20,7 @@ use crate::config::MAX_BINS;
 use crate::error::Error;
 use crate::io::{Output, OutputKind};
 use crate::state::Stats;
+use core::mem::MaybeUninit;
 
 /// A pass over buffers, generic over the vector type.
 pub(crate) trait Pass {
@@ -151,13 +152,15 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                         && <V::Tables<f32> as LaneTables<f32>>::LEN == V::LANES
                 )
             };
-            let mut counts = <V::Tables<u64> as LaneTables<u64>>::EMPTY;
             let Accumulate {
                 model,
                 bins,
                 x,
                 stats,
             } = self;
+            // the count cells of the regions in use only: a small call zeroes and sums no more
+            let mut store = MaybeUninit::<V::Tables<u64>>::uninit();
+            let counts = zeroed_cells(&mut store, bins.len() * V::LANES);
             if TERMS {
                 // Once; again with f64 sums if a region's f32 term sum overflowed (terms
                 // near f32::MAX, whose sum the coefficients may still bring into range).
@@ -165,29 +168,42 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                 let mut f64_only = false;
                 loop {
                     let mut sums = RegionSums::<V>::new(f64_only);
-                    let r = accumulate::<V, M, true>(
-                        model,
-                        bins,
-                        x,
-                        &mut counts,
-                        Some(&mut sums),
-                        stats,
-                    );
+                    let r =
+                        accumulate::<V, M, true>(model, bins, x, counts, Some(&mut sums), stats);
                     match r {
                         Tally::Done(r) => return r,
                         // f64 sums of finite f32 values do not overflow
                         Tally::SumsOverflowed if f64_only => return Err(Error::Internal),
-                        Tally::SumsOverflowed => (f64_only, counts) = (true, LaneTables::EMPTY),
+                        Tally::SumsOverflowed => {
+                            f64_only = true;
+                            counts.fill(0);
+                        }
                     }
                 }
             } else {
                 // counting only: no sum tables to zero
-                match accumulate::<V, M, false>(model, bins, x, &mut counts, None, stats) {
+                match accumulate::<V, M, false>(model, bins, x, counts, None, stats) {
                     Tally::Done(r) => r,
                     Tally::SumsOverflowed => Err(Error::Internal),
                 }
             }
         }
+    }
+}
+
+/// The first `n` count cells of `store` (at most all it holds), zeroed; the rest stays
+/// uninitialised and out of reach.
+#[inline(always)]
+fn zeroed_cells<T: LaneTables<u64>>(store: &mut MaybeUninit<T>, n: usize) -> &mut [u64] {
+    const { assert!(core::mem::size_of::<T>() == T::LEN * MAX_BINS * core::mem::size_of::<u64>()) };
+    let n = n.min(T::LEN * MAX_BINS);
+    let p = store.as_mut_ptr().cast::<u64>();
+    // SAFETY: `T` is `[[u64; MAX_BINS]; LEN]` (the one implementation of `LaneTables`,
+    // whose size is asserted above): `LEN * MAX_BINS` contiguous, aligned u64, of which the
+    // first `n` are written here before the slice over them is made.
+    unsafe {
+        core::ptr::write_bytes(p, 0, n);
+        core::slice::from_raw_parts_mut(p, n)
     }
 }
 
@@ -203,7 +219,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
     model: &M,
     bins: &Bins,
     x: &Inputs,
-    counts: &mut V::Tables<u64>,
+    counts: &mut [u64],
     mut sums: Option<&mut RegionSums<V>>,
     stats: &mut Stats,
 ) -> Tally {
@@ -291,13 +307,11 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 if TERMS {
                     V::select(valid, term, zero).store(terms.as_mut_ptr());
                 }
-                // the tables as one array: lane l's region k at `l * MAX_BINS + k` (per-lane
-                // table pointers would be kept live across the loop, and spilled)
-                let flat = counts.as_mut().as_flattened_mut();
+                // lane l's count of region k is cell `k * LANES + l`
                 for l in 0..V::LANES {
                     // `l < LANES <= MAX_LANES` (asserted at compile time in `run`)
                     let k = usize::from(idx[l % MAX_LANES]) & (MAX_BINS - 1);
-                    if let Some(t) = flat.get_mut(l * MAX_BINS + k) {
+                    if let Some(t) = counts.get_mut(k * V::LANES + l) {
                         *t += u64::from(valid_bits >> l & 1);
                     }
                     if TERMS {
@@ -313,9 +327,8 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 }
             }
         }
-        // lanes summed as integers (exact) into the first lane's table, then one conversion
-        // per region (no extra table on the stack). Nothing is added to `stats` before the
-        // region sums are known finite.
+        // each region's lanes summed as integers (exact), then one conversion per region.
+        // Nothing is added to `stats` before the region sums are known finite.
         let totals = match sums {
             Some(sums) => {
                 let totals = sums.totals(regions);
@@ -326,15 +339,8 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
             }
             None => None,
         };
-        if let Some((total, rest)) = counts.as_mut().split_first_mut() {
-            for t in rest.iter() {
-                for (s, &c) in total.iter_mut().zip(t) {
-                    *s += c;
-                }
-            }
-            for (s, &c) in stats.count.iter_mut().zip(total.iter()) {
-                *s += c as f64;
-            }
+        for (s, lanes) in stats.count.iter_mut().zip(counts.chunks_exact(V::LANES)) {
+            *s += lanes.iter().sum::<u64>() as f64;
         }
         if let Some(totals) = totals {
             for (s, &v) in stats.loss_sum.iter_mut().zip(totals) {
