@@ -64,17 +64,17 @@ const LOG1P_MID: [f32; 9] = [
 ];
 const LN2: f32 = core::f32::consts::LN_2;
 
-#[inline(always)]
-unsafe fn horner<V: Vector>(x: V, coef: &[f32]) -> V {
-    // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
-    // methods need.
-    unsafe {
-        let mut acc = V::splat(coef[coef.len() - 1]);
-        for &c in coef.iter().rev().skip(1) {
-            acc = acc.mul_add(x, V::splat(c));
-        }
+/// `c[0] + x (c[1] + x (c[2] + ...))` for a coefficient array `c`, given its indices from
+/// the last down to 0: straight-line code (a loop over the coefficients is not unrolled at
+/// opt-level "s", where it cost the Cortex-M about a fifth of its instructions).
+macro_rules! horner {
+    ($x:expr, $c:expr; $last:literal $($i:literal)*) => {{
+        const { assert!($last + 1 == $c.len()) };
+        let x = $x;
+        let acc = V::splat($c[$last]);
+        $(let acc = acc.mul_add(x, V::splat($c[$i]));)*
         acc
-    }
+    }};
 }
 
 /// e^x for x <= 0 (x must not be NaN).
@@ -87,7 +87,10 @@ pub(crate) unsafe fn exp_nonpos<V: Vector>(x: V) -> V {
         let n = xc.mul_add(V::splat(LOG2_E), V::splat(0.5)).floor();
         let r = n.mul_add(V::splat(-LN2_HI), xc);
         let r = n.mul_add(V::splat(-LN2_LO), r);
-        let e = r.mul(r).mul_add(horner(r, &EXP_Q), r).add(V::splat(1.0));
+        let e = r
+            .mul(r)
+            .mul_add(horner!(r, EXP_Q; 4 3 2 1 0), r)
+            .add(V::splat(1.0));
         let y = e.mul(V::pow2(n));
         V::select(x.lt(V::splat(EXP_MIN_ARG)), V::splat(0.0), y)
     }
@@ -98,7 +101,7 @@ pub(crate) unsafe fn exp_nonpos<V: Vector>(x: V) -> V {
 pub(crate) unsafe fn log1p_unit<V: Vector>(e: V) -> V {
     // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
     // methods need.
-    unsafe { e.mul(horner(e, &LOG1P_P)) }
+    unsafe { e.mul(horner!(e, LOG1P_P; 9 8 7 6 5 4 3 2 1 0)) }
 }
 
 /// ln(p) for p in [0, 1] (about -104 for 0, which every caller clamps).
@@ -111,7 +114,10 @@ pub(crate) unsafe fn ln_unit<V: Vector>(p: V) -> V {
         let (m, e) = V::select(tiny, p.mul(V::splat(8_388_608.0)), p).split_exp();
         let e = V::select(tiny, e.sub(V::splat(23.0)), e);
         let u = m.sub(V::splat(1.0));
-        e.mul_add(V::splat(LN2), u.mul(horner(u, &LOG1P_MID)))
+        e.mul_add(
+            V::splat(LN2),
+            u.mul(horner!(u, LOG1P_MID; 8 7 6 5 4 3 2 1 0)),
+        )
     }
 }
 
@@ -144,7 +150,8 @@ pub(crate) trait Model: Copy {
 
 /// The thresholds of [`Model::ends`] on the model's own statistic `s` of an element: the
 /// first region where `s < lo`, the second where `second.0 <= s < second.1`, the last
-/// where `hi <= s`.
+/// where `hi <= s`; `lo <= second.0 <= second.1 <= hi`, so an element is undecided exactly
+/// in `[lo, second.0)` or `[second.1, hi)`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ends {
     lo: f32,
@@ -152,53 +159,64 @@ pub(crate) struct Ends {
     second: (f32, f32),
 }
 
-/// The masks of [`Model::ends`]: lanes certainly in the first, the second and the last
-/// region (disjoint; the second is empty with fewer than three regions).
+/// The masks of [`Model::ends`]: lanes certainly in the first and in the last region, and
+/// lanes it cannot place. Where no lane is undecided, the lanes in neither the first nor
+/// the last region are in the second (none with fewer than three regions).
 pub(crate) struct EndMasks<V> {
     pub first: V,
-    pub second: V,
     pub last: V,
+    pub undecided: V,
 }
 
 impl Ends {
-    /// The masks for statistic `s`, restricted to the lanes of `eligible`.
+    /// The masks for statistic `s`; the lanes outside `eligible` are undecided. Four
+    /// comparisons: each band's two masks nest, so "in one but not the other" is a select.
     #[inline(always)]
     unsafe fn masks<V: Vector>(&self, s: V, eligible: V) -> EndMasks<V> {
         // SAFETY: `V`'s target features are enabled (this function's contract).
         unsafe {
             let (a, b) = self.second;
+            let none = V::splat(0.0);
+            let first = s.lt(V::splat(self.lo));
+            let last = V::splat(self.hi).le(s);
+            let below_second = V::select(first, none, s.lt(V::splat(a)));
+            let above_second = V::select(last, none, V::splat(b).le(s));
+            let undecided = below_second.or(above_second);
             EndMasks {
-                first: s.lt(V::splat(self.lo)).and(eligible),
-                second: V::splat(a).le(s).and(s.lt(V::splat(b))).and(eligible),
-                last: V::splat(self.hi).le(s).and(eligible),
+                first,
+                last,
+                undecided: V::select(eligible, undecided, none.le(none)),
             }
         }
+    }
+
+    /// The second region's band for `(lo, hi)` and the band `(a, b)` (infinite where there
+    /// is none): empty at `hi` with fewer than three regions (then everything in `[lo, hi)`
+    /// is undecided), and kept within `[lo, hi]`.
+    fn with_second(lo: f32, hi: f32, (a, b): (f32, f32)) -> Ends {
+        let second = if a.is_finite() {
+            (a.max(lo), b.min(hi).max(a.max(lo)))
+        } else {
+            (hi, hi)
+        };
+        Ends { lo, hi, second }
     }
 
     /// Exact thresholds for a statistic that is the gradient norm itself.
     fn exact(bins: &Bins) -> Ends {
         let (lo, hi) = bins.inner_edges();
-        let (a, b) = bins.second_region();
-        Ends {
-            lo,
-            hi,
-            second: (a, b),
-        }
+        Ends::with_second(lo, hi, bins.second_region())
     }
 
     /// Thresholds `map(edge)` moved inwards by `margin` (`lo` down, `hi` up, the second
     /// region's band inwards at both ends) for a statistic that determines the gradient
     /// norm through `map`, increasing, which the computed norm follows to within far less
     /// than the margin. Infinite edges (one region: everything is in the first, nothing
-    /// counts as the last) stay infinite, and so does an empty second band.
+    /// counts as the last) stay infinite.
     fn mapped(bins: &Bins, map: impl Fn(f32) -> f32, margin: impl Fn(f32) -> f32) -> Ends {
         let (e1, e_last) = bins.inner_edges();
         if e1.is_infinite() {
-            return Ends {
-                lo: e1,
-                hi: e_last,
-                second: (f32::INFINITY, f32::INFINITY),
-            };
+            return Ends::with_second(e1, e_last, (f32::INFINITY, f32::INFINITY));
         }
         let (a, b) = bins.second_region();
         // the edges mapped in one loop (one inlined copy of `map`), each moved inwards:
@@ -215,11 +233,7 @@ impl Ends {
                 };
             }
         }
-        Ends {
-            lo: t[0],
-            hi: t[1],
-            second: (t[2], t[3]),
-        }
+        Ends::with_second(t[0], t[1], (t[2], t[3]))
     }
 }
 
@@ -750,7 +764,8 @@ mod tests {
     }
 
     /// `([in first, in second, in last], bin)` of one element whose inputs the model
-    /// accepts (else all false).
+    /// accepts (else all false), as the counting pass reads the masks: nothing for an
+    /// undecided lane, else the first, the last or (neither) the second.
     fn check_ends<M: Model>(model: &M, bins: &Bins, a: f32, b: f32) -> ([bool; 3], usize) {
         unsafe {
             if model.valid::<f32>(a, b).to_bits() == 0 {
@@ -759,7 +774,11 @@ mod tests {
             let e = model.ends::<f32>(a, b, &model.ends_for(bins));
             let k = bins.index_exact(model.direction::<f32>(a, b).abs());
             let set = |m: f32| m.to_bits() != 0;
-            ([set(e.first), set(e.second), set(e.last)], k)
+            let (first, last) = (set(e.first), set(e.last));
+            if set(e.undecided) {
+                return ([false; 3], k);
+            }
+            ([first, !first && !last, last], k)
         }
     }
 

@@ -278,12 +278,11 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 }
                 if shortcut {
                     let e = model.ends(a, b, &ends);
-                    let f = e.first.bitmask() & valid_bits;
-                    let s = e.second.bitmask() & valid_bits;
-                    let l = e.last.bitmask() & valid_bits;
-                    if f | s | l == valid_bits {
+                    if e.undecided.bitmask() & valid_bits == 0 {
+                        let f = e.first.bitmask() & valid_bits;
+                        let l = e.last.bitmask() & valid_bits;
                         n_first += u64::from(f.count_ones());
-                        n_second += u64::from(s.count_ones());
+                        n_second += u64::from((valid_bits & !(f | l)).count_ones());
                         n_last += u64::from(l.count_ones());
                         if TERMS {
                             if let Some(sums) = sums.as_deref_mut() {

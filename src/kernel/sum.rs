@@ -140,17 +140,18 @@ impl<V: Vector> RegionSums<V> {
         self.f64_only
     }
 
-    /// Adds `term` to the first, second and last region's sums in the lanes of `e`'s masks
-    /// that are also in `valid` (the masks are disjoint).
+    /// Adds `term` to the first, second and last region's sums in the lanes of `valid`, of
+    /// which `e` left none undecided: the first's and the last's masks, the rest the second.
     #[inline(always)]
     pub(crate) unsafe fn add_ends(&mut self, e: EndMasks<V>, valid: V, term: V) {
         // SAFETY: `V`'s target features are enabled (this function's contract).
         unsafe {
             let zero = V::splat(0.0);
+            let term = V::select(valid, term, zero);
             let [f, s, l] = &mut self.ends;
-            f.add(V::select(e.first.and(valid), term, zero));
-            s.add(V::select(e.second.and(valid), term, zero));
-            l.add(V::select(e.last.and(valid), term, zero));
+            f.add(V::select(e.first, term, zero));
+            s.add(V::select(e.first.or(e.last), zero, term));
+            l.add(V::select(e.last, term, zero));
         }
     }
 
