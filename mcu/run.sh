@@ -28,12 +28,13 @@ fail=0
 # vector paths, for which the stage was made, walk a block of rows as one run): 569 before.
 # The counting pass's second-region shortcut and its once-per-run label weight took GHM-C
 # from 569 to 537 instructions per element and GHM-R from 286 to 258, for 0.3 KB (GHM-C) and
-# 0.7 KB (GHM-R) more flash.
-declare -A LIMIT_STACK=([ghm_c_loss_grad]=4050 [ghm_c_loss]=4050 [ghm_c_loss_grad_labels]=4230
-  [ghm_c_loss_capi]=5350 [ghm_r_loss_grad]=4000 [ghm_r_loss]=4000)
-declare -A LIMIT_INSN=([ghm_c_loss_grad]=550 [ghm_c_loss]=555 [ghm_c_loss_grad_labels]=620
-  [ghm_c_loss_capi]=550 [ghm_r_loss_grad]=270 [ghm_r_loss]=275)
-declare -A LIMIT_FLASH=([c]=23500 [r]=19800 [both]=33300)
+# 0.7 KB (GHM-R) more flash; the polynomials as straight-line code and the one-lane end
+# test by branches took GHM-C to 341 and GHM-R to 246, for 1.9 KB more.
+declare -A LIMIT_STACK=([ghm_c_loss_grad]=4100 [ghm_c_loss]=4100 [ghm_c_loss_grad_labels]=4280
+  [ghm_c_loss_capi]=5400 [ghm_r_loss_grad]=4050 [ghm_r_loss]=4050)
+declare -A LIMIT_INSN=([ghm_c_loss_grad]=355 [ghm_c_loss]=360 [ghm_c_loss_grad_labels]=420
+  [ghm_c_loss_capi]=355 [ghm_r_loss_grad]=258 [ghm_r_loss]=262)
+declare -A LIMIT_FLASH=([c]=25500 [r]=21400 [both]=36700)
 TARGET_STACK=1024 TARGET_INSN=300 TARGET_FLASH_ONE=10240
 
 echo "== Rust firmware: build (opt-level s and 3)"

@@ -17,7 +17,7 @@
 //!   result is normal (`x >= -87.33`).
 
 use super::bins::Bins;
-use super::vector::Vector;
+use super::vector::{Vector, MAX_LANES};
 use crate::error::Error;
 
 const LOG2_E: f32 = core::f32::consts::LOG2_E;
@@ -169,13 +169,37 @@ pub(crate) struct EndMasks<V> {
 }
 
 impl Ends {
-    /// The masks for statistic `s`; the lanes outside `eligible` are undecided. Four
-    /// comparisons: each band's two masks nest, so "in one but not the other" is a select.
+    /// The masks for statistic `s` (finite: the inputs passed validation); the lanes
+    /// outside `eligible` are undecided. Four comparisons: each band's two masks nest, so
+    /// "in one but not the other" is a select.
     #[inline(always)]
     unsafe fn masks<V: Vector>(&self, s: V, eligible: V) -> EndMasks<V> {
         // SAFETY: `V`'s target features are enabled (this function's contract).
         unsafe {
             let (a, b) = self.second;
+            if V::LANES == 1 {
+                // one lane: branches, most elements leaving at the first (compare-to-mask
+                // code costs a single-precision FPU about four instructions a comparison)
+                let (mut x, mut ok) = ([0f32; MAX_LANES], [0f32; MAX_LANES]);
+                s.store(x.as_mut_ptr());
+                eligible.store(ok.as_mut_ptr());
+                let (x, ok) = (x[0], ok[0].to_bits() != 0);
+                let (first, last, undecided) = if !ok {
+                    (false, false, true)
+                } else if x < self.lo {
+                    (true, false, false)
+                } else if self.hi <= x {
+                    (false, true, false)
+                } else {
+                    (false, false, !(a <= x && x < b))
+                };
+                let mask = |m: bool| V::splat(f32::from_bits(if m { u32::MAX } else { 0 }));
+                return EndMasks {
+                    first: mask(first),
+                    last: mask(last),
+                    undecided: mask(undecided),
+                };
+            }
             let none = V::splat(0.0);
             let first = s.lt(V::splat(self.lo));
             let last = V::splat(self.hi).le(s);

@@ -276,6 +276,12 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                     let m = V::select(valid, model.magnitude(a, b), zero);
                     magnitude = magnitude.max(m);
                 }
+                // with terms, the element's math once for both ways below (one inlined copy)
+                let forward = if TERMS {
+                    model.forward(a, b)
+                } else {
+                    (zero, zero)
+                };
                 if shortcut {
                     let e = model.ends(a, b, &ends);
                     if e.undecided.bitmask() & valid_bits == 0 {
@@ -286,15 +292,14 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                         n_last += u64::from(l.count_ones());
                         if TERMS {
                             if let Some(sums) = sums.as_deref_mut() {
-                                let term = model.forward(a, b).1;
-                                sums.add_ends(e, valid, term);
+                                sums.add_ends(e, valid, forward.1);
                             }
                         }
                         continue;
                     }
                 }
                 let (dir, term) = if TERMS {
-                    model.forward(a, b)
+                    forward
                 } else {
                     (model.direction(a, b), zero)
                 };
