@@ -84,6 +84,26 @@ impl Bins {
         // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
         // methods need.
         unsafe {
+            if V::LANES == 1 {
+                // one lane: the same test by branches (masks cost a single-precision FPU
+                // about four instructions a comparison)
+                let p = g.mul(V::splat(self.m_f32));
+                let (mut lanes, mut floors) = ([0f32; MAX_LANES], [0f32; MAX_LANES]);
+                p.store(lanes.as_mut_ptr());
+                p.floor().store(floors.as_mut_ptr());
+                let (p, f) = (lanes[0], floors[0]);
+                let frac = p - f;
+                let near_edge = frac == 0.0 || EDGE_SLACK < frac;
+                let k = if 0.0 < p && p < self.m_f32 && near_edge {
+                    g.store(lanes.as_mut_ptr());
+                    self.index_exact(lanes[0]) as f32
+                } else if f < self.last_f32 {
+                    f
+                } else {
+                    self.last_f32
+                };
+                return V::splat(k);
+            }
             let m = V::splat(self.m_f32);
             let p = g.mul(m);
             let f = p.floor();
