@@ -20,7 +20,6 @@ use crate::config::MAX_BINS;
 use crate::error::Error;
 use crate::io::{Output, OutputKind};
 use crate::state::Stats;
-use core::mem::MaybeUninit;
 
 /// A pass over buffers, generic over the vector type.
 pub(crate) trait Pass {
@@ -158,9 +157,8 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                 x,
                 stats,
             } = self;
-            // the count cells of the regions in use only: a small call zeroes and sums no more
-            let mut store = MaybeUninit::<V::Tables<u64>>::uninit();
-            let counts = zeroed_cells(&mut store, bins.len() * V::LANES);
+            let mut tables = <V::Tables<u64> as LaneTables<u64>>::EMPTY;
+            let counts = &mut tables;
             if TERMS {
                 // Once; again with f64 sums if a region's f32 term sum overflowed (terms
                 // near f32::MAX, whose sum the coefficients may still bring into range).
@@ -176,7 +174,7 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                         Tally::SumsOverflowed if f64_only => return Err(Error::Internal),
                         Tally::SumsOverflowed => {
                             f64_only = true;
-                            counts.fill(0);
+                            *counts = LaneTables::EMPTY;
                         }
                     }
                 }
@@ -188,22 +186,6 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                 }
             }
         }
-    }
-}
-
-/// The first `n` count cells of `store` (at most all it holds), zeroed; the rest stays
-/// uninitialised and out of reach.
-#[inline(always)]
-fn zeroed_cells<T: LaneTables<u64>>(store: &mut MaybeUninit<T>, n: usize) -> &mut [u64] {
-    const { assert!(core::mem::size_of::<T>() == T::LEN * MAX_BINS * core::mem::size_of::<u64>()) };
-    let n = n.min(T::LEN * MAX_BINS);
-    let p = store.as_mut_ptr().cast::<u64>();
-    // SAFETY: `T` is `[[u64; MAX_BINS]; LEN]` (the one implementation of `LaneTables`,
-    // whose size is asserted above): `LEN * MAX_BINS` contiguous, aligned u64, of which the
-    // first `n` are written here before the slice over them is made.
-    unsafe {
-        core::ptr::write_bytes(p, 0, n);
-        core::slice::from_raw_parts_mut(p, n)
     }
 }
 
@@ -219,7 +201,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
     model: &M,
     bins: &Bins,
     x: &Inputs,
-    counts: &mut [u64],
+    counts: &mut V::Tables<u64>,
     mut sums: Option<&mut RegionSums<V>>,
     stats: &mut Stats,
 ) -> Tally {
@@ -311,11 +293,13 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 if TERMS {
                     V::select(valid, term, zero).store(terms.as_mut_ptr());
                 }
-                // lane l's count of region k is cell `k * LANES + l`
+                // the tables as one array: lane l's region k at `l * MAX_BINS + k` (per-lane
+                // table pointers would be kept live across the loop, and spilled)
+                let flat = counts.as_mut().as_flattened_mut();
                 for l in 0..V::LANES {
                     // `l < LANES <= MAX_LANES` (asserted at compile time in `run`)
                     let k = usize::from(idx[l % MAX_LANES]) & (MAX_BINS - 1);
-                    if let Some(t) = counts.get_mut(k * V::LANES + l) {
+                    if let Some(t) = flat.get_mut(l * MAX_BINS + k) {
                         *t += u64::from(valid_bits >> l & 1);
                     }
                     if TERMS {
@@ -331,7 +315,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 }
             }
         }
-        // each region's lanes summed as integers (exact), then one conversion per region.
+        // each region in use: its lanes summed as integers (exact), then one conversion.
         // Nothing is added to `stats` before the region sums are known finite.
         let totals = match sums {
             Some(sums) => {
@@ -343,8 +327,12 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
             }
             None => None,
         };
-        for (s, lanes) in stats.count.iter_mut().zip(counts.chunks_exact(V::LANES)) {
-            *s += lanes.iter().sum::<u64>() as f64;
+        for (k, s) in stats.count.iter_mut().enumerate().take(regions) {
+            let lanes = counts
+                .as_ref()
+                .iter()
+                .map(|t| t.get(k).copied().unwrap_or(0));
+            *s += lanes.sum::<u64>() as f64;
         }
         if let Some(totals) = totals {
             for (s, &v) in stats.loss_sum.iter_mut().zip(totals) {
