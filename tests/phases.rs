@@ -455,10 +455,9 @@ fn an_imported_ema_resumes_the_run_and_bad_values_change_nothing() {
     imported_ema_resumes::<ghm::Regression>(Kind::Regression);
 }
 
-/// Contiguous rows of every width around the vector widths and the short-row limit (a
-/// vector spans several short rows, whose labels and weights it takes row by row; rows
-/// without weights are walked by a cursor over the rows with a label in range, of every
-/// width), with one and two labels per anchor, labels dense or mostly background (long
+/// Contiguous rows of every width around the vector widths and beyond (a vector spans
+/// rows, walked by a cursor over the rows with a label in range and one over the rows'
+/// weights), with one and two labels per anchor, labels dense or mostly background (long
 /// stretches without a label in range, which the cursor skips a vector of labels at a
 /// time; out-of-range labels of every size, also beyond f32's exact integers), anchor
 /// weights (some zero) or none, and as blocks of one anchor each (Darknet's boxes), on

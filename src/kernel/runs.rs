@@ -4,9 +4,11 @@
 //! weights are found. Element-wise inputs are one run; the class-index layout is, in each of
 //! its blocks (image, anchor box), one run per anchor (its row of class logits, whose targets
 //! are 1 at its labels and whose weight is the anchor's) or one run per class (its plane of
-//! anchors), found from the layout's strides without copying; rows that follow each other
-//! (short ones, or any without weights) make one run per block, whose vectors span several
-//! rows. Pointers are raw so that
+//! anchors), found from the layout's strides without copying; on the vector paths, rows
+//! that follow each other (`anchor_stride == classes`, or one anchor) make one run per
+//! block, whose vectors span rows, walked by cursors over the rows with a label in range
+//! and over the rows' weights (the one-lane path, which has no padded tails, keeps one run
+//! per row). Pointers are raw so that
 //! the output may be the first input itself (in place); the safe callers establish their
 //! validity. A run's tail shorter than a vector goes through the same vector code on a
 //! padded copy.
@@ -99,6 +101,10 @@ pub(super) struct Run {
     /// before it has one whose element is still to be loaded; the loads go forward), or
     /// at least `len`.
     hot_at: usize,
+    /// For [`RunTargets::Rows`] with weights: the row of the last vector's first element,
+    /// and that row's first element.
+    w_row: usize,
+    w_start: usize,
 }
 
 /// `0, 1, 2, ...`: each lane's offset within a vector.
@@ -219,8 +225,8 @@ impl Run {
                     self.hot_rows::<V>(j, labels, k)
                 }
                 RunTargets::Rows { labels, k, weights } => {
-                    let (b, w) = self.rows::<V>(j, labels, k, weights);
-                    return (a, b, w);
+                    let b = self.hot_rows::<V>(j, labels, k);
+                    return (a, b, self.row_weights::<V>(j, weights));
                 }
                 RunTargets::Zero => V::splat(0.0),
             };
@@ -286,54 +292,34 @@ impl Run {
         }
     }
 
-    /// Targets and weights of the `V::LANES` elements from `j` of a [`RunTargets::Rows`]
-    /// run, all within it. The vector spans the rows from `j / classes` on; each label in
-    /// range makes one lane hot (a compare with the lane index), and each row's weight
-    /// fills the lanes from the row's first.
+    /// Weights of the `V::LANES` elements from `j` of a [`RunTargets::Rows`] run with
+    /// weights, all within it: each row's weight fills its lanes, found by a cursor over
+    /// the rows (`w_row`, whose first element is `w_start`; loads go forward) instead of a
+    /// division per vector.
     ///
     /// # Safety
-    /// As for [`load`](Self::load), and `j + V::LANES <= self.len`.
+    /// As for [`load`](Self::load), `weights` is valid for the run's rows, and
+    /// `j + V::LANES <= self.len`.
     #[inline(always)]
-    unsafe fn rows<V: Vector>(
-        &self,
-        j: usize,
-        labels: *const i32,
-        k: usize,
-        weights: *const f32,
-    ) -> (V, V) {
+    unsafe fn row_weights<V: Vector>(&mut self, j: usize, weights: *const f32) -> V {
         // SAFETY: every row read holds one of the vector's elements, so it is one of the
         // run's (this function's contract); `V`'s target features are enabled.
         unsafe {
             let c = self.classes.max(1);
-            let lanes = V::LANES as isize;
-            let iota = V::load(IOTA.as_ptr());
-            let mut row = j / c;
-            let mut hot = iota.lt(V::splat(0.0));
-            let mut w = V::splat(if weights.is_null() {
-                1.0
-            } else {
-                *weights.add(row)
-            });
-            // the lane of the row's class 0: negative for the row begun before `j`
-            let mut lane0 = (row * c) as isize - j as isize;
-            while lane0 < lanes {
-                for s in 0..k {
-                    let col = hot_column(*labels.add(row * k + s), c);
-                    if col >= 0.0 {
-                        let lane = lane0 + col as isize;
-                        if (0..lanes).contains(&lane) {
-                            hot = hot.or(iota.eq(V::splat(lane as f32)));
-                        }
-                    }
-                }
-                if !weights.is_null() && lane0 > 0 {
-                    let from = V::splat(lane0 as f32).le(iota);
-                    w = V::select(from, V::splat(*weights.add(row)), w);
-                }
-                row += 1;
-                lane0 += c as isize;
+            while self.w_start + c <= j {
+                self.w_row += 1;
+                self.w_start += c;
             }
-            (V::select(hot, V::splat(1.0), V::splat(0.0)), w)
+            let mut w = V::splat(*weights.add(self.w_row));
+            let (mut row, mut start) = (self.w_row + 1, self.w_start + c);
+            let iota = V::load(IOTA.as_ptr());
+            while start < j + V::LANES {
+                let from = V::splat((start - j) as f32).le(iota);
+                w = V::select(from, V::splat(*weights.add(row)), w);
+                row += 1;
+                start += c;
+            }
+            w
         }
     }
 }
@@ -393,13 +379,6 @@ unsafe fn plane_targets(labels: *const i32, k: usize, class: f32, out: &mut [f32
     }
 }
 
-/// Rows that follow each other (`anchor_stride == classes`, or one anchor) make one run per
-/// block ([`RunTargets::Rows`]) on the vector paths if they are shorter than this or have no
-/// weights (then walked by a cursor over the rows with labels); longer weighted rows, other
-/// strides and the one-lane path make one run per row ([`RunTargets::Hot`], which has no
-/// padded tails with one lane).
-const SHORT_ROW: usize = 64;
-
 /// The runs of `x`, in element order.
 ///
 /// An iterator, not a function taking the pass body as a closure: closures do not inherit
@@ -420,7 +399,7 @@ pub(super) struct Runs<'x> {
     blk: usize,
     i: usize,
     base: usize,
-    /// Short rows, one right after the other: one run per block.
+    /// Rows, one right after the other, on a vector path: one run per block.
     blocks_of_rows: bool,
 }
 
@@ -444,14 +423,13 @@ impl<'x> Runs<'x> {
             Targets::Labels { layout, .. } => (by_rows(&layout), layout.labels_per()),
             Targets::Values(_) | Targets::Zero => (true, 1),
         };
-        // short rows, each right after the last: one run per block, where vectors would
-        // otherwise end each row with a padded tail (one lane has no tails)
+        // rows, each right after the last: one run per block, whose vectors neither end each
+        // row with a padded tail nor pay a run's set-up per row (one lane has no tails)
         let blocks_of_rows = match x.b {
             Targets::Labels { layout, .. } => {
                 lanes > 1
                     && rows
                     && layout.classes >= 1
-                    && (layout.classes < SHORT_ROW || x.w.is_null())
                     && (layout.anchors == 1 || layout.anchor_stride == layout.classes)
             }
             Targets::Values(_) | Targets::Zero => false,
@@ -502,6 +480,8 @@ impl<'x> Runs<'x> {
                     b: RunTargets::Values(b),
                     w: weight(0),
                     hot_at: 0,
+                    w_row: 0,
+                    w_start: 0,
                 },
                 Targets::Zero => Run {
                     start: 0,
@@ -510,6 +490,8 @@ impl<'x> Runs<'x> {
                     b: RunTargets::Zero,
                     w: weight(0),
                     hot_at: 0,
+                    w_row: 0,
+                    w_start: 0,
                 },
                 Targets::Labels { labels, layout } => {
                     // block `blk` (image-major), run `i` within it; the block's anchors are
@@ -540,6 +522,8 @@ impl<'x> Runs<'x> {
                             },
                             w: RunWeights::All(1.0),
                             hot_at: 0,
+                            w_row: 0,
+                            w_start: 0,
                         });
                     }
                     if self.rows {
@@ -557,6 +541,8 @@ impl<'x> Runs<'x> {
                             },
                             w: RunWeights::All(w),
                             hot_at: 0,
+                            w_row: 0,
+                            w_start: 0,
                         }
                     } else {
                         // one run per class: its plane of anchors
@@ -571,6 +557,8 @@ impl<'x> Runs<'x> {
                             },
                             w: weight(cell0),
                             hot_at: 0,
+                            w_row: 0,
+                            w_start: 0,
                         }
                     }
                 }
