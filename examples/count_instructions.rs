@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Arguments: the number of anchors; `labels` (class-index targets,
-//! `loss_grad_labels`), `values` (the same targets materialised, `loss_grad`), `plain` (the
+//! `loss_grad_labels`; `weighted` with per-anchor label weights, 2% zero), `values` (the
+//! same targets materialised, `loss_grad`), `plain` (the
 //! crate's plain BCE-with-logits pass on them, the baseline) or `phases` (phase 1 of the
 //! three-phase API with class-index targets, `accumulate_labels`, and the commit), or, for
 //! GHM-R, `residual` (`GhmR::loss_grad` on the benchmarks' residuals: mu 0.02, bins 10,
@@ -78,6 +79,14 @@ fn main() {
             let layout = ClassLayout::rows(anchors, classes);
             ghm.loss_grad_labels(&logits, layout, &labels, None, &mut grad)
         }
+        "weighted" => {
+            // per-anchor label weights, 2% zero (ignored anchors), as mmdetection passes them
+            let aw: Vec<f32> = (0..anchors)
+                .map(|i| if i % 50 == 7 { 0.0 } else { 1.0 })
+                .collect();
+            let layout = ClassLayout::rows(anchors, classes);
+            ghm.loss_grad_labels(&logits, layout, &labels, Some(&aw), &mut grad)
+        }
         "values" => {
             let targets: Vec<f32> = (0..n).map(|i| f32::from(u8::from(hot(i)))).collect();
             ghm.loss_grad(&logits, &targets, None, &mut grad)
@@ -116,7 +125,9 @@ fn main() {
             let zeros = vec![0f32; n];
             ghm::__test::plain_asl1(ghm::Isa::Auto, 0.02, &pred, &zeros, &mut grad)
         }
-        other => panic!("mode {other}: labels, values, plain, phases, residual or plain-asl1"),
+        other => {
+            panic!("mode {other}: labels, weighted, values, plain, phases, residual or plain-asl1")
+        }
     };
     println!("loss {}", loss.expect("loss"));
 }

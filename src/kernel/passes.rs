@@ -109,7 +109,7 @@ unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<(), Err
     unsafe {
         let mut runs = Runs::new(x, V::LANES);
         while let Some(mut run) = runs.next() {
-            let weights_ok = uniform_ok(&run).is_some();
+            let weights_ok = checked_weights(&run).is_some();
             let mut j = 0;
             while j < run.len {
                 let (a, b, w) = run.load::<V>(x, j);
@@ -222,9 +222,8 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         let (mut n_first, mut n_second, mut n_last) = (0u64, 0u64, 0u64);
         let regions = bins.len();
         let (mut weight, mut positives) = (BlockSum::<V>::new(), BlockSum::<V>::new());
-        // the label weights of runs with one weight, as weight times count (exact for runs
-        // of fewer than 2^29 elements, else rounded once)
-        let mut uniform_sum = 0f64;
+        // the label weights of runs whose weights were checked and summed ahead
+        let mut checked_sum = 0f64;
         let count_positives = model.counts_positives();
         let mut magnitude = zero;
         // the end regions' shortcut, also for the terms unless they are summed in f64 (the
@@ -232,22 +231,20 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         let shortcut = !TERMS || sums.as_deref().is_some_and(|s| !s.f64_only());
         let mut runs = Runs::new(x, V::LANES);
         while let Some(mut run) = runs.next() {
-            // one label weight for the run: checked and summed once
-            let uniform = uniform_ok(&run);
-            if let Some(w) = uniform {
-                if w > 0.0 {
-                    uniform_sum += f64::from(w) * run.len as f64;
-                }
+            // label weights checked and summed once for the run (one weight, or one a row)
+            let checked = checked_weights(&run);
+            if let Some(w) = checked {
+                checked_sum += w;
             }
             let mut j = 0;
             while j < run.len {
                 let (a, b, w) = run.load::<V>(x, j);
-                if let Err(e) = check(model, x, &run, j, a, b, w, uniform.is_some()) {
+                if let Err(e) = check(model, x, &run, j, a, b, w, checked.is_some()) {
                     return Tally::Done(Err(e));
                 }
                 let valid = zero.lt(w);
                 let valid_bits = valid.bitmask();
-                if uniform.is_none() {
+                if checked.is_none() {
                     weight.add(V::select(valid, w, zero));
                 }
                 if count_positives {
@@ -345,7 +342,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         stats.count[last] += n_last as f64;
         let mut weight = weight.total();
         if weight.is_finite() {
-            weight += uniform_sum;
+            weight += checked_sum;
         } else {
             // an f32 partial sum overflowed (label weights near f32::MAX): sum in f64
             weight = weight_sum_f64(x);
@@ -358,13 +355,25 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
     }
 }
 
-/// The run's one label weight if it has one and it is acceptable (else its elements'
-/// weights are checked with them, and the first error found in element order).
+/// The sum of the run's valid label weights (in f64) if they can be checked and summed
+/// ahead of its elements: one weight for the whole run, or one per row of long rows; `None`
+/// where the elements' weights are to be checked with them (also where one is not
+/// acceptable, so that the first error is found in element order).
 #[inline(always)]
-fn uniform_ok(run: &Run) -> Option<f32> {
+unsafe fn checked_weights(run: &Run) -> Option<f64> {
     // SAFETY: the portable instantiation needs no target feature.
-    run.uniform_weight()
-        .filter(|&w| unsafe { weight_ok::<f32>(w) }.to_bits() != 0)
+    let ok = |w: f32| unsafe { weight_ok::<f32>(w) }.to_bits() != 0;
+    if let Some(w) = run.uniform_weight() {
+        return ok(w).then(|| {
+            if w > 0.0 {
+                f64::from(w) * run.len as f64
+            } else {
+                0.0
+            }
+        });
+    }
+    // SAFETY: the run's pointers are valid (this function's contract)
+    unsafe { run.row_weight_total(ok) }
 }
 
 /// The sum of the valid label weights in f64, element by element: for the label weights

@@ -179,6 +179,34 @@ impl Run {
         }
     }
 
+    /// For a run of rows with weights, each row at least [`MAX_LANES`] wide: `None` if a
+    /// row's weight fails `ok`, else the sum of the positive ones times the row width, in
+    /// f64 (one test and one addition per row, where per-vector sums cost more). `None`
+    /// for every other run.
+    ///
+    /// # Safety
+    /// The run's pointers are valid for its elements.
+    pub(super) unsafe fn row_weight_total(&self, ok: impl Fn(f32) -> bool) -> Option<f64> {
+        let RunTargets::Rows { weights, .. } = self.b else {
+            return None;
+        };
+        if weights.is_null() || self.classes < MAX_LANES {
+            return None;
+        }
+        let mut sum = 0f64;
+        for r in 0..self.len / self.classes {
+            // SAFETY: row `r` is one of the run's (this function's contract)
+            let w = unsafe { *weights.add(r) };
+            if !ok(w) {
+                return None;
+            }
+            if w > 0.0 {
+                sum += f64::from(w);
+            }
+        }
+        Some(sum * self.classes as f64)
+    }
+
     /// `V::LANES` elements from `j`, padded past the run's end with a valid element of weight 0.
     #[inline(always)]
     pub(super) unsafe fn load<V: Vector>(&mut self, x: &Inputs, j: usize) -> (V, V, V) {
