@@ -29,12 +29,13 @@ fail=0
 # The counting pass's second-region shortcut and its once-per-run label weight took GHM-C
 # from 569 to 537 instructions per element and GHM-R from 286 to 258, for 0.3 KB (GHM-C) and
 # 0.7 KB (GHM-R) more flash; the polynomials as straight-line code and the one-lane end
-# test and region index by branches took GHM-C to 336 and GHM-R to 239, for 1.9 KB more.
+# test and region index by branches took GHM-C to 336 and GHM-R to 239, for 1.9 KB more;
+# class-index rows walked by cursors (targets and anchor weights) added 0.5 KB.
 declare -A LIMIT_STACK=([ghm_c_loss_grad]=4100 [ghm_c_loss]=4100 [ghm_c_loss_grad_labels]=4280
   [ghm_c_loss_capi]=5400 [ghm_r_loss_grad]=4050 [ghm_r_loss]=4050)
 declare -A LIMIT_INSN=([ghm_c_loss_grad]=350 [ghm_c_loss]=355 [ghm_c_loss_grad_labels]=412
   [ghm_c_loss_capi]=350 [ghm_r_loss_grad]=250 [ghm_r_loss]=255)
-declare -A LIMIT_FLASH=([c]=25500 [r]=21400 [both]=36700)
+declare -A LIMIT_FLASH=([c]=26100 [r]=21800 [both]=37400)
 TARGET_STACK=1024 TARGET_INSN=300 TARGET_FLASH_ONE=10240
 
 echo "== Rust firmware: build (opt-level s and 3)"
