@@ -61,6 +61,14 @@ fn main() {
             .collect(),
         other => panic!("logits {other}: uniform or bench"),
     };
+    // GHM-R's inputs: the benchmarks' residuals (mostly within 0.05 of 0, 3% near 3) and
+    // zero targets
+    let residuals = |uniform: &mut dyn FnMut() -> f32| {
+        let pred: Vec<f32> = (0..n)
+            .map(|_| 0.1 * (uniform() - 0.5) + if uniform() < 0.03 { 3.0 } else { 0.0 })
+            .collect();
+        (pred, vec![0f32; n])
+    };
     let mut grad = vec![0f32; n];
     let config = Config {
         bins: 30,
@@ -104,11 +112,7 @@ fn main() {
                 .map(|w| w.loss())
         }
         "residual" => {
-            // GHM-R on the benchmarks' residuals (mostly within 0.05 of 0, 3% near 3)
-            let pred: Vec<f32> = (0..n)
-                .map(|_| 0.1 * (uniform() - 0.5) + if uniform() < 0.03 { 3.0 } else { 0.0 })
-                .collect();
-            let zeros = vec![0f32; n];
+            let (pred, zeros) = residuals(&mut uniform);
             let config = Config {
                 mu: 0.02,
                 bins: 10,
@@ -119,10 +123,7 @@ fn main() {
             ghm::GhmR::new(config).and_then(|mut r| r.loss_grad(&pred, &zeros, None, &mut grad))
         }
         "plain-asl1" => {
-            let pred: Vec<f32> = (0..n)
-                .map(|_| 0.1 * (uniform() - 0.5) + if uniform() < 0.03 { 3.0 } else { 0.0 })
-                .collect();
-            let zeros = vec![0f32; n];
+            let (pred, zeros) = residuals(&mut uniform);
             ghm::__test::plain_asl1(ghm::Isa::Auto, 0.02, &pred, &zeros, &mut grad)
         }
         other => {
