@@ -140,7 +140,7 @@ fn case(seed: u64, kind: Kind) -> Case {
     let mut rng = Rng::new(seed);
     let pick = |rng: &mut Rng, n: usize| (rng.next_u64() % n as u64) as usize;
     let cfg = Config {
-        bins: [1u32, 3, 10, 30, 64][pick(&mut rng, 5)],
+        bins: [1u32, 2, 3, 10, 16, 17, 30, 32, 33, 64][pick(&mut rng, 10)],
         momentum: [0.0f32, 0.75, 0.9][pick(&mut rng, 3)],
         mu: [0.02f32, 1.0][pick(&mut rng, 2)],
         loss_weight: [1.0f32, 0.5][pick(&mut rng, 2)],

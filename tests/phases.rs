@@ -826,3 +826,49 @@ fn committed_loss_uses_the_coefficients_apply_uses() {
     let w = three.clone().commit(&s).unwrap();
     assert_eq!(w.loss(), l1);
 }
+
+/// Rows at least a vector wide with anchor weights have their weights checked ahead of the
+/// run when all are acceptable; when one is not, the first invalid element in element
+/// order still decides the error, on every path this CPU has, in the one-shot and the
+/// accumulate calls: a NaN logit in row 0 before a negative weight in row 3 is
+/// `NonFinite`, a NaN weight on row 0 (its first element) before a NaN logit in its
+/// second column is `Weight`, a negative or infinite weight alone is `Weight`; and nothing
+/// is written or changed.
+#[test]
+fn wide_weighted_rows_report_the_first_invalid_element() {
+    let (anchors, classes) = (6usize, 32usize);
+    let labels: Vec<i32> = (0..anchors as i32).map(|i| i % 40).collect();
+    let cases: [(usize, Option<usize>, f32, Error); 4] = [
+        // (row of the bad weight, element of the NaN logit, the weight, expected)
+        (3, Some(5), -1.0, Error::NonFinite),
+        (0, Some(1), f32::NAN, Error::Weight),
+        (4, None, -1.0, Error::Weight),
+        (5, None, f32::INFINITY, Error::Weight),
+    ];
+    for &(bad_row, nan_at, bad_weight, want) in &cases {
+        let mut logits = vec![-2.0f32; anchors * classes];
+        if let Some(i) = nan_at {
+            logits[i] = f32::NAN;
+        }
+        let mut aw = vec![1.0f32; anchors];
+        aw[bad_row] = bad_weight;
+        for &isa in ghm::Isa::ALL {
+            let mut g = warmed::<ghm::Classification>(Kind::Classification, 3);
+            if g.set_isa(isa).is_err() {
+                continue;
+            }
+            let before = *g.state();
+            let layout = ClassLayout::rows(anchors, classes);
+            let mut grad = vec![7.0f32; logits.len()];
+            let r = g.loss_grad_labels(&logits, layout, &labels, Some(&aw), &mut grad);
+            assert_eq!(r, Err(want), "{isa:?} one-shot, weight row {bad_row}");
+            assert!(grad.iter().all(|&v| v == 7.0), "{isa:?}: written");
+            assert_eq!(*g.state(), before, "{isa:?}: state changed");
+            let mut stats = g.stats();
+            let empty = stats;
+            let r = g.accumulate_labels(&mut stats, &logits, layout, &labels, Some(&aw));
+            assert_eq!(r, Err(want), "{isa:?} accumulate, weight row {bad_row}");
+            assert_eq!(stats, empty, "{isa:?}: stats changed");
+        }
+    }
+}

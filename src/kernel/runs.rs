@@ -96,10 +96,11 @@ pub(super) struct Run {
     classes: usize,
     b: RunTargets,
     w: RunWeights,
-    /// For [`RunTargets::Rows`] without weights, which [`load`](Run::load) walks with a
-    /// cursor: the first element of the next row that may have a label in range (no row
-    /// before it has one whose element is still to be loaded; the loads go forward), or
-    /// at least `len`.
+    /// For [`RunTargets::Rows`], whose targets [`load`](Run::load) finds with a cursor:
+    /// the first element of the next row that may have a label in range (no row before it
+    /// has one whose element is still to be loaded), or at least `len`. The cursors rely on
+    /// every pass loading a run's vectors in order from its start (a run's last, partial
+    /// vector goes through [`element`](Run::element), which reads no cursor).
     hot_at: usize,
     /// For [`RunTargets::Rows`] with weights: the row of the last vector's first element,
     /// and that row's first element.
