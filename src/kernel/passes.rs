@@ -157,8 +157,7 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                 x,
                 stats,
             } = self;
-            let mut tables = <V::Tables<u64> as LaneTables<u64>>::EMPTY;
-            let counts = &mut tables;
+            let mut counts = <V::Tables<u64> as LaneTables<u64>>::EMPTY;
             if TERMS {
                 // Once; again with f64 sums if a region's f32 term sum overflowed (terms
                 // near f32::MAX, whose sum the coefficients may still bring into range).
@@ -166,21 +165,27 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                 let mut f64_only = false;
                 loop {
                     let mut sums = RegionSums::<V>::new(f64_only);
-                    let r =
-                        accumulate::<V, M, true>(model, bins, x, counts, Some(&mut sums), stats);
+                    let r = accumulate::<V, M, true>(
+                        model,
+                        bins,
+                        x,
+                        &mut counts,
+                        Some(&mut sums),
+                        stats,
+                    );
                     match r {
                         Tally::Done(r) => return r,
                         // f64 sums of finite f32 values do not overflow
                         Tally::SumsOverflowed if f64_only => return Err(Error::Internal),
                         Tally::SumsOverflowed => {
                             f64_only = true;
-                            *counts = LaneTables::EMPTY;
+                            counts = LaneTables::EMPTY;
                         }
                     }
                 }
             } else {
                 // counting only: no sum tables to zero
-                match accumulate::<V, M, false>(model, bins, x, counts, None, stats) {
+                match accumulate::<V, M, false>(model, bins, x, &mut counts, None, stats) {
                     Tally::Done(r) => r,
                     Tally::SumsOverflowed => Err(Error::Internal),
                 }

@@ -60,13 +60,10 @@ pub(super) enum RunTargets {
         class: f32,
     },
     /// A block of rows of `classes` elements each, one right after the other: element j is
-    /// class `j % classes` of row `j / classes`, whose `k` labels are at `labels[row * k..]`
-    /// and whose weight is `weights[row]` (1 where `weights` is null). The run's own
-    /// weights are unused.
+    /// class `j % classes` of row `j / classes`, whose `k` labels are at `labels[row * k..]`.
     Rows {
         labels: *const i32,
         k: usize,
-        weights: *const f32,
     },
     Zero,
 }
@@ -86,6 +83,8 @@ fn hot_column(label: i32, classes: usize) -> f32 {
 pub(super) enum RunWeights {
     Each(*const f32),
     All(f32),
+    /// One per row of `classes` elements ([`RunTargets::Rows`]).
+    Rows(*const f32),
 }
 
 pub(super) struct Run {
@@ -102,8 +101,8 @@ pub(super) struct Run {
     /// every pass loading a run's vectors in order from its start (a run's last, partial
     /// vector goes through [`element`](Run::element), which reads no cursor).
     hot_at: usize,
-    /// For [`RunTargets::Rows`] with weights: the row of the last vector's first element,
-    /// and that row's first element.
+    /// For [`RunWeights::Rows`]: the row of the last vector's first element, and that
+    /// row's first element.
     w_row: usize,
     w_start: usize,
 }
@@ -149,23 +148,19 @@ impl Run {
                     let hit = (0..k).any(|s| *labels.add(j * k + s) as f32 == class);
                     f32::from(u8::from(hit))
                 }
-                RunTargets::Rows { labels, k, weights } => {
+                RunTargets::Rows { labels, k } => {
                     // `classes >= 1` for a run of rows (see `Runs::new`)
                     let c = self.classes.max(1);
                     let (row, col) = (j / c, (j % c) as f32);
                     let hit = (0..k).any(|s| hot_column(*labels.add(row * k + s), c) == col);
-                    let w = if weights.is_null() {
-                        1.0
-                    } else {
-                        *weights.add(row)
-                    };
-                    return (f32::from(u8::from(hit)), w);
+                    f32::from(u8::from(hit))
                 }
                 RunTargets::Zero => 0.0,
             };
             let w = match self.w {
                 RunWeights::Each(p) => *p.add(j),
                 RunWeights::All(w) => w,
+                RunWeights::Rows(p) => *p.add(j / self.classes.max(1)),
             };
             (b, w)
         }
@@ -173,10 +168,9 @@ impl Run {
 
     /// The label weight of every element of the run, if they all have the same.
     pub(super) fn uniform_weight(&self) -> Option<f32> {
-        match (self.b, self.w) {
-            (RunTargets::Rows { weights, .. }, _) if !weights.is_null() => None,
-            (_, RunWeights::All(w)) => Some(w),
-            (_, RunWeights::Each(_)) => None,
+        match self.w {
+            RunWeights::All(w) => Some(w),
+            RunWeights::Each(_) | RunWeights::Rows(_) => None,
         }
     }
 
@@ -188,10 +182,10 @@ impl Run {
     /// # Safety
     /// The run's pointers are valid for its elements.
     pub(super) unsafe fn row_weight_total(&self, ok: impl Fn(f32) -> bool) -> Option<f64> {
-        let RunTargets::Rows { weights, .. } = self.b else {
+        let RunWeights::Rows(weights) = self.w else {
             return None;
         };
-        if weights.is_null() || self.classes < MAX_LANES {
+        if self.classes < MAX_LANES {
             return None;
         }
         let mut sum = 0f64;
@@ -250,18 +244,13 @@ impl Run {
                     plane_targets(labels.add(j * k), k, class, &mut b[..V::LANES]);
                     V::load(b.as_ptr())
                 }
-                RunTargets::Rows { labels, k, weights } if weights.is_null() => {
-                    self.hot_rows::<V>(j, labels, k)
-                }
-                RunTargets::Rows { labels, k, weights } => {
-                    let b = self.hot_rows::<V>(j, labels, k);
-                    return (a, b, self.row_weights::<V>(j, weights));
-                }
+                RunTargets::Rows { labels, k } => self.hot_rows::<V>(j, labels, k),
                 RunTargets::Zero => V::splat(0.0),
             };
             let w = match self.w {
                 RunWeights::Each(p) => V::load(p.add(j)),
                 RunWeights::All(w) => V::splat(w),
+                RunWeights::Rows(p) => self.row_weights::<V>(j, p),
             };
             (a, b, w)
         }
@@ -283,8 +272,8 @@ impl Run {
         }
     }
 
-    /// Targets of the `V::LANES` elements from `j` of a [`RunTargets::Rows`] run without
-    /// weights, all within it, by a cursor over its rows: most anchors have no label in
+    /// Targets of the `V::LANES` elements from `j` of a [`RunTargets::Rows`] run, all
+    /// within it, by a cursor over its rows: most anchors have no label in
     /// range (background), so most vectors cost one comparison; the rows in between are
     /// skipped by [`next_hit_row`], a vector at a time. Loads go forward in `j`.
     ///
@@ -321,8 +310,8 @@ impl Run {
         }
     }
 
-    /// Weights of the `V::LANES` elements from `j` of a [`RunTargets::Rows`] run with
-    /// weights, all within it: each row's weight fills its lanes, found by a cursor over
+    /// Weights of the `V::LANES` elements from `j` of a run with [`RunWeights::Rows`], all
+    /// within it: each row's weight fills its lanes, found by a cursor over
     /// the rows (`w_row`, whose first element is `w_start`; loads go forward) instead of a
     /// division per vector.
     ///
@@ -543,13 +532,12 @@ impl<'x> Runs<'x> {
                             b: RunTargets::Rows {
                                 labels: labels.add(cell0 * k),
                                 k,
-                                weights: if x.w.is_null() {
-                                    core::ptr::null()
-                                } else {
-                                    x.w.add(cell0)
-                                },
                             },
-                            w: RunWeights::All(1.0),
+                            w: if x.w.is_null() {
+                                RunWeights::All(1.0)
+                            } else {
+                                RunWeights::Rows(x.w.add(cell0))
+                            },
                             hot_at: 0,
                             w_row: 0,
                             w_start: 0,
