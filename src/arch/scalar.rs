@@ -38,6 +38,10 @@ impl Vector for f32 {
         x
     }
     #[inline(always)]
+    unsafe fn first(self) -> f32 {
+        self
+    }
+    #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
         // SAFETY: `p` is valid for this access (the `Vector::load`/`store` contract).
         unsafe { p.read_unaligned() }

@@ -14,7 +14,6 @@ pub(crate) struct Bins {
     /// `M` and `M - 1` as f32, for the vector index.
     m_f32: f32,
     last_f32: f32,
-    edges: [f32; MAX_BINS],
 }
 
 /// Fractional parts this close to 1 (or exactly 0) may have been rounded across an integer
@@ -26,16 +25,18 @@ impl Bins {
     /// clamped so that indexing stays in bounds regardless.
     pub(crate) fn new(m: u32) -> Bins {
         let m = (m as usize).clamp(1, MAX_BINS);
-        let mut edges = [0.0; MAX_BINS];
-        for (k, e) in edges.iter_mut().enumerate().take(m) {
-            *e = k as f32 / m as f32;
-        }
         Bins {
             m,
             m_f32: m as f32,
             last_f32: (m - 1) as f32,
-            edges,
         }
+    }
+
+    /// The lower edge `e_k = f32(k) / f32(M)` of region `k`, computed when needed rather than
+    /// kept in a table (a table would be a quarter of a kilobyte in every pass's frame: the
+    /// Cortex-M stack figures).
+    fn edge(&self, k: usize) -> f32 {
+        k as f32 / self.m_f32
     }
 
     /// Number of regions M.
@@ -50,7 +51,7 @@ impl Bins {
         if self.m < 2 {
             return (f32::INFINITY, f32::INFINITY);
         }
-        (self.edges[1], self.edges[(self.m - 1) & (MAX_BINS - 1)])
+        (self.edge(1), self.edge(self.m - 1))
     }
 
     /// The edges of the second region, `[e_1, e_2)`, for three regions or more; both
@@ -59,18 +60,17 @@ impl Bins {
         if self.m < 3 {
             return (f32::INFINITY, f32::INFINITY);
         }
-        (self.edges[1], self.edges[2])
+        (self.edge(1), self.edge(2))
     }
 
     /// The region of `g` by the reference's definition: the largest `k < M` with
     /// `e_k <= g` (0 for NaN, which validation rejects before it matters).
     pub(crate) fn index_exact(&self, g: f32) -> usize {
-        let edges = &self.edges[..self.m.min(MAX_BINS)];
-        let mut k = ((g * self.m as f32) as usize).min(edges.len().saturating_sub(1));
-        while k > 0 && edges.get(k).is_some_and(|&e| g < e) {
+        let mut k = ((g * self.m_f32) as usize).min(self.m - 1);
+        while k > 0 && g < self.edge(k) {
             k -= 1;
         }
-        while edges.get(k + 1).is_some_and(|&e| g >= e) {
+        while k + 1 < self.m && g >= self.edge(k + 1) {
             k += 1;
         }
         k
@@ -88,15 +88,11 @@ impl Bins {
                 // one lane: the same test by branches (masks cost a single-precision FPU
                 // about four instructions a comparison)
                 let p = g.mul(V::splat(self.m_f32));
-                let (mut lanes, mut floors) = ([0f32; MAX_LANES], [0f32; MAX_LANES]);
-                p.store(lanes.as_mut_ptr());
-                p.floor().store(floors.as_mut_ptr());
-                let (p, f) = (lanes[0], floors[0]);
+                let (p, f) = (p.first(), p.floor().first());
                 let frac = p - f;
                 let near_edge = frac == 0.0 || EDGE_SLACK < frac;
                 let k = if 0.0 < p && p < self.m_f32 && near_edge {
-                    g.store(lanes.as_mut_ptr());
-                    self.index_exact(lanes[0]) as f32
+                    self.index_exact(g.first()) as f32
                 } else if f < self.last_f32 {
                     f
                 } else {
@@ -136,7 +132,7 @@ mod tests {
         for m in 1..=MAX_BINS as u32 {
             let bins = Bins::new(m);
             for k in 0..=m as usize {
-                let e = if k == m as usize { 1.0 } else { bins.edges[k] };
+                let e = if k == m as usize { 1.0 } else { bins.edge(k) };
                 for d in -radius..=radius {
                     let g = f32::from_bits((e.to_bits() as i32 + d).max(0) as u32);
                     if !(0.0..=1.0).contains(&g) {
@@ -145,7 +141,7 @@ mod tests {
                     let want = bins.index_exact(g);
                     let fast = unsafe { bins.index(g) } as usize;
                     assert_eq!(fast, want, "m={m} k={k} g={g:e}");
-                    let by_def = (0..m as usize).rev().find(|&j| bins.edges[j] <= g).unwrap();
+                    let by_def = (0..m as usize).rev().find(|&j| bins.edge(j) <= g).unwrap();
                     assert_eq!(want, by_def, "m={m} k={k} g={g:e}");
                 }
             }

@@ -34,6 +34,15 @@ pub(crate) trait Vector: Copy {
     unsafe fn load(p: *const f32) -> Self;
     /// Stores `LANES` values to `p` (no alignment needed).
     unsafe fn store(self, p: *mut f32);
+    /// Lane 0 (for one-lane code: the one-lane instantiation returns itself, with no
+    /// array in the frame).
+    #[inline(always)]
+    unsafe fn first(self) -> f32 {
+        let mut lanes = [0f32; MAX_LANES];
+        // SAFETY: `lanes` holds `MAX_LANES >= LANES` values; the caller's contract.
+        unsafe { self.store(lanes.as_mut_ptr()) };
+        lanes[0]
+    }
 
     unsafe fn add(self, b: Self) -> Self;
     unsafe fn sub(self, b: Self) -> Self;
