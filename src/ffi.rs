@@ -16,7 +16,7 @@ use core::mem::{align_of, size_of};
 use crate::config::{Config, Kind, OPT_GRADIENT_INPUT};
 use crate::error::Error;
 use crate::io::{ClassLayout, Output, OutputKind};
-use crate::loss::{Ghm, Loss};
+use crate::loss::{Ghm, InPlace, Loss};
 use crate::state::{RegionWeights, State, Stats};
 use crate::{Classification, Regression};
 
@@ -563,10 +563,10 @@ pub unsafe extern "C" fn ghm_commit(
                 span(loss, 1, false)?,
             ];
             disjoint(&outputs, &[span(stats, 1, false)?])?;
-            let (st, stats) = (state.read(), stats.read());
+            // in place: the commit changes the state only once it has succeeded
+            let st = &mut *state;
             st.kind()?;
-            let (next, w) = st.commit(&stats)?;
-            state.write(next);
+            let w = st.commit(&*stats)?;
             weights.write(w);
             loss.write(w.loss());
             Ok(())
@@ -838,7 +838,8 @@ unsafe fn run<L: Loss>(
         disjoint(&[g_span], grad_vs_inputs)?;
         disjoint(&[s_span, l_span], &[a_span, b_span, w_span, g_span])?;
 
-        let mut ghm = Ghm::<L>::from_state(state.read())?;
+        // the caller's state, updated in place only on success
+        let ghm = InPlace::<L>::new(&mut *state)?;
         let b = targets(L::KIND, ghm.config(), b, n)?;
         let w = (!w.is_null()).then(|| slice(w, n));
         let value = if grad.is_null() {
@@ -848,7 +849,6 @@ unsafe fn run<L: Loss>(
         } else {
             ghm.loss_grad_values(slice(a, n), b, w, core::slice::from_raw_parts_mut(grad, n))?
         };
-        state.write(*ghm.state());
         loss.write(value);
         Ok(())
     }
@@ -879,18 +879,13 @@ unsafe fn loss_labels(
             &[span(state, 1, false)?, span(loss, 1, false)?, g_span],
             &inputs,
         )?;
-        let mut ghm = Ghm::<Classification>::from_state(state.read())?;
+        // the caller's state, updated in place only on success
+        let ghm = InPlace::<Classification>::new(&mut *state)?;
         let logits = slice(logits, n);
         let labels = slice(labels, layout.anchors);
         let w = (!w.is_null()).then(|| slice(w, layout.anchors));
-        let value = if grad.is_null() {
-            let mut stats = ghm.stats();
-            ghm.accumulate_labels(&mut stats, logits, *layout, labels, w)?;
-            ghm.commit(&stats)?.loss()
-        } else {
-            ghm.loss_grad_labels(logits, *layout, labels, w, slice_mut(grad, n))?
-        };
-        state.write(*ghm.state());
+        let grad = (!grad.is_null()).then(|| slice_mut(grad, n));
+        let value = ghm.loss_labels(logits, *layout, labels, w, grad)?;
         loss.write(value);
         Ok(())
     }

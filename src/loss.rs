@@ -15,12 +15,12 @@ use core::marker::PhantomData;
 
 use crate::arch::{self, Isa};
 use crate::config::{
-    Config, Kind, OPT_GRADIENT_INPUT, OPT_NORM_BY_POSITIVES, OPT_PROBABILITY_INPUT,
+    Config, Kind, MAX_BINS, OPT_GRADIENT_INPUT, OPT_NORM_BY_POSITIVES, OPT_PROBABILITY_INPUT,
 };
 use crate::error::Error;
 use crate::io::{ClassLayout, Output};
 use crate::kernel::{Accumulate, Apply, Asl1, Bce, Bins, Inputs, Model, Plan, Targets, Validate};
-use crate::state::{RegionWeights, State, Stats};
+use crate::state::{Counts, RegionWeights, State, Stats, Tally};
 
 mod sealed {
     pub trait Sealed {}
@@ -201,9 +201,7 @@ impl<L: Loss> Ghm<L> {
     /// chunks, or counts filled by the caller) and returns the region weights and the loss of
     /// the batch.
     pub fn commit(&mut self, stats: &Stats) -> Result<RegionWeights, Error> {
-        let (next, weights) = self.state.commit(stats)?;
-        self.state = next;
-        Ok(weights)
+        self.state.commit(stats)
     }
 
     /// The loss of one batch, updating the EMA; no gradient.
@@ -223,9 +221,7 @@ impl<L: Loss> Ghm<L> {
         b: Option<&[f32]>,
         label_weights: Option<&[f32]>,
     ) -> Result<f32, Error> {
-        let x = elementwise(a, b, label_weights)?;
-        // SAFETY: the pointers come from slices of length x.n; no output.
-        unsafe { self.one_shot(&x, None) }
+        self.in_place().loss_values(a, b, label_weights)
     }
 
     /// The loss of one batch, updating the EMA, and its gradient with respect to `a`
@@ -248,12 +244,7 @@ impl<L: Loss> Ghm<L> {
         label_weights: Option<&[f32]>,
         grad: &mut [f32],
     ) -> Result<f32, Error> {
-        let x = elementwise(a, b, label_weights)?;
-        if grad.len() != x.n {
-            return Err(Error::Length);
-        }
-        // SAFETY: slices of length x.n; `grad` is a distinct mutable borrow.
-        unsafe { self.one_shot(&x, Some(grad.as_mut_ptr())) }
+        self.in_place().loss_grad_values(a, b, label_weights, grad)
     }
 
     /// As [`loss_grad`](Self::loss_grad), with the gradient written over `a` itself.
@@ -269,6 +260,107 @@ impl<L: Loss> Ghm<L> {
     /// [`loss_grad_in_place`](Self::loss_grad_in_place), or with `b` `None` for targets 0.
     pub(crate) fn loss_grad_in_place_values(
         &mut self,
+        a: &mut [f32],
+        b: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
+    ) -> Result<f32, Error> {
+        self.in_place()
+            .loss_grad_in_place_values(a, b, label_weights)
+    }
+
+    /// The one-shot calls' view of this loss: its state, borrowed.
+    fn in_place(&mut self) -> InPlace<'_, L> {
+        InPlace {
+            state: &mut self.state,
+            isa: self.isa,
+            _loss: PhantomData,
+        }
+    }
+
+    /// Phase 1 on the kernels: counts, label weights and loss terms (see [`Accumulate`]).
+    ///
+    /// # Safety
+    /// The pointers of `x` are valid for reads of the lengths they describe.
+    pub(crate) unsafe fn accumulate_inputs(
+        &self,
+        stats: &mut Stats,
+        x: &Inputs,
+    ) -> Result<f32, Error> {
+        stats.check(L::KIND, self.config().bins)?;
+        let mut counts = Counts::EMPTY;
+        let mut loss_sum = [0.0; MAX_BINS];
+        // SAFETY: the caller's contract.
+        let magnitude = unsafe {
+            accumulate_pass::<L, true>(
+                self.config(),
+                self.isa,
+                &mut counts,
+                Some(&mut loss_sum),
+                x,
+            )?
+        };
+        counts.add_to(Some(&loss_sum), stats);
+        Ok(magnitude)
+    }
+}
+
+/// A loss's one-shot calls on a state it borrows, updated in place on success: what a
+/// [`Ghm`] runs on its own state, and the C API on the caller's (with no copy of the state
+/// in between: the Cortex-M stack figures).
+pub(crate) struct InPlace<'s, L: Loss> {
+    state: &'s mut State,
+    isa: Isa,
+    _loss: PhantomData<L>,
+}
+
+impl<'s, L: Loss> InPlace<'s, L> {
+    /// The caller's `state`, with the fastest instruction set; [`Error::State`] or
+    /// [`Error::WrongLoss`] unless it is an intact state of loss `L`.
+    pub(crate) fn new(state: &'s mut State) -> Result<Self, Error> {
+        state.check(L::KIND)?;
+        Ok(InPlace {
+            state,
+            isa: Isa::Auto,
+            _loss: PhantomData,
+        })
+    }
+
+    /// The configuration.
+    pub(crate) fn config(&self) -> &Config {
+        self.state.config()
+    }
+
+    /// [`Ghm::loss`], or with `b` `None` for targets 0 (GHM-C gradient input).
+    pub(crate) fn loss_values(
+        self,
+        a: &[f32],
+        b: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
+    ) -> Result<f32, Error> {
+        let x = elementwise(a, b, label_weights)?;
+        // SAFETY: the pointers come from slices of length x.n; no output.
+        unsafe { self.one_shot(&x, None) }
+    }
+
+    /// [`Ghm::loss_grad`], or with `b` `None` for targets 0.
+    pub(crate) fn loss_grad_values(
+        self,
+        a: &[f32],
+        b: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
+        grad: &mut [f32],
+    ) -> Result<f32, Error> {
+        let x = elementwise(a, b, label_weights)?;
+        if grad.len() != x.n {
+            return Err(Error::Length);
+        }
+        // SAFETY: slices of length x.n; `grad` is a distinct mutable borrow.
+        unsafe { self.one_shot(&x, Some(grad.as_mut_ptr())) }
+    }
+
+    /// [`Ghm::loss_grad_in_place`], or with `b` `None` for targets 0.
+    pub(crate) fn loss_grad_in_place_values(
+        self,
         a: &mut [f32],
         b: Option<&[f32]>,
         label_weights: Option<&[f32]>,
@@ -292,79 +384,114 @@ impl<L: Loss> Ghm<L> {
     /// writes nothing, and the loss is the same as with one, bit for bit. It is checked
     /// finite before anything is written by a bound from the first pass; inputs too large
     /// for the bound to settle it (only near the f32 range) have the loss summed per region
-    /// in the first pass instead.
-    unsafe fn one_shot(&mut self, x: &Inputs, grad: Option<*mut f32>) -> Result<f32, Error> {
-        // Fresh stats filled by the pass itself pass `Stats::check`: neither is checked again.
-        let mut stats = self.stats();
+    /// in the first pass instead ([`one_shot_summed`](Self::one_shot_summed)).
+    unsafe fn one_shot(self, x: &Inputs, grad: Option<*mut f32>) -> Result<f32, Error> {
+        let config = self.state.config();
+        let mut counts = Counts::EMPTY;
         // SAFETY: the caller's contract.
-        let magnitude = unsafe { self.accumulate_pass::<false>(&mut stats, x)? };
-        let mut next = self.state;
-        let mut weights = self.state.commit_tally(&stats, &mut next)?;
-        let bound = with_model!(L::KIND, self.config(), |model| {
+        let magnitude =
+            unsafe { accumulate_pass::<L, false>(config, self.isa, &mut counts, None, x)? };
+        let tally = Tally::Pass(&counts, None);
+        let mut weights = RegionWeights::UNSET;
+        self.state.weigh(tally, &mut weights)?;
+        let bound = with_model!(L::KIND, config, |model| {
             let term = model.term_bound(magnitude);
-            let regions = weights.coef_table().iter().zip(&stats.count);
+            let regions = weights.coef_table().iter().zip(&counts.count);
             regions
-                .map(|(&c, &r)| f64::from(c.abs()) * r * term)
+                .map(|(&c, &r)| f64::from(c.abs()) * r as f64 * term)
                 .sum::<f64>()
         });
-        if bound < f64::from(f32::MAX) / 2.0 {
-            // SAFETY: the caller's contract; the inputs passed accumulate.
-            let loss = unsafe { second_pass::<L>(self.isa, &weights, x, grad, true)? };
-            self.state = next;
-            return Ok(loss as f32);
+        if bound >= f64::from(f32::MAX) / 2.0 {
+            // SAFETY: the caller's contract.
+            return unsafe { self.one_shot_summed(x, grad) };
         }
-        stats = self.stats();
+        // SAFETY: the caller's contract; the inputs passed accumulate.
+        let loss = unsafe { second_pass::<L>(self.isa, &weights, x, grad, true)? };
+        self.state.advance(tally);
+        Ok(loss as f32)
+    }
+
+    /// [`one_shot`](Self::one_shot) with the loss summed per region in the first pass, for
+    /// inputs whose loss the second pass's f32 sums might overflow. Its own function, rarely
+    /// run: the region sums are not in the common path's stack frame.
+    ///
+    /// # Safety
+    /// As for [`one_shot`](Self::one_shot).
+    #[cold]
+    #[inline(never)]
+    unsafe fn one_shot_summed(self, x: &Inputs, grad: Option<*mut f32>) -> Result<f32, Error> {
+        let mut counts = Counts::EMPTY;
+        let mut loss_sum = [0.0; MAX_BINS];
+        let config = self.state.config();
         // SAFETY: the caller's contract.
-        unsafe { self.accumulate_pass::<true>(&mut stats, x)? };
-        weights = self.state.commit_tally(&stats, &mut next)?;
+        unsafe {
+            accumulate_pass::<L, true>(config, self.isa, &mut counts, Some(&mut loss_sum), x)?
+        };
+        let tally = Tally::Pass(&counts, Some(&loss_sum));
+        let mut weights = RegionWeights::UNSET;
+        self.state.weigh(tally, &mut weights)?;
         if grad.is_some() {
             // SAFETY: the caller's contract; the inputs passed accumulate.
             unsafe { second_pass::<L>(self.isa, &weights, x, grad, false)? };
         }
-        self.state = next;
+        self.state.advance(tally);
         Ok(weights.loss())
     }
+}
 
-    /// Phase 1 on the kernels: counts, label weights and loss terms (see [`Accumulate`]).
-    ///
-    /// # Safety
-    /// The pointers of `x` are valid for reads of the lengths they describe.
-    pub(crate) unsafe fn accumulate_inputs(
-        &self,
-        stats: &mut Stats,
-        x: &Inputs,
+impl InPlace<'_, Classification> {
+    /// The one-shot call with class-index targets (see [`Ghm::accumulate_labels`]): the
+    /// loss, and with `grad` the gradient (same length and layout as `logits`; only the
+    /// layout's elements are written).
+    pub(crate) fn loss_labels(
+        self,
+        logits: &[f32],
+        layout: ClassLayout,
+        labels: &[i32],
+        anchor_weights: Option<&[f32]>,
+        grad: Option<&mut [f32]>,
     ) -> Result<f32, Error> {
-        stats.check(L::KIND, self.config().bins)?;
+        labels_allowed(self.config())?;
+        let x = class_index(logits, layout, labels, anchor_weights)?;
+        let out = match grad {
+            Some(g) if g.len() != logits.len() => return Err(Error::Length),
+            Some(g) => Some(g.as_mut_ptr()),
+            None => None,
+        };
+        // SAFETY: slices of checked lengths; `grad` is a distinct mutable borrow of the same
+        // length as `logits`, written only at the layout's elements.
+        unsafe { self.one_shot(&x, out) }
+    }
+}
+
+/// Phase 1 on the kernels, into `counts` (which must be [`Counts::EMPTY`]) and, with
+/// `TERMS`, `loss_sum` (which must then be given, holding zeros); without `TERMS` counts only and returns the largest magnitude (see
+/// [`Accumulate`]).
+///
+/// # Safety
+/// The pointers of `x` are valid for reads of the lengths they describe.
+// Not inlined: its count tables would otherwise stay in the caller's frame while the
+// commit runs (the Cortex-M stack figures).
+#[inline(never)]
+unsafe fn accumulate_pass<L: Loss, const TERMS: bool>(
+    config: &Config,
+    isa: Isa,
+    counts: &mut Counts,
+    loss_sum: Option<&mut [f64; MAX_BINS]>,
+    x: &Inputs,
+) -> Result<f32, Error> {
+    let bins = &Bins::new(config.bins);
+    with_model!(L::KIND, config, |model| {
+        let pass = Accumulate::<_, TERMS> {
+            model,
+            bins,
+            x,
+            counts,
+            loss_sum,
+        };
         // SAFETY: the caller's contract.
-        unsafe { self.accumulate_pass::<true>(stats, x) }
-    }
-
-    /// Phase 1 into stats known to pass [`Stats::check`]; with `TERMS` false, counts only
-    /// and returns the largest magnitude (see [`Accumulate`]).
-    ///
-    /// # Safety
-    /// The pointers of `x` are valid for reads of the lengths they describe.
-    // Not inlined: its count tables would otherwise stay in the caller's frame while the
-    // commit runs (the Cortex-M stack figures).
-    #[inline(never)]
-    unsafe fn accumulate_pass<const TERMS: bool>(
-        &self,
-        stats: &mut Stats,
-        x: &Inputs,
-    ) -> Result<f32, Error> {
-        let config = self.config();
-        let bins = &Bins::new(config.bins);
-        with_model!(L::KIND, config, |model| {
-            let pass = Accumulate::<_, TERMS> {
-                model,
-                bins,
-                x,
-                stats,
-            };
-            // SAFETY: the caller's contract.
-            unsafe { arch::run(self.isa, pass)? }
-        })
-    }
+        unsafe { arch::run(isa, pass)? }
+    })
 }
 
 impl Ghm<Classification> {
@@ -416,14 +543,8 @@ impl Ghm<Classification> {
         anchor_weights: Option<&[f32]>,
         grad: &mut [f32],
     ) -> Result<f32, Error> {
-        labels_allowed(self.config())?;
-        let x = class_index(logits, layout, labels, anchor_weights)?;
-        if grad.len() != logits.len() {
-            return Err(Error::Length);
-        }
-        // SAFETY: slices of checked lengths; `grad` is a distinct mutable borrow of the same
-        // length as `logits`, written only at the layout's elements.
-        unsafe { self.one_shot(&x, Some(grad.as_mut_ptr())) }
+        self.in_place()
+            .loss_labels(logits, layout, labels, anchor_weights, Some(grad))
     }
 }
 

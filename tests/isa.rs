@@ -26,7 +26,7 @@ use std::cell::Cell;
 
 use common::{batch, edge_distance, element, Rng};
 use ghm::{
-    Config, Error, Ghm, GhmC, GhmR, Isa, Kind, Loss, State, OPT_DECAY_EMPTY_BINS,
+    Config, Error, Ghm, GhmC, GhmR, Isa, Kind, Loss, Output, State, OPT_DECAY_EMPTY_BINS,
     OPT_EMA_BIAS_CORRECTION, OPT_NORM_BY_BINS,
 };
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -523,6 +523,26 @@ fn long_sums_stay_within_their_bound(isa: Isa) {
     assert_eq!(sum, n as f64 * f64::from(3e38f32), "{isa:?}");
     let loss = g.loss(&a, &b, None).unwrap();
     assert_eq!(loss, 3e38, "{isa:?}");
+
+    // the one-shot call with a gradient on these inputs takes the fallback that sums the
+    // loss in the first pass (its bound on the loss exceeds f32's range): loss, gradient
+    // and state equal the three phases'
+    let mut one = GhmC::default();
+    one.set_isa(isa).unwrap();
+    let mut three = one.clone();
+    let mut g1 = vec![0.0f32; n];
+    let l1 = one.loss_grad(&a, &b, None, &mut g1).unwrap();
+    let mut stats = three.stats();
+    three.accumulate(&mut stats, &a, &b, None).unwrap();
+    let weights = three.commit(&stats).unwrap();
+    let mut g3 = vec![0.0f32; n];
+    weights
+        .apply(&a, &b, None, Output::GRADIENT, &mut g3)
+        .unwrap();
+    assert_eq!(l1.to_bits(), weights.loss().to_bits(), "{isa:?}");
+    assert!(g1.iter().all(|&v| v != 0.0), "{isa:?}: no gradient written");
+    assert_eq!(g1, g3, "{isa:?}");
+    assert_eq!(one.state(), three.state(), "{isa:?}");
 }
 
 /// A test of one SIMD path: ignored, with the reason, where this CPU lacks the path.

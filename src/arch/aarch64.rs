@@ -24,6 +24,7 @@ unsafe fn float(v: uint32x4_t) -> float32x4_t {
 impl Vector for float32x4_t {
     type Sum = (float64x2_t, float64x2_t);
     type Tables<T: Cell> = [LaneTable<T>; 4];
+    type CountTables = [LaneTable<usize>; 4];
 
     #[inline(always)]
     unsafe fn sum_zero() -> Self::Sum {

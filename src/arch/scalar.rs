@@ -18,6 +18,7 @@ pub(crate) unsafe fn run<P: Pass>(pass: P) -> P::Out {
 impl Vector for f32 {
     const LANES: usize = 1;
     type Tables<T: Cell> = [LaneTable<T>; 1];
+    type CountTables = [LaneTable<usize>; 0];
     type Sum = f64;
 
     #[inline(always)]

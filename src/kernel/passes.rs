@@ -4,7 +4,8 @@
 //!
 //! - [`Validate`]: read-only; the first invalid element's specific error, if any.
 //! - [`Accumulate`]: read-only. Validates every element, bins its gradient norm and adds the
-//!   valid elements' counts, loss terms and label weights to a [`Stats`]. It stops at the
+//!   valid elements' counts, loss terms and label weights to a [`Counts`] and per-region
+//!   loss sums. It stops at the
 //!   first invalid element and reports its specific error, adding nothing.
 //! - [`Apply`]: writes one value per element from the committed per-region coefficients
 //!   (the gradient by default; see [`Output`]). Its inputs must have passed one of the above.
@@ -19,7 +20,7 @@ use super::vector::{Vector, MAX_LANES};
 use crate::config::MAX_BINS;
 use crate::error::Error;
 use crate::io::{Output, OutputKind};
-use crate::state::Stats;
+use crate::state::Counts;
 
 /// A pass over buffers, generic over the vector type.
 pub(crate) trait Pass {
@@ -121,7 +122,11 @@ unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<(), Err
     }
 }
 
-/// The read-only pass; adds to `stats` only on success. Contract: as for [`Validate`].
+/// The read-only pass; writes the tally to `counts`, which must be [`Counts::EMPTY`] (a
+/// one-lane pass counts straight into it, without a table of its own: the Cortex-M stack),
+/// and with `TERMS` each region's sum of loss terms to `loss_sum`, which must then be given
+/// and hold zeros (the sums are made in it). On error neither holds a meaningful tally.
+/// Contract: as for [`Validate`].
 ///
 /// With `TERMS` false it adds the counts and the label weights but no loss terms: the
 /// one-shot calls take the loss in [`Apply`], where each region's coefficient is known, and
@@ -134,7 +139,8 @@ pub(crate) struct Accumulate<'a, M, const TERMS: bool> {
     pub model: &'a M,
     pub bins: &'a Bins,
     pub x: &'a Inputs,
-    pub stats: &'a mut Stats,
+    pub counts: &'a mut Counts,
+    pub loss_sum: Option<&'a mut [f64; MAX_BINS]>,
 }
 
 impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
@@ -147,7 +153,8 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
             const {
                 assert!(
                     V::LANES <= MAX_LANES
-                        && <V::Tables<u64> as LaneTables<u64>>::LEN == V::LANES
+                        && <V::CountTables as LaneTables<usize>>::LEN
+                            == if V::LANES == 1 { 0 } else { V::LANES }
                         && <V::Tables<f32> as LaneTables<f32>>::LEN == V::LANES
                 )
             };
@@ -155,24 +162,22 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                 model,
                 bins,
                 x,
-                stats,
+                counts: out,
+                loss_sum,
             } = self;
-            let mut counts = <V::Tables<u64> as LaneTables<u64>>::EMPTY;
+            let mut counts = <V::CountTables as LaneTables<usize>>::EMPTY;
             if TERMS {
+                let Some(loss_sum) = loss_sum else {
+                    return Err(Error::Internal);
+                };
                 // Once; again with f64 sums if a region's f32 term sum overflowed (terms
                 // near f32::MAX, whose sum the coefficients may still bring into range).
                 // One call site: the pass is inlined once.
                 let mut f64_only = false;
                 loop {
-                    let mut sums = RegionSums::<V>::new(f64_only);
-                    let r = accumulate::<V, M, true>(
-                        model,
-                        bins,
-                        x,
-                        &mut counts,
-                        Some(&mut sums),
-                        stats,
-                    );
+                    let mut sums = RegionSums::<V>::new(f64_only, loss_sum);
+                    let r =
+                        accumulate::<V, M, true>(model, bins, x, &mut counts, Some(&mut sums), out);
                     match r {
                         Tally::Done(r) => return r,
                         // f64 sums of finite f32 values do not overflow
@@ -180,12 +185,14 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                         Tally::SumsOverflowed => {
                             f64_only = true;
                             counts = LaneTables::EMPTY;
+                            *out = Counts::EMPTY;
+                            *loss_sum = [0.0; MAX_BINS];
                         }
                     }
                 }
             } else {
                 // counting only: no sum tables to zero
-                match accumulate::<V, M, false>(model, bins, x, &mut counts, None, stats) {
+                match accumulate::<V, M, false>(model, bins, x, &mut counts, None, out) {
                     Tally::Done(r) => r,
                     Tally::SumsOverflowed => Err(Error::Internal),
                 }
@@ -195,7 +202,7 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
 }
 
 /// How [`accumulate`] ended: with the pass's result, or with a region's f32 term sum not
-/// finite (nothing added to the stats).
+/// finite (the counts and sums to be cleared for the retry).
 enum Tally {
     Done(Result<f32, Error>),
     SumsOverflowed,
@@ -206,9 +213,9 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
     model: &M,
     bins: &Bins,
     x: &Inputs,
-    counts: &mut V::Tables<u64>,
+    counts: &mut V::CountTables,
     mut sums: Option<&mut RegionSums<V>>,
-    stats: &mut Stats,
+    out: &mut Counts,
 ) -> Tally {
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
     // for the elements they describe (this function's contract).
@@ -224,7 +231,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         let zero = V::splat(0.0);
         let last = (bins.len() - 1) & (MAX_BINS - 1);
         let ends = model.ends_for(bins);
-        let (mut n_first, mut n_second, mut n_last) = (0u64, 0u64, 0u64);
+        let (mut n_first, mut n_second, mut n_last) = (0usize, 0usize, 0usize);
         let regions = bins.len();
         let (mut weight, mut positives) = (BlockSum::<V>::new(), BlockSum::<V>::new());
         // the label weights of runs whose weights were checked and summed ahead
@@ -271,9 +278,9 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                     if e.undecided.bitmask() & valid_bits == 0 {
                         let f = e.first.bitmask() & valid_bits;
                         let l = e.last.bitmask() & valid_bits;
-                        n_first += u64::from(f.count_ones());
-                        n_second += u64::from((valid_bits & !(f | l)).count_ones());
-                        n_last += u64::from(l.count_ones());
+                        n_first += f.count_ones() as usize;
+                        n_second += (valid_bits & !(f | l)).count_ones() as usize;
+                        n_last += l.count_ones() as usize;
                         if TERMS {
                             if let Some(sums) = sums.as_deref_mut() {
                                 sums.add_ends(e, valid, forward.1);
@@ -295,14 +302,20 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 if TERMS {
                     V::select(valid, term, zero).store(terms.as_mut_ptr());
                 }
-                // the tables as one array: lane l's region k at `l * MAX_BINS + k` (per-lane
-                // table pointers would be kept live across the loop, and spilled)
+                // one lane counts straight into the output; more use the tables, as one
+                // array: lane l's region k at `l * MAX_BINS + k` (per-lane table pointers
+                // would be kept live across the loop, and spilled)
                 let flat = counts.as_mut().as_flattened_mut();
                 for l in 0..V::LANES {
                     // `l < LANES <= MAX_LANES` (asserted at compile time in `run`)
                     let k = usize::from(idx[l % MAX_LANES]) & (MAX_BINS - 1);
-                    if let Some(t) = flat.get_mut(l * MAX_BINS + k) {
-                        *t += u64::from(valid_bits >> l & 1);
+                    let cell = if V::LANES == 1 {
+                        out.count.get_mut(k)
+                    } else {
+                        flat.get_mut(l * MAX_BINS + k)
+                    };
+                    if let Some(t) = cell {
+                        *t += (valid_bits >> l & 1) as usize;
                     }
                     if TERMS {
                         if let Some(sums) = sums.as_deref_mut() {
@@ -317,34 +330,23 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
                 }
             }
         }
-        // each region in use: its lanes summed as integers (exact), then one conversion.
-        // Nothing is added to `stats` before the region sums are known finite.
-        let totals = match sums {
-            Some(sums) => {
-                let totals = sums.totals(regions);
-                if !totals.iter().all(|t| t.is_finite()) {
-                    return Tally::SumsOverflowed;
-                }
-                Some(totals)
+        if let Some(sums) = sums {
+            if !sums.totals(regions).iter().all(|t| t.is_finite()) {
+                return Tally::SumsOverflowed;
             }
-            None => None,
-        };
-        for (k, s) in stats.count.iter_mut().enumerate().take(regions) {
+        }
+        // each region in use: the lanes' tables added to the output, as integers (exact)
+        for (k, s) in out.count.iter_mut().enumerate().take(regions) {
             let lanes = counts
                 .as_ref()
                 .iter()
                 .map(|t| t.get(k).copied().unwrap_or(0));
-            *s += lanes.sum::<u64>() as f64;
+            *s += lanes.sum::<usize>();
         }
-        if let Some(totals) = totals {
-            for (s, &v) in stats.loss_sum.iter_mut().zip(totals) {
-                *s += v;
-            }
-        }
-        stats.count[0] += n_first as f64;
+        out.count[0] += n_first;
         // (none with fewer than three regions: the band is empty)
-        stats.count[1] += n_second as f64;
-        stats.count[last] += n_last as f64;
+        out.count[1] += n_second;
+        out.count[last] += n_last;
         let mut weight = weight.total();
         if weight.is_finite() {
             weight += checked_sum;
@@ -352,8 +354,11 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
             // an f32 partial sum overflowed (label weights near f32::MAX): sum in f64
             weight = weight_sum_f64(x);
         }
-        stats.weight_sum += weight;
-        stats.positive_sum += positives.total();
+        out.weight_sum += weight;
+        out.positive_sum += positives.total();
+        if V::LANES == 1 {
+            return Tally::Done(Ok(magnitude.first()));
+        }
         let mut lanes = [0f32; MAX_LANES];
         magnitude.store(lanes.as_mut_ptr());
         Tally::Done(Ok(lanes.iter().fold(0f32, |m, &l| m.max(l))))

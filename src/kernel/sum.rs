@@ -111,24 +111,26 @@ impl<V: Vector> BlockSum<V> {
 /// The vectors that [`Model::ends`](super::math::Model::ends) places whole add their terms
 /// to three vector sums instead, one for each of the regions it places in ([`add_ends`](
 /// Self::add_ends)).
-pub(crate) struct RegionSums<V: Vector> {
+pub(crate) struct RegionSums<'a, V: Vector> {
     s: V::Tables<f32>,
     c: V::Tables<f32>,
-    wide: [f64; MAX_BINS],
+    /// The f64 sums: the caller's (one table of region sums in the frames, not two).
+    wide: &'a mut [f64; MAX_BINS],
     left: u32,
     f64_only: bool,
     ends: [BlockSum<V>; 3],
 }
 
-impl<V: Vector> RegionSums<V> {
+impl<'a, V: Vector> RegionSums<'a, V> {
+    /// Sums into `wide`, which must hold zeros.
     #[inline(always)]
-    pub(crate) unsafe fn new(f64_only: bool) -> Self {
+    pub(crate) unsafe fn new(f64_only: bool, wide: &'a mut [f64; MAX_BINS]) -> Self {
         // SAFETY: `V`'s target features are enabled (this function's contract).
         let end = || unsafe { BlockSum::new() };
         Self {
             s: <V::Tables<f32> as LaneTables<f32>>::EMPTY,
             c: <V::Tables<f32> as LaneTables<f32>>::EMPTY,
-            wide: [0.0; MAX_BINS],
+            wide,
             left: BLOCK,
             f64_only,
             ends: [end(), end(), end()],
@@ -193,7 +195,8 @@ impl<V: Vector> RegionSums<V> {
         self.left = BLOCK;
     }
 
-    /// The sum of region `k` is `totals()[k]`; not finite if a partial sum overflowed.
+    /// Completes the sums in `wide` (region `k`'s at `k`) and returns them; a sum is not
+    /// finite if a partial sum overflowed.
     #[inline(always)]
     pub(crate) unsafe fn totals(&mut self, regions: usize) -> &[f64; MAX_BINS] {
         self.fold(regions);
@@ -208,6 +211,6 @@ impl<V: Vector> RegionSums<V> {
             self.wide[1] += s.total();
             self.wide[last] += l.total();
         }
-        &self.wide
+        self.wide
     }
 }

@@ -2,12 +2,13 @@
 
 use crate::config::MAX_BINS;
 
-/// A value a tally table holds: counts (`u64`) or compensated loss sums (`f32`, see `sum.rs`).
+/// A value a tally table holds: counts (`usize`: a count never exceeds the elements of one
+/// call) or compensated loss sums (`f32`, see `sum.rs`).
 pub(crate) trait Cell: Copy {
     const ZERO: Self;
 }
 
-impl Cell for u64 {
+impl Cell for usize {
     const ZERO: Self = 0;
 }
 

@@ -19,8 +19,11 @@ pub(crate) const MAX_LANES: usize = 16;
 pub(crate) trait Vector: Copy {
     /// Number of f32 lanes, at most [`MAX_LANES`].
     const LANES: usize;
-    /// The accumulate pass's per-lane tables of counts or sums: `[LaneTable<T>; LANES]`.
+    /// The accumulate pass's per-lane tables of loss sums: `[LaneTable<T>; LANES]`.
     type Tables<T: Cell>: LaneTables<T>;
+    /// Its count tables: `[LaneTable<usize>; LANES]`, none for one lane, which counts
+    /// straight into the pass's output (the Cortex-M stack).
+    type CountTables: LaneTables<usize>;
     /// A running sum of many vectors' lanes, in f64.
     type Sum: Copy;
 

@@ -1,6 +1,7 @@
 //! Phase 2, the commit: the EMA step over a batch's tally, and the per-region weights it
 //! yields. The one place the reference's weighting rule is written.
 
+use super::stats::Tally;
 use super::weights::{self, RegionWeights};
 use super::{State, Stats};
 use crate::config::{
@@ -10,48 +11,40 @@ use crate::config::{
 use crate::error::Error;
 
 impl State {
-    /// Phase 2, the commit: the per-region weights for a tally, and the state after its EMA
-    /// update. Pure: the caller stores the new state only once the whole call has succeeded.
-    /// The state must have passed [`State::kind`].
-    pub(crate) fn commit(&self, stats: &Stats) -> Result<(State, RegionWeights), Error> {
+    /// Phase 2, the commit of merged stats: checks them, then updates the EMA in place and
+    /// returns the per-region weights. Nothing changes on error. The state must have passed
+    /// [`State::kind`].
+    pub(crate) fn commit(&mut self, stats: &Stats) -> Result<RegionWeights, Error> {
         let kind = Kind::from_tag(self.kind).ok_or(Error::State)?;
         stats.check(kind, self.config.bins)?;
-        let mut next = *self;
-        let weights = self.commit_tally(stats, &mut next)?;
-        Ok((next, weights))
+        let mut weights = RegionWeights::UNSET;
+        self.weigh(Tally::Merged(stats), &mut weights)?;
+        self.advance(Tally::Merged(stats));
+        Ok(weights)
     }
 
-    /// [`commit`](Self::commit) of a tally known to pass [`Stats::check`]: one this library's
-    /// accumulate pass just made from fresh stats (a one-shot call). The next state is
-    /// written to `next` (the caller's, so that no state is returned by value through the
-    /// frames: the Cortex-M stack figures); it is the next state only on success.
-    pub(crate) fn commit_tally(
-        &self,
-        stats: &Stats,
-        next: &mut State,
-    ) -> Result<RegionWeights, Error> {
+    /// Writes to `w` the per-region weights that a commit of `tally` yields, the state left
+    /// as it is (the EMA step is taken here only to be weighed; [`advance`](Self::advance)
+    /// stores it). [`Error::Overflow`] if a weight, the loss or the stepped EMA is not
+    /// finite; `w` then holds no valid weights. The tally must pass [`Stats::check`] (merged
+    /// stats are checked by the caller; a pass's own counts always do). (Written through
+    /// a reference rather than returned: one copy of the weights in the Cortex-M frames.)
+    pub(crate) fn weigh(&self, tally: Tally, w: &mut RegionWeights) -> Result<(), Error> {
         let cfg = &self.config;
         let kind = Kind::from_tag(self.kind).ok_or(Error::State)?;
         let m = (cfg.bins as usize).min(MAX_BINS);
-        let alpha = cfg.momentum;
-        // An empty batch is no step: even the decay of empty regions waits for data.
-        let any = stats.count.iter().any(|&r| r > 0.0);
-        let decay_all = cfg.options & OPT_DECAY_EMPTY_BINS != 0 && any;
-        *next = *self;
-        // The count prior: `count_prior * N / M` more in every region (nothing for an
-        // empty batch).
-        let n_valid: f64 = stats.count[..m].iter().sum();
-        let prior = f64::from(cfg.count_prior) * n_valid / m as f64;
-        let counts = stats.count.iter().take(m).map(|&c| c + prior);
-        let nonempty = counts.filter(|&r| r > 0.0).count();
+        let step = self.step(&tally);
+        let nonempty = (0..m)
+            .filter(|&k| tally.count(k) + step.prior > 0.0)
+            .count();
         let norm = if cfg.options & OPT_NORM_BY_BINS != 0 {
             m
         } else {
             nonempty
         } as f64;
-        let tot = tot(kind, stats);
+        let tot = tot(kind, &tally);
         let norm_by = if cfg.options & OPT_NORM_BY_POSITIVES != 0 {
-            stats.positive_sum.max(1.0)
+            tally.positive_sum().max(1.0)
         } else {
             tot
         };
@@ -61,26 +54,30 @@ impl State {
             f64::INFINITY
         };
         let lambda = f64::from(cfg.loss_weight);
-        let one_minus_alpha = 1.0 - as_written(alpha);
+        *w = RegionWeights {
+            magic: weights::MAGIC,
+            kind: self.kind,
+            config: *cfg,
+            reserved: 0,
+            tot: norm_by,
+            coef: [0.0; MAX_BINS],
+            loss: 0.0,
+            checksum: 0,
+        };
+        let w = &mut *w;
         // One loop over the regions, no per-region arrays (the Cortex-M stack figures): the
         // EMA step, the density it gives and the region's coefficient.
-        let mut coef = [0f32; MAX_BINS];
         let mut loss = 0.0f64;
-        let ema = next.ema.iter_mut().zip(next.ema_norm.iter_mut());
+        let mut finite = true;
         let before = self.ema.iter().zip(&self.ema_norm);
-        let tally = stats.loss_sum.iter().zip(&stats.count);
-        let regions = coef.iter_mut().zip(ema).zip(before).zip(tally);
-        for (((c_out, (ema, ema_norm)), (&prev, &prev_norm)), (&sum, &c)) in regions.take(m) {
-            let r = c + prior;
-            if alpha > 0.0 && (r > 0.0 || decay_all) {
-                let rest = (one_minus_alpha * r) as f32;
-                *ema = alpha * prev + rest;
-                *ema_norm = alpha * prev_norm + (1.0 - alpha);
-            }
-            let d = match (alpha > 0.0, cfg.options & OPT_EMA_BIAS_CORRECTION != 0) {
+        for (k, (c_out, (&prev, &prev_norm))) in w.coef.iter_mut().zip(before).enumerate().take(m) {
+            let r = tally.count(k) + step.prior;
+            let (ema, ema_norm) = step.region(prev, prev_norm, r);
+            finite &= ema.is_finite();
+            let d = match (step.alpha > 0.0, cfg.options & OPT_EMA_BIAS_CORRECTION != 0) {
                 (false, _) => r,
-                (true, false) => f64::from(*ema),
-                (true, true) => f64::from(*ema) / f64::from(*ema_norm),
+                (true, false) => f64::from(ema),
+                (true, true) => f64::from(ema) / f64::from(ema_norm),
             };
             if r > 0.0 {
                 let beta = (tot / (d * norm)).min(cap);
@@ -88,37 +85,76 @@ impl State {
                 // three phases and a one-shot call agree even where it rounds to 0
                 let c = (lambda * beta / norm_by) as f32;
                 *c_out = c;
-                loss += f64::from(c) * sum;
+                loss += f64::from(c) * tally.loss_sum(k);
             }
         }
-        let mut w = RegionWeights {
-            magic: weights::MAGIC,
-            kind: self.kind,
-            config: *cfg,
-            reserved: 0,
-            tot: norm_by,
-            coef,
-            loss: loss as f32,
-            checksum: 0,
-        };
-        let finite = w.loss.is_finite()
-            && w.coef.iter().all(|c| c.is_finite())
-            && next.ema.iter().all(|s| s.is_finite());
-        if !finite {
+        w.loss = loss as f32;
+        if !(finite && w.loss.is_finite() && w.coef.iter().all(|c| c.is_finite())) {
             return Err(Error::Overflow);
         }
         w.checksum = w.digest();
-        next.seal();
-        Ok(w)
+        Ok(())
+    }
+
+    /// Stores the EMA step of `tally` (one that [`weigh`](Self::weigh) accepted) and
+    /// reseals the state.
+    pub(crate) fn advance(&mut self, tally: Tally) {
+        let m = (self.config.bins as usize).min(MAX_BINS);
+        let step = self.step(&tally);
+        let regions = self.ema.iter_mut().zip(self.ema_norm.iter_mut());
+        for (k, (ema, ema_norm)) in regions.enumerate().take(m) {
+            (*ema, *ema_norm) = step.region(*ema, *ema_norm, tally.count(k) + step.prior);
+        }
+        self.seal();
+    }
+
+    fn step(&self, tally: &Tally) -> Step {
+        let cfg = &self.config;
+        let m = (cfg.bins as usize).min(MAX_BINS);
+        // An empty batch is no step: even the decay of empty regions waits for data.
+        let any = (0..MAX_BINS).any(|k| tally.count(k) > 0.0);
+        // The count prior: `count_prior * N / M` more in every region (nothing for an
+        // empty batch).
+        let n_valid: f64 = (0..m).map(|k| tally.count(k)).sum();
+        Step {
+            alpha: cfg.momentum,
+            one_minus_alpha: 1.0 - as_written(cfg.momentum),
+            decay_all: cfg.options & OPT_DECAY_EMPTY_BINS != 0 && any,
+            prior: f64::from(cfg.count_prior) * n_valid / m as f64,
+        }
+    }
+}
+
+/// The EMA step of one commit: the same for every region, and for weighing and storing.
+struct Step {
+    alpha: f32,
+    one_minus_alpha: f64,
+    decay_all: bool,
+    /// The count prior's share of every region.
+    prior: f64,
+}
+
+impl Step {
+    /// A region's EMA `(S_k, 1 - alpha^t)` after the step, from its value before and its
+    /// count `r` (prior included); unchanged without momentum, and for an empty region
+    /// unless empty regions decay.
+    fn region(&self, prev: f32, prev_norm: f32, r: f64) -> (f32, f32) {
+        let alpha = self.alpha;
+        if alpha > 0.0 && (r > 0.0 || self.decay_all) {
+            let rest = (self.one_minus_alpha * r) as f32;
+            (alpha * prev + rest, alpha * prev_norm + (1.0 - alpha))
+        } else {
+            (prev, prev_norm)
+        }
     }
 }
 
 /// The reference's normaliser: valid elements (GHM-C) or the sum of label weights (GHM-R),
 /// at least 1. It is also the numerator of the harmonizing weight beta.
-fn tot(kind: Kind, stats: &Stats) -> f64 {
+fn tot(kind: Kind, tally: &Tally) -> f64 {
     let t = match kind {
-        Kind::Regression => stats.weight_sum,
-        Kind::Classification => stats.count.iter().sum::<f64>(),
+        Kind::Regression => tally.weight_sum(),
+        Kind::Classification => (0..MAX_BINS).map(|k| tally.count(k)).sum::<f64>(),
     };
     t.max(1.0)
 }
@@ -160,7 +196,8 @@ mod tests {
         let mut stats = Stats::new(Kind::Regression, 1);
         stats.count[0] = 292.0;
         stats.weight_sum = 292.0;
-        let (next, _) = s.commit(&stats).unwrap();
+        let mut next = s;
+        next.commit(&stats).unwrap();
         assert_eq!(next.ema[0], 87.6); // the f32 nearest 87.6: 87.59999847...
     }
 }

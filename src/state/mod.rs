@@ -6,6 +6,7 @@ mod commit;
 mod stats;
 mod weights;
 
+pub(crate) use stats::{Counts, Tally};
 pub use stats::{Stats, STATS_LEN};
 pub use weights::RegionWeights;
 

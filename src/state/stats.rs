@@ -1,5 +1,7 @@
 //! The tally of a batch: per-region counts and loss sums of one or more chunks, and the tag
-//! that tells which loss and bin count they are for.
+//! that tells which loss and bin count they are for (the public [`Stats`]); one pass's own
+//! integer counts ([`Counts`], a one-shot call's tally); and the view the commit reads of
+//! either ([`Tally`]).
 
 use crate::config::{Kind, MAX_BINS};
 use crate::error::Error;
@@ -93,6 +95,85 @@ impl Stats {
             Ok(())
         } else {
             Err(Error::StatsMismatch)
+        }
+    }
+}
+
+/// One accumulate pass's own tally, in integers: what a one-shot call commits, without the
+/// f64 tables of a [`Stats`] (a Cortex-M4 call's whole stack budget is about a kilobyte).
+/// A count never exceeds the elements of one call, so `usize` holds it exactly.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Counts {
+    /// R_k: number of valid elements in region k.
+    pub count: [usize; MAX_BINS],
+    /// Sum of the valid elements' label weights.
+    pub weight_sum: f64,
+    /// Sum of the valid elements' targets (only with `GHM_OPT_NORM_BY_POSITIVES`).
+    pub positive_sum: f64,
+}
+
+impl Counts {
+    pub(crate) const EMPTY: Counts = Counts {
+        count: [0; MAX_BINS],
+        weight_sum: 0.0,
+        positive_sum: 0.0,
+    };
+
+    /// Adds these counts and the pass's per-region loss sums `loss_sum` (if taken) to
+    /// `stats`.
+    pub(crate) fn add_to(&self, loss_sum: Option<&[f64; MAX_BINS]>, stats: &mut Stats) {
+        for (s, &c) in stats.count.iter_mut().zip(&self.count) {
+            *s += c as f64;
+        }
+        if let Some(sums) = loss_sum {
+            for (s, &v) in stats.loss_sum.iter_mut().zip(sums) {
+                *s += v;
+            }
+        }
+        stats.weight_sum += self.weight_sum;
+        stats.positive_sum += self.positive_sum;
+    }
+}
+
+/// What the commit reads: merged [`Stats`] (the three phases), or one pass's [`Counts`]
+/// with its per-region loss sums where it took them (a one-shot call; without them the loss
+/// is taken in the second pass and the commit's is 0).
+#[derive(Clone, Copy)]
+pub(crate) enum Tally<'a> {
+    Merged(&'a Stats),
+    Pass(&'a Counts, Option<&'a [f64; MAX_BINS]>),
+}
+
+impl Tally<'_> {
+    /// R_k as a double.
+    pub(crate) fn count(&self, k: usize) -> f64 {
+        let k = k & (MAX_BINS - 1);
+        match self {
+            Tally::Merged(s) => s.count[k],
+            Tally::Pass(c, _) => c.count[k] as f64,
+        }
+    }
+
+    /// The sum of region k's unweighted loss terms (0 where they were not taken).
+    pub(crate) fn loss_sum(&self, k: usize) -> f64 {
+        let k = k & (MAX_BINS - 1);
+        match self {
+            Tally::Merged(s) => s.loss_sum[k],
+            Tally::Pass(_, sums) => sums.map_or(0.0, |s| s[k]),
+        }
+    }
+
+    pub(crate) fn weight_sum(&self) -> f64 {
+        match self {
+            Tally::Merged(s) => s.weight_sum,
+            Tally::Pass(c, _) => c.weight_sum,
+        }
+    }
+
+    pub(crate) fn positive_sum(&self) -> f64 {
+        match self {
+            Tally::Merged(s) => s.positive_sum,
+            Tally::Pass(c, _) => c.positive_sum,
         }
     }
 }

@@ -51,6 +51,19 @@ const _: () = assert!(
 );
 
 impl RegionWeights {
+    /// A placeholder for [`State::weigh`](super::State::weigh) to write into: not committed
+    /// (its tag is 0), so refused wherever weights are taken.
+    pub(crate) const UNSET: RegionWeights = RegionWeights {
+        magic: 0,
+        kind: 0,
+        config: Config::ghm_c(),
+        reserved: 0,
+        tot: 0.0,
+        coef: [0.0; MAX_BINS],
+        loss: 0.0,
+        checksum: 0,
+    };
+
     /// The loss of the committed batch (mean reduction, times loss_weight).
     pub fn loss(&self) -> f32 {
         self.loss

@@ -10,6 +10,7 @@ use crate::kernel::{Cell, LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
 impl Vector for __m256 {
     type Sum = (__m256d, __m256d);
     type Tables<T: Cell> = [LaneTable<T>; 8];
+    type CountTables = [LaneTable<usize>; 8];
 
     #[inline(always)]
     unsafe fn sum_zero() -> Self::Sum {

@@ -33,6 +33,7 @@ unsafe fn to_k(m: __m512) -> __mmask16 {
 impl Vector for __m512 {
     type Sum = (__m512d, __m512d);
     type Tables<T: Cell> = [LaneTable<T>; 16];
+    type CountTables = [LaneTable<usize>; 16];
 
     #[inline(always)]
     unsafe fn sum_zero() -> Self::Sum {
