@@ -385,30 +385,19 @@ impl<'s, L: Loss> InPlace<'s, L> {
     /// finite before anything is written by a bound from the first pass; inputs too large
     /// for the bound to settle it (only near the f32 range) have the loss summed per region
     /// in the first pass instead ([`one_shot_summed`](Self::one_shot_summed)).
-    unsafe fn one_shot(self, x: &Inputs, grad: Option<*mut f32>) -> Result<f32, Error> {
-        let config = self.state.config();
+    unsafe fn one_shot(mut self, x: &Inputs, grad: Option<*mut f32>) -> Result<f32, Error> {
         let mut counts = Counts::EMPTY;
         // SAFETY: the caller's contract.
-        let magnitude =
-            unsafe { accumulate_pass::<L, false>(config, self.isa, &mut counts, None, x)? };
+        let magnitude = unsafe {
+            accumulate_pass::<L, false>(self.state.config(), self.isa, &mut counts, None, x)?
+        };
         let tally = Tally::Pass(&counts, None);
-        let mut weights = RegionWeights::UNSET;
-        self.state.weigh(tally, &mut weights)?;
-        let bound = with_model!(L::KIND, config, |model| {
-            let term = model.term_bound(magnitude);
-            let regions = weights.coef_table().iter().zip(&counts.count);
-            regions
-                .map(|(&c, &r)| f64::from(c.abs()) * r as f64 * term)
-                .sum::<f64>()
-        });
-        if bound >= f64::from(f32::MAX) / 2.0 {
-            // SAFETY: the caller's contract.
-            return unsafe { self.one_shot_summed(x, grad) };
-        }
         // SAFETY: the caller's contract; the inputs passed accumulate.
-        let loss = unsafe { second_pass::<L>(self.isa, &weights, x, grad, true)? };
-        self.state.advance(tally);
-        Ok(loss as f32)
+        match unsafe { self.finish(tally, Some(magnitude), x, grad)? } {
+            Some(loss) => Ok(loss),
+            // SAFETY: the caller's contract.
+            None => unsafe { self.one_shot_summed(x, grad) },
+        }
     }
 
     /// [`one_shot`](Self::one_shot) with the loss summed per region in the first pass, for
@@ -419,7 +408,7 @@ impl<'s, L: Loss> InPlace<'s, L> {
     /// As for [`one_shot`](Self::one_shot).
     #[cold]
     #[inline(never)]
-    unsafe fn one_shot_summed(self, x: &Inputs, grad: Option<*mut f32>) -> Result<f32, Error> {
+    unsafe fn one_shot_summed(mut self, x: &Inputs, grad: Option<*mut f32>) -> Result<f32, Error> {
         let mut counts = Counts::EMPTY;
         let mut loss_sum = [0.0; MAX_BINS];
         let config = self.state.config();
@@ -428,14 +417,56 @@ impl<'s, L: Loss> InPlace<'s, L> {
             accumulate_pass::<L, true>(config, self.isa, &mut counts, Some(&mut loss_sum), x)?
         };
         let tally = Tally::Pass(&counts, Some(&loss_sum));
+        // SAFETY: the caller's contract; the inputs passed accumulate.
+        let loss = unsafe { self.finish(tally, None, x, grad)? };
+        loss.ok_or(Error::Internal)
+    }
+
+    /// The rest of a one-shot call after its first pass: weighs the pass's `tally`, runs the
+    /// second pass, and only then advances the state. With the largest `magnitude` the
+    /// first pass saw (a tally without loss sums), the loss is taken in the second pass if
+    /// a bound shows that it stays finite, and `None` is returned, changing nothing, if the
+    /// bound cannot settle that; without it, the loss is the commit's, from the tally's
+    /// sums. Its own frame: the weights are not in the frame the first pass nests in (the
+    /// Cortex-M stack figures).
+    ///
+    /// # Safety
+    /// As for [`one_shot`](Self::one_shot), and `x` passed the first pass.
+    #[inline(never)]
+    unsafe fn finish(
+        &mut self,
+        tally: Tally,
+        magnitude: Option<f32>,
+        x: &Inputs,
+        grad: Option<*mut f32>,
+    ) -> Result<Option<f32>, Error> {
         let mut weights = RegionWeights::UNSET;
         self.state.weigh(tally, &mut weights)?;
-        if grad.is_some() {
-            // SAFETY: the caller's contract; the inputs passed accumulate.
-            unsafe { second_pass::<L>(self.isa, &weights, x, grad, false)? };
-        }
+        let loss = match magnitude {
+            Some(magnitude) => {
+                let bound = with_model!(L::KIND, self.config(), |model| {
+                    let term = model.term_bound(magnitude);
+                    let regions = weights.coef_table().iter().enumerate();
+                    regions
+                        .map(|(k, &c)| f64::from(c.abs()) * tally.count(k) * term)
+                        .sum::<f64>()
+                });
+                if bound >= f64::from(f32::MAX) / 2.0 {
+                    return Ok(None);
+                }
+                // SAFETY: the caller's contract.
+                unsafe { second_pass::<L>(self.isa, &weights, x, grad, true)? as f32 }
+            }
+            None => {
+                if grad.is_some() {
+                    // SAFETY: the caller's contract.
+                    unsafe { second_pass::<L>(self.isa, &weights, x, grad, false)? };
+                }
+                weights.loss()
+            }
+        };
         self.state.advance(tally);
-        Ok(weights.loss())
+        Ok(Some(loss))
     }
 }
 
@@ -676,7 +707,8 @@ impl RegionWeights {
 /// (checked finite by the commit): no dry run is needed.
 ///
 /// # Safety
-/// As for [`Ghm::one_shot`], and the inputs have passed accumulate.
+/// As for [`InPlace::one_shot`], and the inputs have passed accumulate.
+#[inline(always)]
 unsafe fn second_pass<L: Loss>(
     isa: Isa,
     weights: &RegionWeights,

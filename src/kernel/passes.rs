@@ -502,7 +502,7 @@ unsafe fn apply<V: Vector, M: Model>(
                 };
                 let v = V::select(valid, v.mul(scale), zero);
                 // a full vector's outputs in place; a run's last, partial one through `lanes`
-                let full_vector = j + V::LANES <= run.len;
+                let full_vector = V::LANES == 1 || j + V::LANES <= run.len;
                 let d = if full_vector {
                     dst.wrapping_add(j)
                 } else {
