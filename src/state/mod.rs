@@ -106,25 +106,28 @@ pub struct State {
 impl State {
     /// The state of a loss's default configuration.
     pub(crate) fn default_for(kind: Kind) -> State {
+        State::fresh(kind, &Config::default_for(kind))
+    }
+
+    /// A fresh state (EMA at 0, as the reference starts).
+    pub(crate) fn new(kind: Kind, config: &Config) -> Result<State, Error> {
+        config.validate(kind)?;
+        Ok(State::fresh(kind, config))
+    }
+
+    /// A fresh state of a configuration already validated, built where it is returned (one
+    /// copy in the frames: the Cortex-M stack figures).
+    fn fresh(kind: Kind, config: &Config) -> State {
         let mut s = State {
             magic: MAGIC,
             kind: kind as u32,
-            config: Config::default_for(kind),
+            config: *config,
             ema: [0.0; MAX_BINS],
             ema_norm: [0.0; MAX_BINS],
             checksum: 0,
         };
         s.seal();
         s
-    }
-
-    /// A fresh state (EMA at 0, as the reference starts).
-    pub(crate) fn new(kind: Kind, config: &Config) -> Result<State, Error> {
-        config.validate(kind)?;
-        let mut s = State::default_for(kind);
-        s.config = *config;
-        s.seal();
-        Ok(s)
     }
 
     /// The configuration this state was initialised with.
