@@ -685,7 +685,7 @@ impl RegionWeights {
     /// fastest path.
     ///
     /// # Safety
-    /// As for [`Ghm::one_shot`].
+    /// As for [`InPlace::one_shot`].
     unsafe fn apply_inputs(&self, x: &Inputs, output: Output, out: *mut f32) -> Result<(), Error> {
         // intact weights first: resolving the output reads `tot`
         let kind = self.kind()?;
@@ -741,7 +741,7 @@ unsafe fn second_pass<L: Loss>(
 /// may overflow, does a dry run, so that an invalid input or an overflow writes nothing.
 ///
 /// # Safety
-/// As for [`Ghm::one_shot`]; without `validate`, the inputs have passed accumulate.
+/// As for [`InPlace::one_shot`]; without `validate`, the inputs have passed accumulate.
 unsafe fn apply_pass<L: Loss>(
     isa: Isa,
     weights: &RegionWeights,
