@@ -496,8 +496,8 @@ impl InPlace<'_, Classification> {
 }
 
 /// Phase 1 on the kernels, into `counts` (which must be [`Counts::EMPTY`]) and, with
-/// `TERMS`, `loss_sum` (which must then be given, holding zeros); without `TERMS` counts only and returns the largest magnitude (see
-/// [`Accumulate`]).
+/// `TERMS`, `loss_sum` (which must then be given, holding zeros); without `TERMS` counts
+/// only and returns the largest magnitude (see [`Accumulate`]).
 ///
 /// # Safety
 /// The pointers of `x` are valid for reads of the lengths they describe.

@@ -5,8 +5,8 @@
 //! - [`Validate`]: read-only; the first invalid element's specific error, if any.
 //! - [`Accumulate`]: read-only. Validates every element, bins its gradient norm and adds the
 //!   valid elements' counts, loss terms and label weights to a [`Counts`] and per-region
-//!   loss sums. It stops at the
-//!   first invalid element and reports its specific error, adding nothing.
+//!   loss sums. It stops at the first invalid element and reports its specific error; the
+//!   tally is then not meaningful (callers discard it).
 //! - [`Apply`]: writes one value per element from the committed per-region coefficients
 //!   (the gradient by default; see [`Output`]). Its inputs must have passed one of the above.
 //! - [`Plain`]: a plain loss (BCE-with-logits, ASL1), the benchmarks' baseline.

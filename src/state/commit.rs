@@ -26,9 +26,10 @@ impl State {
     /// Writes to `w` the per-region weights that a commit of `tally` yields, the state left
     /// as it is (the EMA step is taken here only to be weighed; [`advance`](Self::advance)
     /// stores it). [`Error::Overflow`] if a weight, the loss or the stepped EMA is not
-    /// finite; `w` then holds no valid weights. The tally must pass [`Stats::check`] (merged
-    /// stats are checked by the caller; a pass's own counts always do). (Written through
-    /// a reference rather than returned: one copy of the weights in the Cortex-M frames.)
+    /// finite; `w` then holds no valid weights. Merged stats must have passed
+    /// [`Stats::check`] (the caller's job); a pass's own counts are valid by construction.
+    /// (Written through a reference rather than returned: one copy of the weights in the
+    /// Cortex-M frames.)
     pub(crate) fn weigh(&self, tally: Tally, w: &mut RegionWeights) -> Result<(), Error> {
         let cfg = &self.config;
         let kind = Kind::from_tag(self.kind).ok_or(Error::State)?;
