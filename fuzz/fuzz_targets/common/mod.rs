@@ -569,10 +569,19 @@ pub fn check_against_safe(
     // The scalar path's mul_add is not fused: a loss term like `(1 - b) * a` for a large
     // logit and a target near 1 cancels there and is off by up to an ulp of `a` (absolute).
     let coef_max = coefficient_max(kind, state, a, b, w);
+    // (a target that is not finite reaches here only where it is not read: GHM-C's gradient
+    // input, which ignores `b`)
     let mass: f64 = a
         .iter()
         .zip(b)
-        .map(|(x, y)| f64::from(x.abs()) + f64::from(y.abs()))
+        .map(|(x, y)| {
+            f64::from(x.abs())
+                + if y.is_finite() {
+                    f64::from(y.abs())
+                } else {
+                    0.0
+                }
+        })
         .sum();
     let slack = (f64::from(coef_max) * mass * 2e-7 + 1e-30) as f32; // may round to +inf: fine
     assert!(
