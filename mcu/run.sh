@@ -33,8 +33,9 @@ fail=0
 # class-index rows walked by cursors (targets and anchor weights) added 0.5 KB.
 # The stack: 4.0-5.3 KB per call until the one-shot calls tallied in integer counts, weighed
 # before updating the caller's state in place, and kept the weights out of the first pass's
-# frame (2026-12-07): 1.3-1.5 KB, for about 9,000 more instructions of fixed cost per GHM-C
-# call (the EMA step is computed once to weigh and once to store). `ghm_c_new` is making a
+# frame (2026-12-07): 1.3-1.5 KB (the EMA step is computed once to weigh and once to
+# store; the commit's totals over the regions, integer sums now, keep the fixed cost below
+# the earlier one). `ghm_c_new` is making a
 # loss; `ghm_c_loss_grad_summed` the cold fallback for inputs whose loss bound passes f32's
 # range (the first pass sums the loss per region).
 declare -A LIMIT_STACK=([ghm_c_loss_grad]=1300 [ghm_c_loss]=1300 [ghm_c_loss_grad_labels]=1510

@@ -113,10 +113,10 @@ impl State {
         let cfg = &self.config;
         let m = (cfg.bins as usize).min(MAX_BINS);
         // An empty batch is no step: even the decay of empty regions waits for data.
-        let any = (0..MAX_BINS).any(|k| tally.count(k) > 0.0);
+        let any = tally.any();
         // The count prior: `count_prior * N / M` more in every region (nothing for an
         // empty batch).
-        let n_valid: f64 = (0..m).map(|k| tally.count(k)).sum();
+        let n_valid = tally.valid(m);
         Step {
             alpha: cfg.momentum,
             one_minus_alpha: 1.0 - as_written(cfg.momentum),
@@ -155,7 +155,7 @@ impl Step {
 fn tot(kind: Kind, tally: &Tally) -> f64 {
     let t = match kind {
         Kind::Regression => tally.weight_sum(),
-        Kind::Classification => (0..MAX_BINS).map(|k| tally.count(k)).sum::<f64>(),
+        Kind::Classification => tally.valid(MAX_BINS),
     };
     t.max(1.0)
 }

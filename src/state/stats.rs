@@ -154,6 +154,24 @@ impl Tally<'_> {
         }
     }
 
+    /// The valid elements of regions `0..m`: the same f64 sum in region order as the
+    /// regions' [`count`](Self::count)s give, and for a pass's counts an integer sum (exact
+    /// either way, and no software double precision per region on a single-precision FPU).
+    pub(crate) fn valid(&self, m: usize) -> f64 {
+        match self {
+            Tally::Merged(s) => s.count.iter().take(m).sum(),
+            Tally::Pass(c, _) => c.count.iter().take(m).sum::<usize>() as f64,
+        }
+    }
+
+    /// Whether any region has an element.
+    pub(crate) fn any(&self) -> bool {
+        match self {
+            Tally::Merged(s) => s.count.iter().any(|&r| r > 0.0),
+            Tally::Pass(c, _) => c.count.iter().any(|&r| r > 0),
+        }
+    }
+
     /// The sum of region k's unweighted loss terms (0 where they were not taken).
     pub(crate) fn loss_sum(&self, k: usize) -> f64 {
         let k = k & (MAX_BINS - 1);
