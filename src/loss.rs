@@ -299,7 +299,7 @@ impl<L: Loss> Ghm<L> {
                 x,
             )?
         };
-        counts.add_to(Some(&loss_sum), stats);
+        counts.add_to(&loss_sum, stats);
         Ok(magnitude)
     }
 }

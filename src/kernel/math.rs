@@ -17,7 +17,7 @@
 //!   result is normal (`x >= -87.33`).
 
 use super::bins::Bins;
-use super::vector::{Vector, MAX_LANES};
+use super::vector::Vector;
 use crate::error::Error;
 
 const LOG2_E: f32 = core::f32::consts::LOG2_E;
@@ -180,10 +180,7 @@ impl Ends {
             if V::LANES == 1 {
                 // one lane: branches, most elements leaving at the first (compare-to-mask
                 // code costs a single-precision FPU about four instructions a comparison)
-                let (mut x, mut ok) = ([0f32; MAX_LANES], [0f32; MAX_LANES]);
-                s.store(x.as_mut_ptr());
-                eligible.store(ok.as_mut_ptr());
-                let (x, ok) = (x[0], ok[0].to_bits() != 0);
+                let (x, ok) = (s.first(), eligible.first().to_bits() != 0);
                 let (first, last, undecided) = if !ok {
                     (false, false, true)
                 } else if x < self.lo {

@@ -65,7 +65,6 @@ impl State {
             loss: 0.0,
             checksum: 0,
         };
-        let w = &mut *w;
         // One loop over the regions, no per-region arrays (the Cortex-M stack figures): the
         // EMA step, the density it gives and the region's coefficient.
         let mut loss = 0.0f64;

@@ -119,16 +119,13 @@ impl Counts {
         positive_sum: 0.0,
     };
 
-    /// Adds these counts and the pass's per-region loss sums `loss_sum` (if taken) to
-    /// `stats`.
-    pub(crate) fn add_to(&self, loss_sum: Option<&[f64; MAX_BINS]>, stats: &mut Stats) {
+    /// Adds these counts and the pass's per-region loss sums `loss_sum` to `stats`.
+    pub(crate) fn add_to(&self, loss_sum: &[f64; MAX_BINS], stats: &mut Stats) {
         for (s, &c) in stats.count.iter_mut().zip(&self.count) {
             *s += c as f64;
         }
-        if let Some(sums) = loss_sum {
-            for (s, &v) in stats.loss_sum.iter_mut().zip(sums) {
-                *s += v;
-            }
+        for (s, &v) in stats.loss_sum.iter_mut().zip(loss_sum) {
+            *s += v;
         }
         stats.weight_sum += self.weight_sum;
         stats.positive_sum += self.positive_sum;
