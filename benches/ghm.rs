@@ -373,7 +373,7 @@ fn main() {
             let mut st = gc.stats();
             gc.accumulate_labels(&mut st, black_box(&b.logits), layout, &b.labels, None)
                 .unwrap();
-            gc.clone().commit(&st).unwrap().loss()
+            gc.clone().commit(&st).unwrap().loss().unwrap()
         });
         row("GHM-C class-index, loss only", t, Some(plain_bce), None);
         let plain_asl1 = time(budget, || {
@@ -479,14 +479,47 @@ fn main() {
     );
 
     println!("\n== two threads through the three-phase C functions ({isa:?}, {n} elements)");
-    let one = time(budget, || three_phase(&b, 1, &mut grad));
-    let two = time(budget, || three_phase(&b, 2, &mut grad));
+    for (counting, what) in [(false, "summing stats"), (true, "counting stats")] {
+        let one = time(budget, || three_phase(&b, 1, counting, &mut grad));
+        let two = time(budget, || three_phase(&b, 2, counting, &mut grad));
+        println!(
+            "{what}: one thread {} ms, two threads {} ms: {:.2}x",
+            ms(one).trim(),
+            ms(two).trim(),
+            one / two
+        );
+    }
+    let shot = time(budget, || one_shot_labels(&b, &mut grad));
     println!(
-        "one thread {} ms, two threads {} ms: {:.2}x",
-        ms(one).trim(),
-        ms(two).trim(),
-        one / two
+        "one-shot ghm_c_loss_labels, one thread: {} ms",
+        ms(shot).trim()
     );
+}
+
+/// One GHM-C class-index batch through `ghm_c_loss_labels` from a fresh state, as
+/// [`three_phase`] runs it.
+fn one_shot_labels(b: &Batch, grad: &mut [f32]) -> f32 {
+    let cfg = ghm_c_config();
+    let mut state: State = plain_data();
+    let mut loss = 0f32;
+    // SAFETY: pointers to live values, slices of the lengths the call is given.
+    unsafe {
+        assert_eq!(ghm_c_init(&mut state, &cfg), GHM_OK);
+        assert_eq!(
+            ghm_c_loss_labels(
+                &mut state,
+                b.logits.as_ptr(),
+                b.anchors,
+                b.classes,
+                b.labels.as_ptr(),
+                std::ptr::null(),
+                &mut loss,
+                grad.as_mut_ptr(),
+            ),
+            GHM_OK
+        );
+    }
+    loss
 }
 
 /// A value of the C API's plain-data types for the init functions to fill in.
@@ -497,8 +530,14 @@ fn plain_data<T: Copy>() -> T {
 }
 
 /// One GHM-C class-index batch through `ghm_c_accumulate_labels` (one chunk of anchors per
-/// thread), `ghm_stats_merge`, `ghm_commit` and `ghm_c_apply_labels` (one chunk per thread).
-fn three_phase(b: &Batch, threads: usize, grad: &mut [f32]) -> f32 {
+/// thread), `ghm_stats_merge`, `ghm_commit` and `ghm_c_apply_labels` (one chunk per thread);
+/// with `counting`, counting stats and `ghm_c_apply_labels_loss`, whose shares are added.
+fn three_phase(b: &Batch, threads: usize, counting: bool, grad: &mut [f32]) -> f32 {
+    let init = if counting {
+        ghm_stats_init_counting
+    } else {
+        ghm_stats_init
+    };
     let cfg = ghm_c_config();
     let mut state: State = plain_data();
     let mut total: Stats = plain_data();
@@ -506,7 +545,7 @@ fn three_phase(b: &Batch, threads: usize, grad: &mut [f32]) -> f32 {
     // each thread on its own anchors and its own part of the gradient.
     unsafe {
         assert_eq!(ghm_c_init(&mut state, &cfg), GHM_OK);
-        assert_eq!(ghm_stats_init(&state, &mut total), GHM_OK);
+        assert_eq!(init(&state, &mut total), GHM_OK);
     }
     let per = b.anchors.div_ceil(threads);
     let chunks: Vec<(usize, usize)> = (0..threads)
@@ -522,7 +561,7 @@ fn three_phase(b: &Batch, threads: usize, grad: &mut [f32]) -> f32 {
                     let mut st: Stats = plain_data();
                     let lay = ClassLayout::rows(hi - lo, c);
                     unsafe {
-                        assert_eq!(ghm_stats_init(state, &mut st), GHM_OK);
+                        assert_eq!(init(state, &mut st), GHM_OK);
                         assert_eq!(
                             ghm_c_accumulate_labels(
                                 state,
@@ -543,39 +582,50 @@ fn three_phase(b: &Batch, threads: usize, grad: &mut [f32]) -> f32 {
     });
     let mut weights: RegionWeights = plain_data();
     let mut loss = 0f32;
+    let loss_out: *mut f32 = if counting {
+        std::ptr::null_mut()
+    } else {
+        &mut loss
+    };
     unsafe {
         for p in &parts {
             assert_eq!(ghm_stats_merge(p, &mut total), GHM_OK);
         }
         assert_eq!(
-            ghm_commit(&total, &mut state, &mut weights, &mut loss),
+            ghm_commit(&total, &mut state, &mut weights, loss_out),
             GHM_OK
         );
     }
     let weights = &weights;
-    std::thread::scope(|s| {
+    let shares: Vec<f64> = std::thread::scope(|s| {
         let mut rest = grad;
+        let mut handles = Vec::new();
         for &(lo, hi) in &chunks {
             let (mine, tail) = rest.split_at_mut((hi - lo) * c);
             rest = tail;
-            s.spawn(move || {
+            handles.push(s.spawn(move || {
                 let lay = ClassLayout::rows(hi - lo, c);
+                let (logits, labels) = (b.logits[lo * c..].as_ptr(), b.labels[lo..].as_ptr());
+                let (none, out) = (std::ptr::null(), mine.as_mut_ptr());
+                let spec = std::ptr::null();
+                let mut share = 0f64;
                 unsafe {
-                    assert_eq!(
-                        ghm_c_apply_labels(
-                            weights,
-                            b.logits[lo * c..].as_ptr(),
-                            &lay,
-                            b.labels[lo..].as_ptr(),
-                            std::ptr::null(),
-                            std::ptr::null(),
-                            mine.as_mut_ptr(),
-                        ),
-                        GHM_OK
-                    );
+                    let status = if counting {
+                        ghm_c_apply_labels_loss(
+                            weights, logits, &lay, labels, none, spec, out, &mut share,
+                        )
+                    } else {
+                        ghm_c_apply_labels(weights, logits, &lay, labels, none, spec, out)
+                    };
+                    assert_eq!(status, GHM_OK);
                 }
-            });
+                share
+            }));
         }
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    if counting {
+        loss = shares.iter().sum::<f64>() as f32;
+    }
     loss
 }

@@ -109,7 +109,7 @@ fn main() {
             let mut stats = ghm.stats();
             ghm.accumulate_labels(&mut stats, &logits, layout, &labels, None)
                 .and_then(|()| ghm.commit(&stats))
-                .map(|w| w.loss())
+                .and_then(|w| w.loss())
         }
         "residual" => {
             let (pred, zeros) = residuals(&mut uniform);

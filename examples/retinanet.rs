@@ -83,7 +83,7 @@ fn main() -> Result<(), ghm::Error> {
     );
     println!(
         "  loss {:.6}   loss + gradient in {:.2} ms",
-        weights.loss(),
+        weights.loss().unwrap(),
         took.as_secs_f64() * 1e3
     );
     print_regions(&stats.count, |k| weights.region_weight(k), 30);
@@ -121,7 +121,7 @@ fn main() -> Result<(), ghm::Error> {
     );
     println!(
         "  loss {:.6}   loss + gradient in {:.3} ms",
-        rweights.loss(),
+        rweights.loss().unwrap(),
         took.as_secs_f64() * 1e3
     );
     print_regions(&rstats.count, |k| rweights.region_weight(k), 10);

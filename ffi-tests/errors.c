@@ -77,6 +77,9 @@ static struct world {
     ghm_class_layout layout; /* [LA][LC] rows unless a test says otherwise */
     ghm_output output;       /* {GHM_OUTPUT_GRADIENT, 1, 0} */
     int32_t labels[N_LONG + SLACK];
+    double share[4];         /* the loss shares of the `_loss` applies */
+    ghm_stats cstats;        /* counting stats of st holding the chunk of `stats` */
+    ghm_region_weights cwt;  /* weights committed from st and cstats */
 } W, SNAP;
 
 static unsigned passed = 0, failed = 0, printed = 0;
@@ -255,6 +258,11 @@ static void setup(const kind *k) {
         bad |= ghm_stats_init(&W.st, &W.stats) != GHM_OK;
         bad |= (k->tag == 'c' ? ghm_c_accumulate : ghm_r_accumulate)(&W.st, W.a, W.b, W.w, 64,
                                                                      &W.stats) != GHM_OK;
+        bad |= ghm_stats_init_counting(&W.st, &W.cstats) != GHM_OK;
+        bad |= (k->tag == 'c' ? ghm_c_accumulate : ghm_r_accumulate)(&W.st, W.a, W.b, W.w, 64,
+                                                                     &W.cstats) != GHM_OK;
+        scratch = W.st;
+        bad |= ghm_commit(&W.cstats, &scratch, &W.cwt, NULL) != GHM_OK;
         bad |= ghm_stats_init(&W.other, &W.sother) != GHM_OK;
         bad |= k->init(&scratch, &bc) != GHM_OK || ghm_stats_init(&scratch, &W.sbins) != GHM_OK;
         bad |= ghm_stats_init(&W.pst, &W.pstats) != GHM_OK;
@@ -292,7 +300,7 @@ static void test_status_str(void) {
         GHM_ERR_OVERLAP,  GHM_ERR_CONFIG,    GHM_ERR_STATE,      GHM_ERR_WRONG_LOSS,
         GHM_ERR_NONFINITE, GHM_ERR_TARGET,   GHM_ERR_WEIGHT,     GHM_ERR_OVERFLOW,
         GHM_ERR_INTERNAL, GHM_ERR_ISA,      GHM_ERR_STATS_MISMATCH, GHM_ERR_NOT_COMMITTED,
-        GHM_ERR_LAYOUT,   GHM_ERR_OUTPUT,    GHM_ERR_PROBABILITY,
+        GHM_ERR_LAYOUT,   GHM_ERR_OUTPUT,    GHM_ERR_PROBABILITY, GHM_ERR_NO_LOSS,
     };
     static const ghm_status unknown[] = {-1, -13, 1000, 0x7FFF, INT32_MIN, INT32_MAX};
     const size_t nk = sizeof known / sizeof known[0], nu = sizeof unknown / sizeof unknown[0];
@@ -1785,8 +1793,6 @@ static void test_commit(const kind *k) {
               ghm_commit(&W.stats, NULL, &W.wt, W.loss));
     UNTOUCHED(label("%s commit: NULL weights", k->name), GHM_ERR_NULL,
               ghm_commit(&W.stats, &W.st, NULL, W.loss));
-    UNTOUCHED(label("%s commit: NULL loss", k->name), GHM_ERR_NULL,
-              ghm_commit(&W.stats, &W.st, &W.wt, NULL));
     no = misalign_offsets(ALIGN_STATS, offs);
     for (i = 0; i < no; i++) {
         p = raw_copy(&W.stats, sizeof W.stats, offs[i]);
@@ -2831,6 +2837,156 @@ static void test_labels_writes_in_range(const kind *k) {
     }
 }
 
+/* Counting stats and the `_loss` applies: the commit refuses to write a loss it does not
+ * have, the loss is the applies' to write, and their error rules are those of the applies
+ * plus the loss's own pointer. */
+typedef ghm_status (*apply_loss_fn)(const ghm_region_weights *, const float *, const float *,
+                                    const float *, size_t, const ghm_output *, float *, double *);
+static void test_counting(const kind *k) {
+    const apply_loss_fn apl = k->tag == 'c' ? ghm_c_apply_loss : ghm_r_apply_loss;
+    ghm_state st;
+    ghm_region_weights wt;
+    ghm_stats mixed;
+    float *ar = arena8();
+    double whole;
+    size_t i;
+
+    /* a commit without a loss pointer: any stats */
+    setup(k);
+    st = W.st;
+    SUCCEEDS(label("%s commit: NULL loss", k->name), ghm_commit(&W.stats, &st, &wt, NULL));
+    check(memcmp(&wt, &W.wt, sizeof wt) == 0, label("%s commit: NULL loss", k->name),
+          "weights differ from the same commit's with a loss pointer");
+    /* counting stats: the loss is not the commit's */
+    UNTOUCHED(label("%s commit: counting stats with a loss pointer", k->name), GHM_ERR_NO_LOSS,
+              ghm_commit(&W.cstats, &W.st, &W.wt, W.loss));
+    UNTOUCHED(label("%s region_weights_loss of counting weights", k->name), GHM_ERR_NO_LOSS,
+              ghm_region_weights_loss(&W.cwt, W.loss));
+    mixed = W.stats;
+    ghm_stats_merge(&W.cstats, &mixed);
+    UNTOUCHED(label("%s commit: summing stats merged with counting ones", k->name),
+              GHM_ERR_STATS_MISMATCH, ghm_commit(&mixed, &W.st, &W.wt, NULL));
+    mixed = W.cstats;
+    ghm_stats_merge(&W.stats, &mixed);
+    UNTOUCHED(label("%s commit: counting stats merged with summing ones", k->name),
+              GHM_ERR_STATS_MISMATCH, ghm_commit(&mixed, &W.st, &W.wt, NULL));
+    check(memcmp(&W.cwt, &W.wt, sizeof wt) != 0 && W.cwt.coef[0] == W.wt.coef[0],
+          label("%s counting commit", k->name), "not told apart from, or not the weights of, the summing commit");
+    UNTOUCHED(label("%s stats_init_counting: NULL stats", k->name), GHM_ERR_NULL,
+              ghm_stats_init_counting(&W.st, NULL));
+    UNTOUCHED(label("%s stats_init_counting: NULL state", k->name), GHM_ERR_NULL,
+              ghm_stats_init_counting(NULL, &W.cstats));
+
+    /* the `_loss` apply's own pointer */
+    UNTOUCHED(label("%s apply_loss: NULL loss", k->name), GHM_ERR_NULL,
+              apl(&W.cwt, W.a, W.b, W.w, N, NULL, W.grad, NULL));
+    UNTOUCHED(label("%s apply_loss: misaligned loss", k->name), GHM_ERR_MISALIGNED,
+              apl(&W.cwt, W.a, W.b, W.w, N, NULL, W.grad, (double *)(void *)(ar + 1)));
+    UNTOUCHED(label("%s apply_loss: loss inside the gradient", k->name), GHM_ERR_OVERLAP,
+              apl(&W.cwt, W.a, W.b, W.w, N, NULL, ar + 8, (double *)(void *)(ar + 10)));
+    UNTOUCHED(label("%s apply_loss: loss inside the inputs", k->name), GHM_ERR_OVERLAP,
+              apl(&W.cwt, ar, W.b, W.w, N, NULL, W.grad, (double *)(void *)(ar + 4)));
+    UNTOUCHED(label("%s apply_loss: loss inside the weights", k->name), GHM_ERR_OVERLAP,
+              apl(&W.cwt, W.a, W.b, W.w, N, NULL, W.grad, (double *)(void *)&W.cwt));
+    /* the rules of the apply it extends */
+    UNTOUCHED(label("%s apply_loss: NULL weights", k->name), GHM_ERR_NULL,
+              apl(NULL, W.a, W.b, W.w, N, NULL, W.grad, W.share));
+    UNTOUCHED(label("%s apply_loss: weights of the other loss", k->name), GHM_ERR_WRONG_LOSS,
+              apl(&W.wother, W.a, W.b, W.w, N, NULL, W.grad, W.share));
+    UNTOUCHED(label("%s apply_loss: NULL logits", k->name), GHM_ERR_NULL,
+              apl(&W.cwt, NULL, W.b, W.w, N, NULL, W.grad, W.share));
+    W.a[5] = NAN;
+    UNTOUCHED(label("%s apply_loss: NaN input, output written", k->name), GHM_ERR_NONFINITE,
+              apl(&W.cwt, W.a, W.b, W.w, N, NULL, W.grad, W.share));
+    UNTOUCHED(label("%s apply_loss: NaN input, loss only", k->name), GHM_ERR_NONFINITE,
+              apl(&W.cwt, W.a, W.b, W.w, N, NULL, NULL, W.share));
+    setup(k);
+
+    /* good calls: the loss alone equals the loss with the output; a chunk's shares add up */
+    SUCCEEDS(label("%s apply_loss", k->name), apl(&W.cwt, W.a, W.b, W.w, 64, NULL, W.grad, W.share));
+    SUCCEEDS(label("%s apply_loss: loss only", k->name),
+             apl(&W.cwt, W.a, W.b, W.w, 64, NULL, NULL, W.share + 1));
+    whole = W.share[0];
+    check(whole > 0.0 && W.share[1] == whole && W.grad[0] != from_bits(0xA5A5A5A5u) &&
+              W.grad[63] != from_bits(0xA5A5A5A5u) && W.grad[64] == from_bits(0xA5A5A5A5u),
+          label("%s apply_loss outputs", k->name),
+          "loss or gradient not written, the loss alone differs, or written past n");
+    SUCCEEDS(label("%s apply_loss: first part", k->name),
+             apl(&W.cwt, W.a, W.b, W.w, 23, NULL, NULL, W.share + 2));
+    SUCCEEDS(label("%s apply_loss: second part", k->name),
+             apl(&W.cwt, W.a + 23, W.b + 23, W.w + 23, 41, NULL, NULL, W.share + 3));
+    check(fabs(W.share[2] + W.share[3] - whole) <= 1e-6 * whole, label("%s apply_loss parts", k->name),
+          "the shares of two chunks do not add up to the whole's");
+    /* with summing weights the share of the whole chunk is the commit's loss (to rounding:
+     * the commit sums per region) */
+    SUCCEEDS(label("%s apply_loss, summing weights", k->name),
+             apl(&W.wt, W.a, W.b, W.w, 64, NULL, NULL, W.share));
+    check(fabs(W.share[0] - W.wt.loss) <= 1e-6 * W.wt.loss,
+          label("%s apply_loss, summing weights", k->name),
+          "the share of the committed chunk is not the commit's loss");
+    /* in place, as the apply allows */
+    for (i = 0; i < 64; i++) {
+        W.grad[i] = W.a[i];
+    }
+    SUCCEEDS(label("%s apply_loss in place", k->name),
+             apl(&W.cwt, W.grad, W.b, W.w, 64, NULL, W.grad, W.share + 1));
+    check(W.share[1] == whole, label("%s apply_loss in place", k->name), "a different loss");
+
+    /* a share at float's range: refused, nothing written */
+    {
+        ghm_config c = k->defaults();
+        ghm_stats s;
+        c.loss_weight = 1e38f;
+        setup(k);
+        W.a[0] = 100.0f;
+        W.b[0] = 0.0f;
+        if (k->init(&W.st, &c) != GHM_OK || ghm_stats_init_counting(&W.st, &s) != GHM_OK ||
+            ACC(k)(&W.st, W.a, W.b, NULL, 1, &s) != GHM_OK ||
+            ghm_commit(&s, &W.st, &W.cwt, NULL) != GHM_OK) {
+            fail(label("%s apply_loss overflow setup", k->name), "a setup call failed");
+        } else {
+            UNTOUCHED(label("%s apply_loss: the share overflows", k->name), GHM_ERR_OVERFLOW,
+                      apl(&W.cwt, W.a, W.b, NULL, 1, NULL, W.grad, W.share));
+            UNTOUCHED(label("%s apply_loss: the share overflows, loss only", k->name),
+                      GHM_ERR_OVERFLOW, apl(&W.cwt, W.a, W.b, NULL, 1, NULL, NULL, W.share));
+        }
+    }
+
+    /* class-index targets */
+    if (k->tag == 'c') {
+        ghm_stats cs;
+        setup(k);
+        if (ghm_stats_init_counting(&W.st, &cs) != GHM_OK ||
+            ghm_c_accumulate_labels(&W.st, W.a, &W.layout, W.labels, W.w, &cs) != GHM_OK ||
+            ghm_commit(&cs, &W.st, &W.cwt, NULL) != GHM_OK) {
+            fail("apply_labels_loss setup", "a setup call failed");
+        } else {
+            UNTOUCHED("apply_labels_loss: NULL loss", GHM_ERR_NULL,
+                      ghm_c_apply_labels_loss(&W.cwt, W.a, &W.layout, W.labels, W.w, NULL, W.grad,
+                                              NULL));
+            UNTOUCHED("apply_labels_loss: loss inside the output", GHM_ERR_OVERLAP,
+                      ghm_c_apply_labels_loss(&W.cwt, W.a, &W.layout, W.labels, W.w, NULL, ar,
+                                              (double *)(void *)(ar + 2)));
+            UNTOUCHED("apply_labels_loss: loss inside the labels", GHM_ERR_OVERLAP,
+                      ghm_c_apply_labels_loss(&W.cwt, W.a, &W.layout, W.labels, W.w, NULL, W.grad,
+                                              (double *)(void *)W.labels));
+            W.a[7] = INFINITY;
+            UNTOUCHED("apply_labels_loss: infinite logit", GHM_ERR_NONFINITE,
+                      ghm_c_apply_labels_loss(&W.cwt, W.a, &W.layout, W.labels, W.w, NULL, NULL,
+                                              W.share));
+            W.a[7] = 0.5f;
+            SUCCEEDS("apply_labels_loss",
+                     ghm_c_apply_labels_loss(&W.cwt, W.a, &W.layout, W.labels, W.w, NULL, W.grad,
+                                             W.share));
+            SUCCEEDS("apply_labels_loss: loss only",
+                     ghm_c_apply_labels_loss(&W.cwt, W.a, &W.layout, W.labels, W.w, NULL, NULL,
+                                             W.share + 1));
+            check(W.share[0] > 0.0 && W.share[0] == W.share[1], "apply_labels_loss outputs",
+                  "the loss alone differs from the loss with the gradient");
+        }
+    }
+}
+
 int main(void) {
     int i;
     test_status_str();
@@ -2845,6 +3001,7 @@ int main(void) {
         test_overlaps(k);
         test_writes_in_range(k);
         test_stats_init_merge(k);
+        test_counting(k);
         test_set_ema(k);
         test_accumulate(k);
         test_commit(k);

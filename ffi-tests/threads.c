@@ -9,6 +9,9 @@
  * - the main thread merges the stats (ghm_stats_merge) and commits once (ghm_commit);
  * - phase 3 in parallel: each thread writes its chunk of the gradient from the one shared
  *   const ghm_region_weights.
+ * And the same with counting stats (ghm_stats_init_counting): phase 1 counts only, the commit
+ * has no loss, and each thread's ghm_*_apply_loss writes its chunk's share of it, which the
+ * main thread adds up.
  * The reference is ghm_c_loss / ghm_r_loss on the whole batch in one thread, from a copy of
  * the same state. Checks per step: gradients bitwise identical, states bitwise identical, loss
  * within relative 1e-6 (the per-region loss sums are f64 sums in another order).
@@ -72,14 +75,16 @@ typedef struct job {
     const float *a, *b, *w;
     float *grad;
     size_t begin, end;
+    int counting;               /* counting stats; phase 3 writes the chunk's loss share */
     ghm_stats stats;
+    double share;
     ghm_status status;
 } job;
 
 static void *phase1(void *p) {
     job *j = (job *)p;
     size_t n = j->end - j->begin;
-    j->status = ghm_stats_init(j->state, &j->stats);
+    j->status = (j->counting ? ghm_stats_init_counting : ghm_stats_init)(j->state, &j->stats);
     if (j->status == GHM_OK) {
         j->status = (j->kind == 'c' ? ghm_c_accumulate : ghm_r_accumulate)(
             j->state, j->a + j->begin, j->b + j->begin, j->w + j->begin, n, &j->stats);
@@ -90,9 +95,15 @@ static void *phase1(void *p) {
 static void *phase3(void *p) {
     job *j = (job *)p;
     size_t n = j->end - j->begin;
-    j->status = (j->kind == 'c' ? ghm_c_apply : ghm_r_apply)(
-        j->weights, j->a + j->begin, j->b + j->begin, j->w + j->begin, n, NULL,
-        j->grad + j->begin);
+    if (j->counting) {
+        j->status = (j->kind == 'c' ? ghm_c_apply_loss : ghm_r_apply_loss)(
+            j->weights, j->a + j->begin, j->b + j->begin, j->w + j->begin, n, NULL,
+            j->grad + j->begin, &j->share);
+    } else {
+        j->status = (j->kind == 'c' ? ghm_c_apply : ghm_r_apply)(
+            j->weights, j->a + j->begin, j->b + j->begin, j->w + j->begin, n, NULL,
+            j->grad + j->begin);
+    }
     return NULL;
 }
 
@@ -112,8 +123,9 @@ static int run_threads(job *jobs, int threads, void *(*fn)(void *)) {
     return ok;
 }
 
-static void run_kind(char kind, int threads) {
-    const char *name = kind == 'c' ? "GHM-C" : "GHM-R";
+static void run_kind(char kind, int threads, int counting) {
+    const char *name = kind == 'c' ? (counting ? "GHM-C counting" : "GHM-C")
+                                   : (counting ? "GHM-R counting" : "GHM-R");
     float *a = (float *)malloc(N * sizeof(float)), *b = (float *)malloc(N * sizeof(float));
     float *w = (float *)malloc(N * sizeof(float)), *g1 = (float *)malloc(N * sizeof(float));
     float *gt = (float *)malloc(N * sizeof(float));
@@ -165,6 +177,7 @@ static void run_kind(char kind, int threads) {
             jobs[t].grad = gt;
             jobs[t].begin = cut[t];
             jobs[t].end = cut[t + 1];
+            jobs[t].counting = counting;
         }
         memset(gt, 0xA5, N * sizeof(float));
         ok &= run_threads(jobs, threads, phase1);
@@ -175,7 +188,7 @@ static void run_kind(char kind, int threads) {
         for (t = 1; t < threads; t++) {
             ok &= ghm_stats_merge(&jobs[t].stats, &merged) == GHM_OK;
         }
-        ok &= ghm_commit(&merged, &st_par, &weights, &loss_par) == GHM_OK;
+        ok &= ghm_commit(&merged, &st_par, &weights, counting ? NULL : &loss_par) == GHM_OK;
         for (t = 0; t < threads && ok; t++) {
             jobs[t].weights = &weights;
         }
@@ -183,6 +196,13 @@ static void run_kind(char kind, int threads) {
             ok &= run_threads(jobs, threads, phase3);
             for (t = 0; t < threads; t++) {
                 ok &= jobs[t].status == GHM_OK;
+            }
+            if (counting) {
+                double total = 0.0;
+                for (t = 0; t < threads; t++) {
+                    total += jobs[t].share;
+                }
+                loss_par = (float)total;
             }
         }
         snprintf(what, sizeof what, "%s %d threads step %d: a phase call failed", name, threads,
@@ -227,8 +247,10 @@ int main(void) {
     static const int counts[] = {2, 4};
     int i;
     for (i = 0; i < 2; i++) {
-        run_kind('c', counts[i]);
-        run_kind('r', counts[i]);
+        run_kind('c', counts[i], 0);
+        run_kind('r', counts[i], 0);
+        run_kind('c', counts[i], 1);
+        run_kind('r', counts[i], 1);
     }
     printf("threads: %u passed, %u failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

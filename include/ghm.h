@@ -168,6 +168,11 @@ typedef struct ghm_state {
  * GHM_STATS_LEN doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
  * data-parallel workers. A trainer that histograms on its own device may fill `count` (and
  * `loss_sum`, `weight_sum`, `positive_sum`) itself in empty stats made for its state.
+ *
+ * Stats are made either to sum the loss terms (the loss is then the commit's) or to count
+ * only (*counting* stats: about half the first pass's work; the loss is then summed by the
+ * applies, where each region's coefficient is known, and the commit has none). The two
+ * kinds carry different tags, so merging one into the other is refused at the commit.
  */
 typedef struct ghm_stats {
   /**
@@ -289,10 +294,11 @@ typedef struct ghm_region_weights {
    */
   struct ghm_config config;
   /**
-   * Always 0: fills what would otherwise be padding before `tot`, so that every byte of
-   * the struct is covered by the checksum.
+   * 1 if committed from counting stats, whose loss the applies sum (`loss` is then 0),
+   * else 0. (Also fills what would otherwise be padding before `tot`, so that every
+   * byte of the struct is covered by the checksum.)
    */
-  uint32_t reserved;
+  uint32_t counting;
   /**
    * The normaliser `tot` of the committed batch: its valid elements (GHM-C; its
    * positives with `OPT_NORM_BY_POSITIVES`) or the sum of its label weights (GHM-R), at
@@ -305,7 +311,7 @@ typedef struct ghm_region_weights {
    */
   float coef[GHM_MAX_BINS];
   /**
-   * The loss of the committed batch (mean reduction, times loss_weight).
+   * The loss of the committed batch (mean reduction, times loss_weight); 0 if `counting`.
    */
   float loss;
   /**
@@ -451,6 +457,13 @@ typedef struct ghm_output {
  * input (GHM_OPT_GRADIENT_INPUT) outside [-1, 1].
  */
 #define GHM_ERR_PROBABILITY 18
+
+/**
+ * The loss of a batch committed from counting stats (`ghm_stats_init_counting`) was asked
+ * of `ghm_commit` or `ghm_region_weights_loss`: such a batch's loss is the sum of what its
+ * `ghm_*_apply_loss` calls write.
+ */
+#define GHM_ERR_NO_LOSS 19
 
 
 
@@ -629,7 +642,8 @@ ghm_status ghm_c_loss_labels(struct ghm_state *state,
                              float *grad);
 
 /**
- * Makes empty stats for the loss and bin count of `*state` (which is only read).
+ * Makes empty stats for the loss and bin count of `*state` (which is only read). Phase 1
+ * adds each chunk's counts and loss sums to them; the commit then writes the batch's loss.
  * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP, GHM_ERR_STATE.
  *
  * # Safety
@@ -637,6 +651,20 @@ ghm_status ghm_c_loss_labels(struct ghm_state *state,
  */
 ghm_status ghm_stats_init(const struct ghm_state *state,
                           struct ghm_stats *stats);
+
+/**
+ * As `ghm_stats_init`, for counting stats: phase 1 adds only counts (and label weights) to
+ * them, about half its work, and the commit has no loss (pass NULL for it). The batch's loss
+ * is then the sum of the `loss` values its `ghm_*_apply_loss` calls write, one per chunk:
+ * the fast way to split a batch over threads. Merging counting stats with stats of the
+ * other kind makes the commit fail with GHM_ERR_STATS_MISMATCH.
+ * Errors: as `ghm_stats_init`.
+ *
+ * # Safety
+ * As for `ghm_stats_init`.
+ */
+ghm_status ghm_stats_init_counting(const struct ghm_state *state,
+                                   struct ghm_stats *stats);
 
 /**
  * Adds `*from` into `*into`, element-wise: the same as summing the two as
@@ -705,10 +733,11 @@ ghm_status ghm_c_accumulate_labels(const struct ghm_state *state,
 
 /**
  * Phase 2: updates the EMA in `*state` once from `*stats` (accumulated, merged, or filled
- * by the caller), and writes the batch's weights and loss.
+ * by the caller), and writes the batch's weights and, unless `loss` is NULL, its loss.
+ * `loss` must be NULL for counting stats (`ghm_stats_init_counting`), which hold no loss.
  * Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP, GHM_ERR_STATE,
  * GHM_ERR_STATS_MISMATCH (stats of another loss or bin count, negative or non-finite
- * values), GHM_ERR_OVERFLOW.
+ * values), GHM_ERR_OVERFLOW, GHM_ERR_NO_LOSS (counting stats and `loss` not NULL).
  *
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of its type.
@@ -735,7 +764,8 @@ ghm_status ghm_region_weights_tot(const struct ghm_region_weights *weights,
 /**
  * The loss of the batch `*weights` were committed for (mean reduction, times loss_weight;
  * the value `ghm_commit` wrote). Times `ghm_region_weights_tot` it is the summed loss.
- * Errors: as `ghm_region_weights_tot`.
+ * Errors: as `ghm_region_weights_tot`, and GHM_ERR_NO_LOSS for weights committed from
+ * counting stats.
  *
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of its type.
@@ -811,6 +841,64 @@ ghm_status ghm_c_apply_labels(const struct ghm_region_weights *weights,
                               const float *anchor_weights,
                               const struct ghm_output *output,
                               float *out);
+
+/**
+ * As `ghm_c_apply` (`out` NULL: nothing is written), and writes `*loss`, the chunk's share
+ * of the batch's loss: the sum over its valid elements of each one's loss term times its
+ * region's coefficient (mean reduction, times loss_weight; times `ghm_region_weights_tot`
+ * for the summed loss). The shares of a batch's chunks add up to its loss, to rounding;
+ * one chunk that is the whole batch gets the loss `ghm_c_loss` returns, bit for bit once
+ * cast to float. With weights committed from counting stats (`ghm_stats_init_counting`)
+ * this is how the batch's loss is had. `loss` is a caller-owned double, written only on
+ * success; it may not overlap any other buffer.
+ * Errors: as `ghm_c_apply`, and GHM_ERR_OVERFLOW if the share is not below FLT_MAX in
+ * magnitude (then neither is the batch's loss).
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of the length stated.
+ */
+ghm_status ghm_c_apply_loss(const struct ghm_region_weights *weights,
+                            const float *logits,
+                            const float *targets,
+                            const float *label_weights,
+                            size_t n,
+                            const struct ghm_output *output,
+                            float *out,
+                            double *loss);
+
+/**
+ * As `ghm_r_apply`, with the chunk's loss written to `*loss` as in `ghm_c_apply_loss`.
+ * Errors: as `ghm_c_apply_loss`.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of the length stated.
+ */
+ghm_status ghm_r_apply_loss(const struct ghm_region_weights *weights,
+                            const float *pred,
+                            const float *target,
+                            const float *label_weights,
+                            size_t n,
+                            const struct ghm_output *output,
+                            float *out,
+                            double *loss);
+
+/**
+ * As `ghm_c_apply_labels` (`out` NULL: nothing is written), with the chunk's loss written
+ * to `*loss` as in `ghm_c_apply_loss`.
+ * Errors: as `ghm_c_apply_labels`, and GHM_ERR_OVERFLOW as for `ghm_c_apply_loss`.
+ *
+ * # Safety
+ * Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`
+ * and `out` (if not NULL) span the layout's extent.
+ */
+ghm_status ghm_c_apply_labels_loss(const struct ghm_region_weights *weights,
+                                   const float *logits,
+                                   const struct ghm_class_layout *layout,
+                                   const int32_t *labels,
+                                   const float *anchor_weights,
+                                   const struct ghm_output *output,
+                                   float *out,
+                                   double *loss);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -51,11 +51,14 @@ pub enum Error {
     /// A GHM-C probability input (`OPT_PROBABILITY_INPUT`) outside [0, 1], or a gradient
     /// input (`OPT_GRADIENT_INPUT`) outside [-1, 1].
     Probability = 18,
+    /// The loss of a batch committed from counting stats, asked of the commit or its
+    /// region weights: such a batch's loss is summed by its applies (`apply_loss`).
+    NoLoss = 19,
 }
 
 impl Error {
     /// Every error, in code order.
-    pub const ALL: [Error; 18] = [
+    pub const ALL: [Error; 19] = [
         Error::Null,
         Error::Misaligned,
         Error::Length,
@@ -74,6 +77,7 @@ impl Error {
         Error::Layout,
         Error::Output,
         Error::Probability,
+        Error::NoLoss,
     ];
 
     /// The C status code (never 0).
@@ -124,6 +128,7 @@ const MESSAGES: [&str; Error::ALL.len() + 1] = [
     "the class layout is not supported\0",
     "the output specification is invalid\0",
     "a probability input is outside [0, 1] (or a gradient input outside [-1, 1])\0",
+    "counting stats hold no loss: it is the sum of the applies' losses\0",
 ];
 
 /// The message of a code this library does not define.

@@ -70,6 +70,10 @@ pub const GHM_ERR_OUTPUT: ghm_status = 17;
 /// A GHM-C probability input (GHM_OPT_PROBABILITY_INPUT) outside [0, 1], or a gradient
 /// input (GHM_OPT_GRADIENT_INPUT) outside [-1, 1].
 pub const GHM_ERR_PROBABILITY: ghm_status = 18;
+/// The loss of a batch committed from counting stats (`ghm_stats_init_counting`) was asked
+/// of `ghm_commit` or `ghm_region_weights_loss`: such a batch's loss is the sum of what its
+/// `ghm_*_apply_loss` calls write.
+pub const GHM_ERR_NO_LOSS: ghm_status = 19;
 
 /// `ghm_output.kind`: dL/dlogit (GHM-C) or dL/dpred (GHM-R).
 pub const GHM_OUTPUT_GRADIENT: u32 = 0;
@@ -402,23 +406,46 @@ pub unsafe extern "C" fn ghm_c_loss_labels(
     }
 }
 
-/// Makes empty stats for the loss and bin count of `*state` (which is only read).
+/// Makes empty stats for the loss and bin count of `*state` (which is only read). Phase 1
+/// adds each chunk's counts and loss sums to them; the commit then writes the batch's loss.
 /// Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP, GHM_ERR_STATE.
 ///
 /// # Safety
 /// `state` and `stats` are NULL or valid for a read / write of their type.
 #[no_mangle]
 pub unsafe extern "C" fn ghm_stats_init(state: *const State, stats: *mut Stats) -> ghm_status {
-    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
-    // access; this function's contract (# Safety) is the rest of what it needs.
+    // SAFETY: the caller's contract, passed on.
+    unsafe { status(stats_init(state, stats, false)) }
+}
+
+/// As `ghm_stats_init`, for counting stats: phase 1 adds only counts (and label weights) to
+/// them, about half its work, and the commit has no loss (pass NULL for it). The batch's loss
+/// is then the sum of the `loss` values its `ghm_*_apply_loss` calls write, one per chunk:
+/// the fast way to split a batch over threads. Merging counting stats with stats of the
+/// other kind makes the commit fail with GHM_ERR_STATS_MISMATCH.
+/// Errors: as `ghm_stats_init`.
+///
+/// # Safety
+/// As for `ghm_stats_init`.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_stats_init_counting(
+    state: *const State,
+    stats: *mut Stats,
+) -> ghm_status {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { status(stats_init(state, stats, true)) }
+}
+
+/// The body of `ghm_stats_init` and `ghm_stats_init_counting`.
+unsafe fn stats_init(state: *const State, stats: *mut Stats, counting: bool) -> Result<(), Error> {
+    disjoint(&[span(stats, 1, false)?], &[span(state, 1, false)?])?;
+    // SAFETY: both pointers were checked above (non-NULL, aligned, disjoint); the caller
+    // guarantees they are valid.
     unsafe {
-        status((|| {
-            disjoint(&[span(stats, 1, false)?], &[span(state, 1, false)?])?;
-            let st = state.read();
-            stats.write(Stats::new(st.kind()?, st.config().bins));
-            Ok(())
-        })())
+        let st = state.read();
+        stats.write(Stats::new(st.kind()?, st.config().bins, counting));
     }
+    Ok(())
 }
 
 /// Adds `*from` into `*into`, element-wise: the same as summing the two as
@@ -539,10 +566,11 @@ pub unsafe extern "C" fn ghm_c_accumulate_labels(
 }
 
 /// Phase 2: updates the EMA in `*state` once from `*stats` (accumulated, merged, or filled
-/// by the caller), and writes the batch's weights and loss.
+/// by the caller), and writes the batch's weights and, unless `loss` is NULL, its loss.
+/// `loss` must be NULL for counting stats (`ghm_stats_init_counting`), which hold no loss.
 /// Errors: GHM_ERR_NULL, GHM_ERR_MISALIGNED, GHM_ERR_OVERLAP, GHM_ERR_STATE,
 /// GHM_ERR_STATS_MISMATCH (stats of another loss or bin count, negative or non-finite
-/// values), GHM_ERR_OVERFLOW.
+/// values), GHM_ERR_OVERFLOW, GHM_ERR_NO_LOSS (counting stats and `loss` not NULL).
 ///
 /// # Safety
 /// Every non-NULL pointer is valid for the reads or writes of its type.
@@ -560,15 +588,23 @@ pub unsafe extern "C" fn ghm_commit(
             let outputs = [
                 span(state, 1, false)?,
                 span(weights, 1, false)?,
-                span(loss, 1, false)?,
+                span(loss, 1, true)?,
             ];
             disjoint(&outputs, &[span(stats, 1, false)?])?;
             // in place: the commit changes the state only once it has succeeded
             let st = &mut *state;
-            st.kind()?;
-            let w = st.commit(&*stats)?;
+            let stats = &*stats;
+            stats.check(st.kind()?, st.config().bins)?;
+            if !loss.is_null() && stats.is_counting() {
+                return Err(Error::NoLoss);
+            }
+            let w = st.commit(stats)?;
             weights.write(w);
-            loss.write(w.loss());
+            if let Ok(l) = w.loss() {
+                if !loss.is_null() {
+                    loss.write(l);
+                }
+            }
             Ok(())
         })())
     }
@@ -590,12 +626,13 @@ pub unsafe extern "C" fn ghm_region_weights_tot(
 ) -> ghm_status {
     // SAFETY: the body checks both pointers with `span` before any access; this function's
     // contract (# Safety) is the rest of what it needs.
-    unsafe { status(read_weights(weights, tot, |w| w.tot())) }
+    unsafe { status(read_weights(weights, tot, |w| Ok(w.tot()))) }
 }
 
 /// The loss of the batch `*weights` were committed for (mean reduction, times loss_weight;
 /// the value `ghm_commit` wrote). Times `ghm_region_weights_tot` it is the summed loss.
-/// Errors: as `ghm_region_weights_tot`.
+/// Errors: as `ghm_region_weights_tot`, and GHM_ERR_NO_LOSS for weights committed from
+/// counting stats.
 ///
 /// # Safety
 /// Every non-NULL pointer is valid for the reads or writes of its type.
@@ -624,23 +661,24 @@ pub unsafe extern "C" fn ghm_region_weight(
     beta: *mut f32,
 ) -> ghm_status {
     // SAFETY: as for `ghm_region_weights_tot`.
-    unsafe { status(read_weights(weights, beta, |w| w.region_weight(region))) }
+    unsafe { status(read_weights(weights, beta, |w| Ok(w.region_weight(region)))) }
 }
 
 /// The body of the region-weights accessors: checks the pointers and the weights, writes
-/// `get(weights)` to `out`.
+/// `get(weights)` to `out` unless it fails.
 unsafe fn read_weights<T>(
     weights: *const RegionWeights,
     out: *mut T,
-    get: impl FnOnce(&RegionWeights) -> T,
+    get: impl FnOnce(&RegionWeights) -> Result<T, Error>,
 ) -> Result<(), Error> {
     disjoint(&[span(out, 1, false)?], &[span(weights, 1, false)?])?;
     // SAFETY: both pointers were checked above (non-NULL, aligned, in range, disjoint); the
     // caller guarantees they are valid.
     let w = unsafe { weights.read() };
     w.kind()?;
+    let value = get(&w)?;
     // SAFETY: as above.
-    unsafe { out.write(get(&w)) };
+    unsafe { out.write(value) };
     Ok(())
 }
 
@@ -677,6 +715,7 @@ pub unsafe extern "C" fn ghm_c_apply(
             n,
             output,
             out,
+            LossTo::Nowhere,
         ))
     }
 }
@@ -706,6 +745,7 @@ pub unsafe extern "C" fn ghm_r_apply(
             n,
             output,
             out,
+            LossTo::Nowhere,
         ))
     }
 }
@@ -739,6 +779,113 @@ pub unsafe extern "C" fn ghm_c_apply_labels(
             anchor_weights,
             output,
             out,
+            LossTo::Nowhere,
+        ))
+    }
+}
+
+/// As `ghm_c_apply` (`out` NULL: nothing is written), and writes `*loss`, the chunk's share
+/// of the batch's loss: the sum over its valid elements of each one's loss term times its
+/// region's coefficient (mean reduction, times loss_weight; times `ghm_region_weights_tot`
+/// for the summed loss). The shares of a batch's chunks add up to its loss, to rounding;
+/// one chunk that is the whole batch gets the loss `ghm_c_loss` returns, bit for bit once
+/// cast to float. With weights committed from counting stats (`ghm_stats_init_counting`)
+/// this is how the batch's loss is had. `loss` is a caller-owned double, written only on
+/// success; it may not overlap any other buffer.
+/// Errors: as `ghm_c_apply`, and GHM_ERR_OVERFLOW if the share is not below FLT_MAX in
+/// magnitude (then neither is the batch's loss).
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of the length stated.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_c_apply_loss(
+    weights: *const RegionWeights,
+    logits: *const f32,
+    targets: *const f32,
+    label_weights: *const f32,
+    n: usize,
+    output: *const ghm_output,
+    out: *mut f32,
+    loss: *mut f64,
+) -> ghm_status {
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(apply::<Classification>(
+            weights,
+            logits,
+            targets,
+            label_weights,
+            n,
+            output,
+            out,
+            LossTo::At(loss),
+        ))
+    }
+}
+
+/// As `ghm_r_apply`, with the chunk's loss written to `*loss` as in `ghm_c_apply_loss`.
+/// Errors: as `ghm_c_apply_loss`.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of the length stated.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_r_apply_loss(
+    weights: *const RegionWeights,
+    pred: *const f32,
+    target: *const f32,
+    label_weights: *const f32,
+    n: usize,
+    output: *const ghm_output,
+    out: *mut f32,
+    loss: *mut f64,
+) -> ghm_status {
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(apply::<Regression>(
+            weights,
+            pred,
+            target,
+            label_weights,
+            n,
+            output,
+            out,
+            LossTo::At(loss),
+        ))
+    }
+}
+
+/// As `ghm_c_apply_labels` (`out` NULL: nothing is written), with the chunk's loss written
+/// to `*loss` as in `ghm_c_apply_loss`.
+/// Errors: as `ghm_c_apply_labels`, and GHM_ERR_OVERFLOW as for `ghm_c_apply_loss`.
+///
+/// # Safety
+/// Every non-NULL pointer is valid for the reads or writes of the length stated; `logits`
+/// and `out` (if not NULL) span the layout's extent.
+#[no_mangle]
+pub unsafe extern "C" fn ghm_c_apply_labels_loss(
+    weights: *const RegionWeights,
+    logits: *const f32,
+    layout: *const ClassLayout,
+    labels: *const i32,
+    anchor_weights: *const f32,
+    output: *const ghm_output,
+    out: *mut f32,
+    loss: *mut f64,
+) -> ghm_status {
+    // SAFETY: the pointers go unchanged to the body, which checks each with `span` before any
+    // access; this function's contract (# Safety) is the rest of what it needs.
+    unsafe {
+        status(apply_labels(
+            weights,
+            logits,
+            layout,
+            labels,
+            anchor_weights,
+            output,
+            out,
+            LossTo::At(loss),
         ))
     }
 }
@@ -1009,7 +1156,43 @@ unsafe fn output_spec(output: *const ghm_output) -> Result<Output, Error> {
     }
 }
 
-/// The body of `ghm_c_apply` and `ghm_r_apply` (GHM-R: `b` NULL for residuals).
+/// Where an apply puts the chunk's loss: nowhere (`ghm_*_apply`), or in `*loss`
+/// (`ghm_*_apply_loss`, whose `out` may be NULL).
+#[derive(Clone, Copy)]
+enum LossTo {
+    Nowhere,
+    At(*mut f64),
+}
+
+impl LossTo {
+    /// The loss's span (none without one), checked as an output.
+    fn span(self) -> Result<Span, Error> {
+        match self {
+            LossTo::Nowhere => Ok(Span::EMPTY),
+            LossTo::At(p) => span(p, 1, false),
+        }
+    }
+
+    /// Whether `out` may be NULL (then only the loss is computed).
+    fn out_optional(self) -> bool {
+        matches!(self, LossTo::At(_))
+    }
+
+    /// Writes the loss, if there is a place for it.
+    ///
+    /// # Safety
+    /// The place passed [`span`](Self::span) and is valid for a write of a double.
+    unsafe fn write(self, loss: f64) {
+        if let LossTo::At(p) = self {
+            // SAFETY: the caller's contract.
+            unsafe { p.write(loss) };
+        }
+    }
+}
+
+/// The body of `ghm_c_apply`, `ghm_r_apply` and their `_loss` forms (GHM-R: `b` NULL for
+/// residuals).
+#[allow(clippy::too_many_arguments)]
 unsafe fn apply<L: Loss>(
     weights: *const RegionWeights,
     a: *const f32,
@@ -1018,6 +1201,7 @@ unsafe fn apply<L: Loss>(
     n: usize,
     output: *const ghm_output,
     out: *mut f32,
+    loss: LossTo,
 ) -> Result<(), Error> {
     // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
     // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
@@ -1030,9 +1214,11 @@ unsafe fn apply<L: Loss>(
             span(w, n, true)?,
             span(output, 1, true)?,
         ];
-        let o_span = span(out, n, false)?;
+        let o_span = span(out, n, loss.out_optional())?;
+        let l_span = loss.span()?;
         let in_place = n > 0 && o_span == a_span;
-        disjoint(&[o_span], &others)?;
+        disjoint(&[o_span, l_span], &others)?;
+        disjoint(&[l_span], &[a_span])?;
         if !in_place {
             disjoint(&[o_span], &[a_span])?;
         }
@@ -1041,16 +1227,20 @@ unsafe fn apply<L: Loss>(
         weights.check(L::KIND)?;
         let w = (!w.is_null()).then(|| slice(w, n));
         let b = targets_or_residual(L::KIND, weights.config(), b, n)?;
-        let out = slice_mut(out, n);
-        if in_place {
-            weights.apply_values_in_place(out, b, w, spec)
+        let with_loss = loss.out_optional();
+        let sum = if in_place {
+            weights.apply_values_in_place(slice_mut(out, n), b, w, spec, with_loss)
         } else {
-            weights.apply_values(slice(a, n), b, w, spec, out)
-        }
+            let out = (!out.is_null()).then(|| slice_mut(out, n));
+            weights.apply_values(slice(a, n), b, w, spec, out, with_loss)
+        }?;
+        loss.write(sum);
+        Ok(())
     }
 }
 
-/// The body of `ghm_c_apply_labels`.
+/// The body of `ghm_c_apply_labels` and `ghm_c_apply_labels_loss`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn apply_labels(
     weights: *const RegionWeights,
     logits: *const f32,
@@ -1059,6 +1249,7 @@ unsafe fn apply_labels(
     w: *const f32,
     output: *const ghm_output,
     out: *mut f32,
+    loss: LossTo,
 ) -> Result<(), Error> {
     // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
     // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
@@ -1076,19 +1267,25 @@ unsafe fn apply_labels(
             span(w, cells, true)?,
             span(output, 1, true)?,
         ];
-        disjoint(&[span(out, extent, false)?], &inputs)?;
+        let outputs = [span(out, extent, loss.out_optional())?, loss.span()?];
+        disjoint(&outputs, &inputs)?;
         let spec = output_spec(output)?;
         let weights = weights.read();
         let w = (!w.is_null()).then(|| slice(w, cells));
         let labels = slice(labels, nl);
-        weights.apply_labels(
+        let out = (!out.is_null()).then(|| slice_mut(out, extent));
+        let with_loss = loss.out_optional();
+        let sum = weights.apply_class_index(
             slice(logits, extent),
             layout,
             labels,
             w,
             spec,
-            slice_mut(out, extent),
-        )
+            out,
+            with_loss,
+        )?;
+        loss.write(sum);
+        Ok(())
     }
 }
 
@@ -1155,6 +1352,7 @@ mod tests {
             GHM_ERR_LAYOUT,
             GHM_ERR_OUTPUT,
             GHM_ERR_PROBABILITY,
+            GHM_ERR_NO_LOSS,
         ];
         let codes: [i32; Error::ALL.len()] = Error::ALL.map(Error::code);
         assert_eq!(codes, constants);

@@ -3,10 +3,11 @@
 //!
 //! A call harmonizes one batch in three phases, which the one-shot methods run in a row:
 //! 1. `accumulate` (read-only, any number of chunks, any thread): validate and add each
-//!    chunk's per-region counts and loss sums to a [`Stats`];
+//!    chunk's per-region counts and loss sums to a [`Stats`] (counting stats: counts only);
 //! 2. `commit` (once per batch, on the state): the EMA step; yields [`RegionWeights`] and
-//!    the loss;
-//! 3. `apply` (read-only on the region weights, any chunk, any thread): write gradients.
+//!    the loss (not for counting stats);
+//! 3. `apply` (read-only on the region weights, any chunk, any thread): write gradients;
+//!    `apply_loss` also returns the chunk's share of the loss (what counting stats need).
 //!
 //! This layer checks slices and lengths, builds the kernels' inputs and passes, and runs
 //! them through `arch::run`; the state logic is the state's, the arithmetic the kernels'.
@@ -167,13 +168,21 @@ impl<L: Loss> Ghm<L> {
         Ok(())
     }
 
-    /// Empty stats for this loss's batch.
+    /// Empty stats for this loss's batch, whose loss the commit returns.
     pub fn stats(&self) -> Stats {
-        Stats::new(L::KIND, self.config().bins)
+        Stats::new(L::KIND, self.config().bins, false)
     }
 
-    /// Phase 1: validates a chunk and adds its counts, loss sums and label weights to `stats`
-    /// (only on success). Read-only on the loss.
+    /// Empty counting stats for this loss's batch: accumulate only counts into them (about
+    /// half the work of summing the loss terms too); the commit then has no loss, and the
+    /// batch's loss is the sum of what [`RegionWeights::apply_loss`] returns for its chunks.
+    /// The fast way to split a batch over threads.
+    pub fn counting_stats(&self) -> Stats {
+        Stats::new(L::KIND, self.config().bins, true)
+    }
+
+    /// Phase 1: validates a chunk and adds its counts, loss sums (not into counting stats)
+    /// and label weights to `stats` (only on success). Read-only on the loss.
     pub fn accumulate(
         &self,
         stats: &mut Stats,
@@ -194,7 +203,7 @@ impl<L: Loss> Ghm<L> {
     ) -> Result<(), Error> {
         let x = elementwise(a, b, label_weights)?;
         // SAFETY: the pointers come from slices of length x.n.
-        unsafe { self.accumulate_inputs(stats, &x).map(|_| ()) }
+        unsafe { self.accumulate_inputs(stats, &x) }
     }
 
     /// Phase 2: updates the EMA once from `stats` (any number of accumulated and merged
@@ -277,7 +286,8 @@ impl<L: Loss> Ghm<L> {
         }
     }
 
-    /// Phase 1 on the kernels: counts, label weights and loss terms (see [`Accumulate`]).
+    /// Phase 1 on the kernels: counts, label weights and (unless `stats` are counting) loss
+    /// terms (see [`Accumulate`]).
     ///
     /// # Safety
     /// The pointers of `x` are valid for reads of the lengths they describe.
@@ -285,22 +295,21 @@ impl<L: Loss> Ghm<L> {
         &self,
         stats: &mut Stats,
         x: &Inputs,
-    ) -> Result<f32, Error> {
+    ) -> Result<(), Error> {
         stats.check(L::KIND, self.config().bins)?;
+        let (config, isa) = (self.config(), self.isa);
         let mut counts = Counts::EMPTY;
-        let mut loss_sum = [0.0; MAX_BINS];
-        // SAFETY: the caller's contract.
-        let magnitude = unsafe {
-            accumulate_pass::<L, true>(
-                self.config(),
-                self.isa,
-                &mut counts,
-                Some(&mut loss_sum),
-                x,
-            )?
-        };
-        counts.add_to(&loss_sum, stats);
-        Ok(magnitude)
+        // SAFETY (both arms): the caller's contract.
+        if stats.is_counting() {
+            unsafe { accumulate_pass::<L, false>(config, isa, &mut counts, None, x)? };
+            counts.add_to(None, stats);
+        } else {
+            let mut loss_sum = [0.0; MAX_BINS];
+            let sums = Some(&mut loss_sum);
+            unsafe { accumulate_pass::<L, true>(config, isa, &mut counts, sums, x)? };
+            counts.add_to(Some(&loss_sum), stats);
+        }
+        Ok(())
     }
 }
 
@@ -462,7 +471,7 @@ impl<'s, L: Loss> InPlace<'s, L> {
                     // SAFETY: the caller's contract.
                     unsafe { second_pass::<L>(self.isa, &weights, x, grad, false)? };
                 }
-                weights.loss()
+                weights.loss()?
             }
         };
         self.state.advance(tally);
@@ -545,7 +554,7 @@ impl Ghm<Classification> {
         labels_allowed(self.config())?;
         let x = class_index(logits, layout, labels, anchor_weights)?;
         // SAFETY: the pointers come from slices of the lengths `class_index` checked.
-        unsafe { self.accumulate_inputs(stats, &x).map(|_| ()) }
+        unsafe { self.accumulate_inputs(stats, &x) }
     }
 
     /// Phase 1 with [`OPT_GRADIENT_INPUT`]: `d = p - t` in [-1, 1] per element, no targets.
@@ -603,7 +612,8 @@ impl RegionWeights {
         output: Output,
         out: &mut [f32],
     ) -> Result<(), Error> {
-        self.apply_values(a, Some(b), label_weights, output, out)
+        self.apply_values(a, Some(b), label_weights, output, Some(out), false)
+            .map(drop)
     }
 
     /// As [`apply`](Self::apply), writing over `a` itself.
@@ -614,7 +624,8 @@ impl RegionWeights {
         label_weights: Option<&[f32]>,
         output: Output,
     ) -> Result<(), Error> {
-        self.apply_values_in_place(a, Some(b), label_weights, output)
+        self.apply_values_in_place(a, Some(b), label_weights, output, false)
+            .map(drop)
     }
 
     /// As [`apply`](Self::apply) for GHM-R given the residuals, or for GHM-C with
@@ -626,39 +637,8 @@ impl RegionWeights {
         output: Output,
         out: &mut [f32],
     ) -> Result<(), Error> {
-        self.apply_values(d, None, label_weights, output, out)
-    }
-
-    /// As [`apply`](Self::apply), or with `b` `None` for targets 0 (GHM-R residuals).
-    pub(crate) fn apply_values(
-        &self,
-        a: &[f32],
-        b: Option<&[f32]>,
-        label_weights: Option<&[f32]>,
-        output: Output,
-        out: &mut [f32],
-    ) -> Result<(), Error> {
-        let x = elementwise(a, b, label_weights)?;
-        if out.len() != x.n {
-            return Err(Error::Length);
-        }
-        // SAFETY: slices of length x.n; `out` is a distinct mutable borrow.
-        unsafe { self.apply_inputs(&x, output, out.as_mut_ptr()) }
-    }
-
-    /// As [`apply_in_place`](Self::apply_in_place), or with `b` `None` for targets 0.
-    pub(crate) fn apply_values_in_place(
-        &self,
-        a: &mut [f32],
-        b: Option<&[f32]>,
-        label_weights: Option<&[f32]>,
-        output: Output,
-    ) -> Result<(), Error> {
-        let mut x = elementwise(a, b, label_weights)?;
-        let out = a.as_mut_ptr();
-        x.a = out;
-        // SAFETY: slices of length x.n; the output is exactly `x.a`, which the passes allow.
-        unsafe { self.apply_inputs(&x, output, out) }
+        self.apply_values(d, None, label_weights, output, Some(out), false)
+            .map(drop)
     }
 
     /// As [`apply`](Self::apply) for class-index targets (see [`Ghm::accumulate_labels`]).
@@ -671,35 +651,153 @@ impl RegionWeights {
         output: Output,
         out: &mut [f32],
     ) -> Result<(), Error> {
+        self.apply_class_index(
+            logits,
+            layout,
+            labels,
+            anchor_weights,
+            output,
+            Some(out),
+            false,
+        )
+        .map(drop)
+    }
+
+    /// As [`apply`](Self::apply) (`out` `None`: nothing written), and returns the chunk's
+    /// share of the batch's loss: the sum over its valid elements of each one's loss term
+    /// times its region's coefficient (mean-reduced, times loss_weight). The shares of a
+    /// batch's chunks add up to its loss, to rounding; one chunk that is the whole batch
+    /// gets the loss a one-shot call returns on the same path, bit for bit (as f32). With
+    /// weights committed from counting stats ([`Ghm::counting_stats`]), this is how the
+    /// loss is had. [`Error::Overflow`] if the share is not below `f32::MAX` in magnitude
+    /// (then neither is the batch's loss).
+    pub fn apply_loss(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        label_weights: Option<&[f32]>,
+        output: Output,
+        out: Option<&mut [f32]>,
+    ) -> Result<f64, Error> {
+        self.apply_values(a, Some(b), label_weights, output, out, true)
+    }
+
+    /// As [`apply_loss`](Self::apply_loss) given residuals or gradient inputs (see
+    /// [`apply_residual`](Self::apply_residual)).
+    pub fn apply_residual_loss(
+        &self,
+        d: &[f32],
+        label_weights: Option<&[f32]>,
+        output: Output,
+        out: Option<&mut [f32]>,
+    ) -> Result<f64, Error> {
+        self.apply_values(d, None, label_weights, output, out, true)
+    }
+
+    /// As [`apply_loss`](Self::apply_loss) for class-index targets (see
+    /// [`apply_labels`](Self::apply_labels)).
+    pub fn apply_labels_loss(
+        &self,
+        logits: &[f32],
+        layout: ClassLayout,
+        labels: &[i32],
+        anchor_weights: Option<&[f32]>,
+        output: Output,
+        out: Option<&mut [f32]>,
+    ) -> Result<f64, Error> {
+        self.apply_class_index(logits, layout, labels, anchor_weights, output, out, true)
+    }
+
+    /// The element-wise applies given `a` and `b` (`None`: targets 0) into `out` (`None`:
+    /// nothing written); with `loss`, returns the chunk's loss (else 0).
+    pub(crate) fn apply_values(
+        &self,
+        a: &[f32],
+        b: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
+        output: Output,
+        out: Option<&mut [f32]>,
+        loss: bool,
+    ) -> Result<f64, Error> {
+        let x = elementwise(a, b, label_weights)?;
+        let out = out.map(|o| to(o, x.n)).transpose()?;
+        // SAFETY: slices of length x.n; `out` is a distinct mutable borrow of that length.
+        unsafe { self.apply_inputs(&x, output, out.unwrap_or(core::ptr::null_mut()), loss) }
+    }
+
+    /// As [`apply_values`](Self::apply_values) with the output over `a` itself.
+    pub(crate) fn apply_values_in_place(
+        &self,
+        a: &mut [f32],
+        b: Option<&[f32]>,
+        label_weights: Option<&[f32]>,
+        output: Output,
+        loss: bool,
+    ) -> Result<f64, Error> {
+        let mut x = elementwise(a, b, label_weights)?;
+        let out = a.as_mut_ptr();
+        x.a = out;
+        // SAFETY: slices of length x.n; the output is exactly `x.a`, which the passes allow.
+        unsafe { self.apply_inputs(&x, output, out, loss) }
+    }
+
+    /// The class-index applies (`out` `None`: nothing written); with `loss`, returns the
+    /// chunk's loss (else 0).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn apply_class_index(
+        &self,
+        logits: &[f32],
+        layout: ClassLayout,
+        labels: &[i32],
+        anchor_weights: Option<&[f32]>,
+        output: Output,
+        out: Option<&mut [f32]>,
+        loss: bool,
+    ) -> Result<f64, Error> {
         self.check(Kind::Classification)?;
         labels_allowed(self.config())?;
         let x = class_index(logits, layout, labels, anchor_weights)?;
-        if out.len() != logits.len() {
-            return Err(Error::Length);
-        }
-        // SAFETY: slices of checked lengths; `out` is a distinct mutable borrow.
-        unsafe { self.apply_inputs(&x, output, out.as_mut_ptr()) }
+        let out = out.map(|o| to(o, logits.len())).transpose()?;
+        // SAFETY: slices of checked lengths; `out` is a distinct mutable borrow of the logits'
+        // length, written only at the layout's elements.
+        unsafe { self.apply_inputs(&x, output, out.unwrap_or(core::ptr::null_mut()), loss) }
     }
 
     /// Checks the region weights and the output, validates the inputs, then applies, on the
-    /// fastest path.
+    /// fastest path; with `loss`, returns the chunk's loss (else 0). `out` NULL: nothing is
+    /// written or read there (`output` is not used; only the loss is of use).
     ///
     /// # Safety
-    /// As for [`InPlace::one_shot`].
-    unsafe fn apply_inputs(&self, x: &Inputs, output: Output, out: *mut f32) -> Result<(), Error> {
+    /// As for [`InPlace::one_shot`], with `out` for the gradient, or NULL.
+    unsafe fn apply_inputs(
+        &self,
+        x: &Inputs,
+        output: Output,
+        out: *mut f32,
+        loss: bool,
+    ) -> Result<f64, Error> {
         // intact weights first: resolving the output reads `tot`
         let kind = self.kind()?;
         let output = self.resolve(output)?;
         // SAFETY (both arms): the caller's contract.
         match kind {
             Kind::Classification => unsafe {
-                apply_pass::<Classification>(Isa::Auto, self, x, output, out, true)
+                apply_pass::<Classification>(Isa::Auto, self, x, output, out, loss)
             },
             Kind::Regression => unsafe {
-                apply_pass::<Regression>(Isa::Auto, self, x, output, out, true)
+                apply_pass::<Regression>(Isa::Auto, self, x, output, out, loss)
             },
         }
     }
+}
+
+/// `out` as the output pointer of an apply over `n` elements; [`Error::Length`] unless its
+/// length is `n`.
+fn to(out: &mut [f32], n: usize) -> Result<*mut f32, Error> {
+    if out.len() != n {
+        return Err(Error::Length);
+    }
+    Ok(out.as_mut_ptr())
 }
 
 /// The one-shot calls' second pass: writes the gradient (if `grad`) and, with `loss`, sums
@@ -737,22 +835,24 @@ unsafe fn second_pass<L: Loss>(
     })
 }
 
-/// Phase 3 on the kernels: with `validate`, checks the inputs first and, for an output that
-/// may overflow, does a dry run, so that an invalid input or an overflow writes nothing.
+/// Phase 3 on the kernels: checks the inputs first and, for an output or a loss that may
+/// overflow, does a dry run, so that an invalid input or an overflow writes nothing; then
+/// applies. `out` NULL: nothing is written (only the loss is of use). With `loss`, returns
+/// the chunk's loss (else 0).
 ///
 /// # Safety
-/// As for [`InPlace::one_shot`]; without `validate`, the inputs have passed accumulate.
+/// As for [`InPlace::one_shot`], with `out` for the gradient, or NULL.
 unsafe fn apply_pass<L: Loss>(
     isa: Isa,
     weights: &RegionWeights,
     x: &Inputs,
     output: Output,
     out: *mut f32,
-    validate: bool,
-) -> Result<(), Error> {
+    loss: bool,
+) -> Result<f64, Error> {
     with_model!(L::KIND, weights.config(), |model| unsafe {
         // SAFETY: the caller's contract.
-        apply_with(model, isa, weights, x, output, out, validate)
+        apply_with(model, isa, weights, x, output, out, loss)
     })
 }
 
@@ -767,18 +867,19 @@ unsafe fn apply_with<M: Model>(
     x: &Inputs,
     output: Output,
     out: *mut f32,
-    validate: bool,
-) -> Result<(), Error> {
+    loss: bool,
+) -> Result<f64, Error> {
     let bins = &Bins::new(weights.config().bins);
+    let writes = !out.is_null();
     // SAFETY (every call of `apply`): the caller's contract; with `write` false nothing is
-    // written.
+    // written, and without an output nothing is read from it (no write, no add).
     let apply = |write: bool| {
         let plan = &Plan {
             coef: weights.coef_table(),
             tot: weights.tot() as f32,
-            output,
-            write,
-            loss: false,
+            output: if writes { output } else { Output::GRADIENT },
+            write: write && writes,
+            loss,
         };
         unsafe {
             arch::run(
@@ -793,16 +894,38 @@ unsafe fn apply_with<M: Model>(
             )
         }
     };
-    if validate {
-        // SAFETY: the caller's contract.
-        unsafe { arch::run(isa, Validate { model, x })?? };
-        // An output that may overflow is computed once without writing first.
-        if !weights.bounds_output(&output) && !apply(false)?.finite {
+    // SAFETY: the caller's contract.
+    let magnitude = unsafe { arch::run(isa, Validate { model, x })?? };
+    // The loss is summed in f32 blocks of `coef * term`, each at most |coef| * term_bound.
+    let loss_bounded = !loss || {
+        let largest = weights
+            .coef_table()
+            .iter()
+            .fold(0f32, |m, c| m.max(c.abs()));
+        let bound = f64::from(largest) * x.n as f64 * model.term_bound(magnitude);
+        bound < f64::from(f32::MAX) / 2.0
+    };
+    // A share at f32's range is refused: the batch's loss, at least as large (the terms
+    // and the coefficients each have one sign), is no finite f32. Below it, no f32 block
+    // sum of the share overflowed.
+    let in_range = |loss: f64| loss.abs() < f64::from(f32::MAX);
+    if !writes {
+        // only the loss: one run, which writes nothing
+        let dry = apply(false)?;
+        return if in_range(dry.loss) {
+            Ok(dry.loss)
+        } else {
+            Err(Error::Overflow)
+        };
+    }
+    // An output or a loss that may overflow is computed once without writing first.
+    if !(weights.bounds_output(&output) && loss_bounded) {
+        let dry = apply(false)?;
+        if !(dry.finite && in_range(dry.loss)) {
             return Err(Error::Overflow);
         }
     }
-    apply(true)?;
-    Ok(())
+    Ok(apply(true)?.loss)
 }
 
 /// [`Error::Config`] for class-index targets on a GHM-C loss whose inputs are gradients

@@ -176,7 +176,7 @@ fn three_phase_api_with_class_index_and_reduction_none_matches_mmdet() {
             let want: Vec<f64> = want.iter().map(|&x| f64::from(x)).collect();
             close_all(&none, &want, GRAD_REL, GRAD_ABS_FRAC)
                 .unwrap_or_else(|e| panic!("{} reduction none: {e}", case.name));
-            (weights.loss(), grad, state)
+            (weights.loss().unwrap(), grad, state)
         });
     }
 }

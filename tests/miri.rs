@@ -130,7 +130,7 @@ fn three_phases_in_chunks_and_residuals() {
         r.set_isa(isa).unwrap();
         let mut stats = r.stats();
         r.accumulate_residual(&mut stats, &a[1..], None).unwrap();
-        assert!(r.commit(&stats).unwrap().loss().is_finite());
+        assert!(r.commit(&stats).unwrap().loss().unwrap().is_finite());
         if !auto_path_runs() {
             continue; // `RegionWeights::apply` takes the run-time-detected path.
         }
@@ -264,10 +264,10 @@ fn class_index_rows_and_planes_with_probability_inputs() {
             assert_eq!(by_rows.count, by_planes.count);
             let mut c2 = c.clone();
             let weights = c.commit(&by_rows).unwrap();
-            assert_eq!(weights.loss().to_bits(), loss.to_bits());
+            assert_eq!(weights.loss().unwrap().to_bits(), loss.to_bits());
             assert_eq!(c.state(), one.state());
             let wp = c2.commit(&by_planes).unwrap();
-            assert!((wp.loss() - loss).abs() <= 1e-6 * loss.abs());
+            assert!((wp.loss().unwrap() - loss).abs() <= 1e-6 * loss.abs());
             assert_eq!(c2.state(), one.state());
 
             // A probability outside [0, 1] is refused (only with the option).
@@ -450,6 +450,163 @@ mod c_abi {
     /// The class-index C entry points: stats_init, accumulate_labels (planes, in two
     /// chunks), merge, commit and apply_labels with a `ghm_output`, against
     /// `ghm_c_loss_labels` on the rows layout; probability inputs; layout errors.
+    /// Counting stats through the C ABI: class-index rows in two chunks, commit without a
+    /// loss, the `_loss` applies (in place for the element-wise one, and the loss alone);
+    /// the one-shot call's gradient and state, its loss to rounding.
+    #[test]
+    fn counting_phases_through_the_c_abi() {
+        unsafe {
+            let cfg = config();
+            let mut st = MaybeUninit::<State>::uninit();
+            assert_eq!(ghm_c_init(st.as_mut_ptr(), &cfg), GHM_OK);
+            let st = st.assume_init();
+            let (rows, x, _, _) = class_batch(false);
+            let (l, w) = (LABELS.as_ptr(), ANCHOR_WEIGHTS.as_ptr());
+            let mut one = st;
+            let (mut loss, mut grad) = (0.0f32, vec![0.0f32; x.len()]);
+            let r = ghm_c_loss_labels(
+                &mut one,
+                x.as_ptr(),
+                3,
+                5,
+                l,
+                w,
+                &mut loss,
+                grad.as_mut_ptr(),
+            );
+            assert_eq!(r, GHM_OK);
+
+            let mut three = st;
+            let mut total = MaybeUninit::<ghm::Stats>::uninit();
+            let mut part = MaybeUninit::<ghm::Stats>::uninit();
+            assert_eq!(ghm_stats_init_counting(&three, total.as_mut_ptr()), GHM_OK);
+            assert_eq!(ghm_stats_init_counting(&three, part.as_mut_ptr()), GHM_OK);
+            let (mut total, mut part) = (total.assume_init(), part.assume_init());
+            let (first, rest) = (
+                ClassLayout { anchors: 1, ..rows },
+                ClassLayout { anchors: 2, ..rows },
+            );
+            let c = rows.classes;
+            let r = ghm_c_accumulate_labels(&three, x.as_ptr(), &first, l, w, &mut total);
+            assert_eq!(r, GHM_OK);
+            let r = ghm_c_accumulate_labels(
+                &three,
+                x.as_ptr().add(c),
+                &rest,
+                l.add(1),
+                w.add(1),
+                &mut part,
+            );
+            assert_eq!(r, GHM_OK);
+            assert_eq!(ghm_stats_merge(&part, &mut total), GHM_OK);
+            let mut weights = MaybeUninit::<ghm::RegionWeights>::uninit();
+            let mut l3 = 0.0f32;
+            let r = ghm_commit(&total, &mut three, weights.as_mut_ptr(), &mut l3);
+            assert_eq!(r, GHM_ERR_NO_LOSS);
+            let r = ghm_commit(&total, &mut three, weights.as_mut_ptr(), null_mut());
+            assert_eq!(r, GHM_OK);
+            let weights = weights.assume_init();
+            assert_eq!(three, one);
+            assert_eq!(ghm_region_weights_loss(&weights, &mut l3), GHM_ERR_NO_LOSS);
+
+            let mut out = vec![0.0f32; x.len()];
+            let mut shares = [0.0f64; 3];
+            let r = ghm_c_apply_labels_loss(
+                &weights,
+                x.as_ptr(),
+                &first,
+                l,
+                w,
+                null(),
+                out.as_mut_ptr(),
+                &mut shares[0],
+            );
+            assert_eq!(r, GHM_OK);
+            let r = ghm_c_apply_labels_loss(
+                &weights,
+                x.as_ptr().add(c),
+                &rest,
+                l.add(1),
+                w.add(1),
+                null(),
+                out.as_mut_ptr().add(c),
+                &mut shares[1],
+            );
+            assert_eq!(r, GHM_OK);
+            assert_eq!(out, grad);
+            let r = ghm_c_apply_labels_loss(
+                &weights,
+                x.as_ptr(),
+                &rows,
+                l,
+                w,
+                null(),
+                null_mut(),
+                &mut shares[2],
+            );
+            assert_eq!(r, GHM_OK);
+            assert_eq!((shares[2] as f32).to_bits(), loss.to_bits());
+            let sum = shares[0] + shares[1];
+            assert!((sum - f64::from(loss)).abs() <= 1e-6 * f64::from(loss));
+        }
+    }
+
+    /// Element-wise counting phases in place through the C ABI, both losses.
+    #[test]
+    fn counting_apply_loss_in_place_through_the_c_abi() {
+        unsafe {
+            let n = 37;
+            let (a, w) = (values(n, 3), weights(n));
+            for c in [true, false] {
+                let b = if c { targets_c(n) } else { values(n, 4) };
+                let (a, b, w) = (a.as_ptr(), b.as_ptr(), w.as_ptr());
+                let cfg = if c { config() } else { Config::ghm_r() };
+                let mut st = MaybeUninit::<State>::uninit();
+                let r = if c {
+                    ghm_c_init(st.as_mut_ptr(), &cfg)
+                } else {
+                    ghm_r_init(st.as_mut_ptr(), &cfg)
+                };
+                assert_eq!(r, GHM_OK);
+                let st = st.assume_init();
+                let (mut one, mut three) = (st, st);
+                let (mut loss, mut grad) = (0.0f32, vec![0.0f32; n]);
+                let g = grad.as_mut_ptr();
+                let r = if c {
+                    ghm_c_loss(&mut one, a, b, w, n, &mut loss, g)
+                } else {
+                    ghm_r_loss(&mut one, a, b, w, n, &mut loss, g)
+                };
+                assert_eq!(r, GHM_OK);
+                let mut stats = MaybeUninit::<ghm::Stats>::uninit();
+                assert_eq!(ghm_stats_init_counting(&three, stats.as_mut_ptr()), GHM_OK);
+                let mut stats = stats.assume_init();
+                let r = if c {
+                    ghm_c_accumulate(&three, a, b, w, n, &mut stats)
+                } else {
+                    ghm_r_accumulate(&three, a, b, w, n, &mut stats)
+                };
+                assert_eq!(r, GHM_OK);
+                let mut weights = MaybeUninit::<ghm::RegionWeights>::uninit();
+                let r = ghm_commit(&stats, &mut three, weights.as_mut_ptr(), null_mut());
+                assert_eq!(r, GHM_OK);
+                let weights = weights.assume_init();
+                let mut buf = std::slice::from_raw_parts(a, n).to_vec();
+                let mut share = 0.0f64;
+                let p = buf.as_mut_ptr();
+                let r = if c {
+                    ghm_c_apply_loss(&weights, p, b, w, n, null(), p, &mut share)
+                } else {
+                    ghm_r_apply_loss(&weights, p, b, w, n, null(), p, &mut share)
+                };
+                assert_eq!(r, GHM_OK);
+                assert_eq!(buf, grad);
+                assert_eq!((share as f32).to_bits(), loss.to_bits());
+                assert_eq!(three, one);
+            }
+        }
+    }
+
     #[test]
     fn class_index_phases_through_the_c_abi() {
         for prob in [false, true] {

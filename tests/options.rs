@@ -251,7 +251,11 @@ fn gradient_input_equals_probability_input_for_binary_targets() {
             .unwrap();
         assert_eq!(gp, gg, "step {step}");
         assert_eq!(prob.state().ema(), grad.state().ema(), "step {step}");
-        assert!((wt.loss() - lp).abs() <= 1e-5 * lp, "{} vs {lp}", wt.loss());
+        assert!(
+            (wt.loss().unwrap() - lp).abs() <= 1e-5 * lp,
+            "{} vs {lp}",
+            wt.loss().unwrap()
+        );
         // the one-shot call ignores targets
         let mut once = grad.clone();
         let lo = once.loss(&d, &t, Some(&w)).unwrap();
@@ -294,7 +298,7 @@ fn gradient_input_equals_probability_input_for_binary_targets() {
     let dd = [0.5f32, -0.25, 0.0, -1.0];
     let mut st = one.stats();
     one.accumulate_gradient(&mut st, &dd, None).unwrap();
-    let l = one.clone().commit(&st).unwrap().loss();
+    let l = one.clone().commit(&st).unwrap().loss().unwrap();
     let want = (-(0.5f64.ln()) - 0.75f64.ln() + 100.0) / 4.0;
     assert!((f64::from(l) - want).abs() <= 1e-6 * want, "{l} vs {want}");
 }
@@ -357,7 +361,7 @@ fn norm_by_positives_divides_by_the_batch_positives() {
     assert_eq!(w_count.tot(), valid);
     assert_eq!(w_pos.tot(), positives);
     let ratio = valid / positives;
-    let l_ratio = f64::from(w_pos.loss()) / f64::from(w_count.loss());
+    let l_ratio = f64::from(w_pos.loss().unwrap()) / f64::from(w_count.loss().unwrap());
     assert!((l_ratio / ratio - 1.0).abs() < 1e-6, "{l_ratio} vs {ratio}");
     let (mut g_count, mut g_pos) = (vec![0.0; p.len()], vec![0.0; p.len()]);
     w_count

@@ -43,7 +43,7 @@ fn phases_equal_one_shot<L: Loss>(kind: Kind) {
     weights
         .apply(&a, &b, w.as_deref(), Output::GRADIENT, &mut g3)
         .unwrap();
-    assert_eq!(l1.to_bits(), weights.loss().to_bits());
+    assert_eq!(l1.to_bits(), weights.loss().unwrap().to_bits());
     assert_eq!(g1, g3);
     assert_eq!(one.state(), three.state());
 }
@@ -108,7 +108,7 @@ fn chunks_merge_exactly<L: Loss>(kind: Kind) {
     let wx = x.commit(&merged).unwrap();
     let wy = y.commit(&whole).unwrap();
     assert_eq!(x.state(), y.state());
-    assert!((wx.loss() - wy.loss()).abs() <= 1e-6 * wy.loss().abs());
+    assert!((wx.loss().unwrap() - wy.loss().unwrap()).abs() <= 1e-6 * wy.loss().unwrap().abs());
     assert_eq!(wx.coefficients(), wy.coefficients());
 }
 
@@ -132,8 +132,8 @@ fn caller_filled_counts<L: Loss>(kind: Kind) {
     counts.weight_sum = full.weight_sum;
     let (wa, wb) = (g.commit(&full).unwrap(), h.commit(&counts).unwrap());
     assert_eq!(wa.coefficients(), wb.coefficients());
-    assert_eq!(wb.loss(), 0.0);
-    assert!(wa.loss() > 0.0);
+    assert_eq!(wb.loss().unwrap(), 0.0);
+    assert!(wa.loss().unwrap() > 0.0);
 }
 
 #[test]
@@ -323,7 +323,7 @@ fn output_modes_write_weights_losses_deltas_and_accumulate() {
         }
         let mean = loss_sum / weights.tot();
         assert!(
-            (mean - f64::from(weights.loss())).abs() <= 1e-5 * mean.abs(),
+            (mean - f64::from(weights.loss().unwrap())).abs() <= 1e-5 * mean.abs(),
             "{kind:?}"
         );
         let delta = run(OutputKind::Gradient, -2.5, false, 0.0);
@@ -824,7 +824,7 @@ fn committed_loss_uses_the_coefficients_apply_uses() {
     let mut s = three.stats();
     three.accumulate(&mut s, &a, &b, None).unwrap();
     let w = three.clone().commit(&s).unwrap();
-    assert_eq!(w.loss(), l1);
+    assert_eq!(w.loss().unwrap(), l1);
 }
 
 /// Rows at least a vector wide with anchor weights have their weights checked ahead of the
@@ -871,4 +871,239 @@ fn wide_weighted_rows_report_the_first_invalid_element() {
             assert_eq!(stats, empty, "{isa:?}: stats changed");
         }
     }
+}
+
+/// Counting stats: the first pass counts only, the commit has no loss, and the applies sum
+/// it. Over the whole batch in one chunk, the loss is the one-shot call's bit for bit, and
+/// so are the gradient and the state; over chunks (as threads would), the shares add up to
+/// it to rounding, with the same gradient and state.
+fn counting_phases_equal_one_shot<L: Loss>(kind: Kind) {
+    let mut rng = Rng::new(41);
+    let (a, b, w) = batch(kind, &mut rng, 2000, true);
+    let w = w.unwrap();
+    let base = warmed::<L>(kind, 13);
+    let mut one = base.clone();
+    let mut g1 = vec![0.0; a.len()];
+    let l1 = one.loss_grad(&a, &b, Some(&w), &mut g1).unwrap();
+
+    let mut whole = base.clone();
+    let mut stats = whole.counting_stats();
+    assert!(stats.is_counting() && !whole.stats().is_counting());
+    whole.accumulate(&mut stats, &a, &b, Some(&w)).unwrap();
+    assert!(
+        stats.loss_sum.iter().all(|&s| s == 0.0),
+        "counting stats sum no terms"
+    );
+    let weights = whole.commit(&stats).unwrap();
+    assert!(weights.is_counting());
+    assert_eq!(weights.loss(), Err(Error::NoLoss));
+    let mut g3 = vec![f32::NAN; a.len()];
+    let share = weights
+        .apply_loss(&a, &b, Some(&w), Output::GRADIENT, Some(&mut g3))
+        .unwrap();
+    assert_eq!((share as f32).to_bits(), l1.to_bits());
+    assert_eq!(g1, g3);
+    assert_eq!(one.state(), whole.state());
+    // the loss alone: the same value, nothing written
+    let alone = weights.apply_loss(&a, &b, Some(&w), Output::GRADIENT, None);
+    assert_eq!(alone.map(f64::to_bits), Ok(share.to_bits()));
+
+    let mut split = base.clone();
+    let cuts = [0usize, 3, 517, 518, 1400, 2000];
+    let mut merged = split.counting_stats();
+    for c in cuts.windows(2) {
+        let mut s = split.counting_stats();
+        let r = c[0]..c[1];
+        split
+            .accumulate(&mut s, &a[r.clone()], &b[r.clone()], Some(&w[r]))
+            .unwrap();
+        merged.merge(&s);
+    }
+    assert_eq!(merged.count, stats.count);
+    assert_eq!(merged.weight_sum, stats.weight_sum);
+    let weights = split.commit(&merged).unwrap();
+    let mut g4 = vec![f32::NAN; a.len()];
+    let mut total = 0.0f64;
+    for c in cuts.windows(2) {
+        let r = c[0]..c[1];
+        total += weights
+            .apply_loss(
+                &a[r.clone()],
+                &b[r.clone()],
+                Some(&w[r.clone()]),
+                Output::GRADIENT,
+                Some(&mut g4[r]),
+            )
+            .unwrap();
+    }
+    assert!(
+        (total - f64::from(l1)).abs() <= 1e-6 * f64::from(l1).abs(),
+        "{total} vs {l1}"
+    );
+    assert_eq!(g1, g4);
+    assert_eq!(one.state(), split.state());
+
+    // weights committed from full stats: the shares add up to the commit's loss
+    let mut full = base.clone();
+    let mut fs = full.stats();
+    full.accumulate(&mut fs, &a, &b, Some(&w)).unwrap();
+    let fw = full.commit(&fs).unwrap();
+    let total: f64 = cuts
+        .windows(2)
+        .map(|c| {
+            let r = c[0]..c[1];
+            fw.apply_loss(
+                &a[r.clone()],
+                &b[r.clone()],
+                Some(&w[r]),
+                Output::GRADIENT,
+                None,
+            )
+            .unwrap()
+        })
+        .sum();
+    let committed = f64::from(fw.loss().unwrap());
+    assert!((total - committed).abs() <= 1e-6 * committed.abs());
+}
+
+#[test]
+fn counting_stats_leave_the_loss_to_the_applies_and_equal_one_shot() {
+    counting_phases_equal_one_shot::<ghm::Classification>(Kind::Classification);
+    counting_phases_equal_one_shot::<ghm::Regression>(Kind::Regression);
+}
+
+/// Class-index targets through counting stats, split by anchors: the one-shot call's
+/// gradient and state, and its loss to rounding (bit for bit in one chunk).
+#[test]
+fn counting_stats_with_class_index_targets_equal_one_shot() {
+    let (anchors, classes) = (333, 7);
+    let mut rng = Rng::new(43);
+    let logits: Vec<f32> = (0..anchors * classes)
+        .map(|_| 3.0 * rng.normal() - 2.0)
+        .collect();
+    let labels: Vec<i32> = (0..anchors)
+        .map(|_| (rng.next_u64() % (classes as u64 + 2)) as i32 - 1)
+        .collect();
+    let aw: Vec<f32> = (0..anchors).map(|i| (i % 9 != 0) as i32 as f32).collect();
+    let base = warmed::<ghm::Classification>(Kind::Classification, 17);
+    let mut one = base.clone();
+    let mut g1 = vec![0.0; logits.len()];
+    let layout = ClassLayout::rows(anchors, classes);
+    let l1 = one
+        .loss_grad_labels(&logits, layout, &labels, Some(&aw), &mut g1)
+        .unwrap();
+
+    let mut three = base.clone();
+    let cut = 120;
+    let parts = [(0, cut), (cut, anchors)];
+    let mut stats = three.counting_stats();
+    for &(lo, hi) in &parts {
+        let mut s = three.counting_stats();
+        three
+            .accumulate_labels(
+                &mut s,
+                &logits[lo * classes..hi * classes],
+                ClassLayout::rows(hi - lo, classes),
+                &labels[lo..hi],
+                Some(&aw[lo..hi]),
+            )
+            .unwrap();
+        if lo == 0 {
+            stats = s;
+        } else {
+            stats.merge(&s);
+        }
+    }
+    let weights = three.commit(&stats).unwrap();
+    assert_eq!(one.state(), three.state());
+    let mut g3 = vec![f32::NAN; logits.len()];
+    let mut total = 0.0;
+    for &(lo, hi) in &parts {
+        let span = lo * classes..hi * classes;
+        total += weights
+            .apply_labels_loss(
+                &logits[span.clone()],
+                ClassLayout::rows(hi - lo, classes),
+                &labels[lo..hi],
+                Some(&aw[lo..hi]),
+                Output::GRADIENT,
+                Some(&mut g3[span]),
+            )
+            .unwrap();
+    }
+    assert!((total - f64::from(l1)).abs() <= 1e-6 * f64::from(l1));
+    assert_eq!(g1, g3);
+    let whole = weights
+        .apply_labels_loss(&logits, layout, &labels, Some(&aw), Output::GRADIENT, None)
+        .unwrap();
+    assert_eq!((whole as f32).to_bits(), l1.to_bits());
+}
+
+/// Counting stats and stats that sum the loss do not mix: a merge of the two, or counting
+/// stats holding loss sums, is refused by the commit, which then changes nothing.
+#[test]
+fn counting_and_summing_stats_do_not_mix() {
+    let kind = Kind::Classification;
+    let mut rng = Rng::new(47);
+    let (a, b, w) = batch(kind, &mut rng, 500, true);
+    let mut g = warmed::<ghm::Classification>(kind, 19);
+    let before = *g.state();
+    let (mut counting, mut summing) = (g.counting_stats(), g.stats());
+    g.accumulate(&mut counting, &a, &b, w.as_deref()).unwrap();
+    g.accumulate(&mut summing, &a, &b, w.as_deref()).unwrap();
+    let mut mixed = counting;
+    mixed.merge(&summing);
+    assert_eq!(g.commit(&mixed), Err(Error::StatsMismatch));
+    let mut mixed = summing;
+    mixed.merge(&counting);
+    assert_eq!(g.commit(&mixed), Err(Error::StatsMismatch));
+    let mut filled = counting;
+    filled.loss_sum[3] = 1.0;
+    assert_eq!(g.commit(&filled), Err(Error::StatsMismatch));
+    let mut s = filled;
+    assert_eq!(
+        g.accumulate(&mut s, &a, &b, w.as_deref()),
+        Err(Error::StatsMismatch)
+    );
+    assert_eq!(
+        s, filled,
+        "a refused accumulate leaves the stats as they were"
+    );
+    assert_eq!(g.state(), &before);
+    // one kind merged with itself is fine either way
+    let mut twice = counting;
+    twice.merge(&counting);
+    assert!(g.commit(&twice).is_ok());
+}
+
+/// An apply whose loss share reaches f32's range returns [`Error::Overflow`] and writes
+/// nothing; a share that is large but in range is returned (through the dry run the bound
+/// on the loss calls for).
+#[test]
+fn apply_loss_that_would_overflow_writes_nothing() {
+    let n = 64;
+    let huge = |d: f32, loss_weight: f32| {
+        // no momentum: every coefficient is loss_weight / n, the share loss_weight * d
+        let config = Config {
+            loss_weight,
+            momentum: 0.0,
+            ..cfg(Kind::Regression)
+        };
+        let mut g = GhmR::new(config).unwrap();
+        let pred = vec![d; n];
+        let target = vec![0.0; n];
+        let mut stats = g.counting_stats();
+        g.accumulate(&mut stats, &pred, &target, None).unwrap();
+        let weights = g.commit(&stats).unwrap();
+        let mut out = vec![7.0f32; n];
+        let r = weights.apply_loss(&pred, &target, None, Output::GRADIENT, Some(&mut out));
+        (r, out)
+    };
+    let (r, out) = huge(3.0e38, 2.0);
+    assert_eq!(r, Err(Error::Overflow));
+    assert!(out.iter().all(|&v| v == 7.0));
+    let (r, out) = huge(2.5e38, 1.0);
+    let share = r.unwrap();
+    assert!((share / 2.5e38 - 1.0).abs() < 1e-3, "{share}");
+    assert!(out.iter().all(|&v| v != 7.0 && v.is_finite()));
 }

@@ -984,7 +984,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                     "commit weights"
                 );
                 let loss = f32::from_bits(ar.words()[slots.loss]);
-                assert_eq!(loss.to_bits(), w.loss().to_bits(), "commit loss");
+                assert_eq!(loss.to_bits(), w.loss().unwrap().to_bits(), "commit loss");
                 assert!(loss.is_finite(), "non-finite loss");
                 assert!(
                     w.coefficients().iter().all(|c| c.is_finite()),
@@ -1135,9 +1135,9 @@ fn run(u: &mut Unstructured) -> Result<()> {
             "{what}: state"
         );
         assert!(
-            close(weights.loss(), loss, 1e-6, f32::MIN_POSITIVE),
+            close(weights.loss().unwrap(), loss, 1e-6, f32::MIN_POSITIVE),
             "{what}: loss {} vs {loss}",
-            weights.loss()
+            weights.loss().unwrap()
         );
         for (i, g) in grad.iter().enumerate() {
             let x = out[at(i)];

@@ -86,15 +86,16 @@ unsafe fn first_error<M: Model>(model: &M, x: &Inputs, run: &Run, j: usize) -> E
     }
 }
 
-/// The validation pass alone. Contract: the pointers of `x` are valid for reads of the
-/// lengths they describe.
+/// The validation pass alone; its result is the largest [`Model::magnitude`] of a valid
+/// element (which bounds the loss an [`Apply`] sums). Contract: the pointers of `x` are valid
+/// for reads of the lengths they describe.
 pub(crate) struct Validate<'a, M> {
     pub model: &'a M,
     pub x: &'a Inputs,
 }
 
 impl<M: Model> Pass for Validate<'_, M> {
-    type Out = Result<(), Error>;
+    type Out = Result<f32, Error>;
     #[inline(always)]
     unsafe fn run<V: Vector>(self) -> Self::Out {
         // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are
@@ -104,10 +105,12 @@ impl<M: Model> Pass for Validate<'_, M> {
 }
 
 #[inline(always)]
-unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<(), Error> {
+unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<f32, Error> {
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
     // for the elements they describe (this function's contract).
     unsafe {
+        let zero = V::splat(0.0);
+        let mut magnitude = zero;
         let mut runs = Runs::new(x, V::LANES);
         while let Some(mut run) = runs.next() {
             let weights_ok = checked_weights(&run).is_some();
@@ -115,10 +118,26 @@ unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<(), Err
             while j < run.len {
                 let (a, b, w) = run.load::<V>(x, j);
                 check(model, x, &run, j, a, b, w, weights_ok)?;
+                let m = V::select(zero.lt(w), model.magnitude(a, b), zero);
+                magnitude = magnitude.max(m);
                 j += V::LANES;
             }
         }
-        Ok(())
+        Ok(largest(magnitude))
+    }
+}
+
+/// The largest lane of `v`, whose lanes are not negative.
+#[inline(always)]
+unsafe fn largest<V: Vector>(v: V) -> f32 {
+    // SAFETY: `V`'s target features are enabled (this function's contract).
+    unsafe {
+        if V::LANES == 1 {
+            return v.first();
+        }
+        let mut lanes = [0f32; MAX_LANES];
+        v.store(lanes.as_mut_ptr());
+        lanes.iter().fold(0f32, |m, &l| m.max(l))
     }
 }
 
@@ -356,12 +375,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
         }
         out.weight_sum += weight;
         out.positive_sum += positives.total();
-        if V::LANES == 1 {
-            return Tally::Done(Ok(magnitude.first()));
-        }
-        let mut lanes = [0f32; MAX_LANES];
-        magnitude.store(lanes.as_mut_ptr());
-        Tally::Done(Ok(lanes.iter().fold(0f32, |m, &l| m.max(l))))
+        Tally::Done(Ok(largest(magnitude)))
     }
 }
 

@@ -59,7 +59,7 @@ impl State {
             magic: weights::MAGIC,
             kind: self.kind,
             config: *cfg,
-            reserved: 0,
+            counting: u32::from(!tally.sums_loss()),
             tot: norm_by,
             coef: [0.0; MAX_BINS],
             loss: 0.0,
@@ -193,7 +193,7 @@ mod tests {
             ..Config::ghm_r()
         };
         let s = State::new(Kind::Regression, &cfg).unwrap();
-        let mut stats = Stats::new(Kind::Regression, 1);
+        let mut stats = Stats::new(Kind::Regression, 1, false);
         stats.count[0] = 292.0;
         stats.weight_sum = 292.0;
         let mut next = s;

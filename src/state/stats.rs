@@ -13,6 +13,11 @@ use crate::error::Error;
 /// GHM_STATS_LEN doubles (MPI_Allreduce with MPI_SUM, NCCL's ncclSum) merges the stats of
 /// data-parallel workers. A trainer that histograms on its own device may fill `count` (and
 /// `loss_sum`, `weight_sum`, `positive_sum`) itself in empty stats made for its state.
+///
+/// Stats are made either to sum the loss terms (the loss is then the commit's) or to count
+/// only (*counting* stats: about half the first pass's work; the loss is then summed by the
+/// applies, where each region's coefficient is known, and the commit has none). The two
+/// kinds carry different tags, so merging one into the other is refused at the commit.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stats {
@@ -39,8 +44,8 @@ pub const STATS_LEN: usize = 5 + 2 * MAX_BINS;
 const _: () = assert!(core::mem::size_of::<Stats>() == STATS_LEN * 8);
 
 impl Stats {
-    pub(crate) fn new(kind: Kind, bins: u32) -> Stats {
-        let t = tag(kind, bins);
+    pub(crate) fn new(kind: Kind, bins: u32, counting: bool) -> Stats {
+        let t = tag(kind, bins, counting);
         Stats {
             parts: 1.0,
             tag: t,
@@ -65,29 +70,38 @@ impl Stats {
         self.positive_sum += other.positive_sum;
     }
 
+    /// Whether these are counting stats (no loss sums; see [`Stats`]): read from the tag,
+    /// which [`check`](Self::check) has found to be one kind's.
+    pub fn is_counting(&self) -> bool {
+        self.tag > self.parts * COUNTING_TAG
+    }
+
     /// [`Error::StatsMismatch`] unless these stats are for loss `kind` with `bins` regions and
-    /// hold usable values (finite, counts and weights not negative, nothing past `bins`).
+    /// hold usable values (finite, counts and weights not negative, nothing past `bins`, no
+    /// loss sums in counting stats).
     pub(crate) fn check(&self, kind: Kind, bins: u32) -> Result<(), Error> {
         let parts_ok =
             (1.0..=9.0e15).contains(&self.parts) && libm::trunc(self.parts) == self.parts;
-        let t = tag(kind, bins);
+        let t = tag(kind, bins, self.is_counting());
         if !parts_ok || self.tag != self.parts * t || self.tag_sq != self.parts * (t * t) {
             return Err(Error::StatsMismatch);
         }
-        let m = (bins as usize).min(MAX_BINS);
-        // Regions below `m`: counts in [0, inf), sums finite; past it: both 0. Every region
+        let regions = (bins as usize).min(MAX_BINS);
+        // counting stats sum no loss terms: every sum is past the regions in use
+        let summed = if self.is_counting() { 0 } else { regions };
+        // Regions in use: counts in [0, inf), sums finite; past them: both 0. Every region
         // is checked without an early exit (`&`, not `&&`), which the compiler vectorises:
         // this runs on every commit and accumulate, where it was a visible part of the fixed
         // cost of a small call.
         let count_ok = |c: f64| (0.0..f64::INFINITY).contains(&c);
         let sum_ok = |s: f64| s.abs() < f64::INFINITY;
-        let (used, rest) = (self.count.split_at(m), self.loss_sum.split_at(m));
-        let used_ok = used.0.iter().fold(true, |ok, &c| ok & count_ok(c))
-            & rest.0.iter().fold(true, |ok, &s| ok & sum_ok(s));
-        let rest_empty = used
+        let (counts, sums) = (self.count.split_at(regions), self.loss_sum.split_at(summed));
+        let used_ok = counts.0.iter().fold(true, |ok, &c| ok & count_ok(c))
+            & sums.0.iter().fold(true, |ok, &s| ok & sum_ok(s));
+        let rest_empty = counts
             .1
             .iter()
-            .chain(rest.1)
+            .chain(sums.1)
             .fold(true, |ok, &v| ok & (v == 0.0));
         let regions_ok = used_ok & rest_empty;
         let weight_ok = count_ok(self.weight_sum) & count_ok(self.positive_sum);
@@ -119,12 +133,17 @@ impl Counts {
         positive_sum: 0.0,
     };
 
-    /// Adds these counts and the pass's per-region loss sums `loss_sum` to `stats`.
-    pub(crate) fn add_to(&self, loss_sum: &[f64; MAX_BINS], stats: &mut Stats) {
+    /// Adds these counts and the pass's per-region loss sums `loss_sum` (if it took them)
+    /// to `stats`.
+    pub(crate) fn add_to(&self, loss_sum: Option<&[f64; MAX_BINS]>, stats: &mut Stats) {
         for (s, &c) in stats.count.iter_mut().zip(&self.count) {
             *s += c as f64;
         }
-        for (s, &v) in stats.loss_sum.iter_mut().zip(loss_sum) {
+        for (s, &v) in stats
+            .loss_sum
+            .iter_mut()
+            .zip(loss_sum.into_iter().flatten())
+        {
             *s += v;
         }
         stats.weight_sum += self.weight_sum;
@@ -169,6 +188,15 @@ impl Tally<'_> {
         }
     }
 
+    /// Whether the loss terms were summed (else the loss is taken after the commit, by
+    /// the second pass or the applies).
+    pub(crate) fn sums_loss(&self) -> bool {
+        match self {
+            Tally::Merged(s) => !s.is_counting(),
+            Tally::Pass(_, sums) => sums.is_some(),
+        }
+    }
+
     /// The sum of region k's unweighted loss terms (0 where they were not taken).
     pub(crate) fn loss_sum(&self, k: usize) -> f64 {
         let k = k & (MAX_BINS - 1);
@@ -193,12 +221,18 @@ impl Tally<'_> {
     }
 }
 
-/// A number that identifies a loss and bin count, exact in f64 and additive.
-fn tag(kind: Kind, bins: u32) -> f64 {
+/// A number that identifies a loss, bin count and kind of stats, exact in f64 and additive:
+/// below [`COUNTING_TAG`] for stats that sum the loss terms, above it for counting stats.
+fn tag(kind: Kind, bins: u32, counting: bool) -> f64 {
     let k = if kind == Kind::Classification {
         1.0
     } else {
         2.0
     };
-    k * 1024.0 + f64::from(bins)
+    let counting = if counting { COUNTING_TAG } else { 0.0 };
+    counting + k * 1024.0 + f64::from(bins)
 }
+
+/// What a counting stats' tag adds: more than any tag of the other kind (at most
+/// 2 * 1024 + MAX_BINS).
+const COUNTING_TAG: f64 = 4096.0;

@@ -26,9 +26,10 @@ pub struct RegionWeights {
     pub(super) kind: u32,
     /// The configuration of that loss.
     pub(super) config: Config,
-    /// Always 0: fills what would otherwise be padding before `tot`, so that every byte of
-    /// the struct is covered by the checksum.
-    pub(super) reserved: u32,
+    /// 1 if committed from counting stats, whose loss the applies sum (`loss` is then 0),
+    /// else 0. (Also fills what would otherwise be padding before `tot`, so that every
+    /// byte of the struct is covered by the checksum.)
+    pub(super) counting: u32,
     /// The normaliser `tot` of the committed batch: its valid elements (GHM-C; its
     /// positives with `OPT_NORM_BY_POSITIVES`) or the sum of its label weights (GHM-R), at
     /// least 1. The loss and every value an apply writes are
@@ -36,7 +37,7 @@ pub struct RegionWeights {
     pub(super) tot: f64,
     /// Per-region coefficients `loss_weight * beta_k / tot` (0 for empty regions).
     pub(super) coef: [f32; MAX_BINS],
-    /// The loss of the committed batch (mean reduction, times loss_weight).
+    /// The loss of the committed batch (mean reduction, times loss_weight); 0 if `counting`.
     pub(super) loss: f32,
     /// A checksum over every other field.
     pub(super) checksum: u32,
@@ -57,16 +58,26 @@ impl RegionWeights {
         magic: 0,
         kind: 0,
         config: Config::ghm_c(),
-        reserved: 0,
+        counting: 0,
         tot: 0.0,
         coef: [0.0; MAX_BINS],
         loss: 0.0,
         checksum: 0,
     };
 
-    /// The loss of the committed batch (mean reduction, times loss_weight).
-    pub fn loss(&self) -> f32 {
-        self.loss
+    /// The loss of the committed batch (mean reduction, times loss_weight);
+    /// [`Error::NoLoss`] if it was committed from counting stats (then the loss is the sum
+    /// of what its [`apply_loss`](Self::apply_loss) calls return).
+    pub fn loss(&self) -> Result<f32, Error> {
+        if self.is_counting() {
+            return Err(Error::NoLoss);
+        }
+        Ok(self.loss)
+    }
+
+    /// Whether these weights were committed from counting stats (see [`Stats`](crate::Stats)).
+    pub fn is_counting(&self) -> bool {
+        self.counting != 0
     }
 
     /// The configuration of the loss that committed these weights.
@@ -150,7 +161,7 @@ impl RegionWeights {
         let tot = self.tot.to_bits();
         let scalars = [tot as u32, (tot >> 32) as u32, self.loss.to_bits()];
         Checksum::new()
-            .words(&[self.magic, self.kind, self.reserved])
+            .words(&[self.magic, self.kind, self.counting])
             .words(&self.config.to_words())
             .words(&scalars)
             .floats(&self.coef)

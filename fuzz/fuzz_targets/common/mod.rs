@@ -379,7 +379,7 @@ pub fn safe_three_phase<L: Loss>(
     (
         Outcome {
             status: GHM_OK,
-            loss: weights.loss(),
+            loss: weights.loss().unwrap(),
             grad,
             state: state_words(g.state()),
         },
