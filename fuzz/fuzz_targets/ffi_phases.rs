@@ -1,7 +1,8 @@
-//! The three-phase C API through its `extern "C"` entry points: `ghm_stats_init`,
-//! `ghm_c_accumulate` / `ghm_r_accumulate` (target NULL: residuals) /
-//! `ghm_c_accumulate_labels`, `ghm_stats_merge`, `ghm_commit`, `ghm_c_apply` / `ghm_r_apply` /
-//! `ghm_c_apply_labels`, and the one-shot `ghm_c_loss` / `ghm_r_loss` / `ghm_c_loss_labels`
+//! The three-phase C API through its `extern "C"` entry points: `ghm_stats_init` /
+//! `ghm_stats_init_counting`, `ghm_c_accumulate` / `ghm_r_accumulate` (target NULL:
+//! residuals) / `ghm_c_accumulate_labels`, `ghm_stats_merge`, `ghm_commit`, `ghm_c_apply` /
+//! `ghm_r_apply` / `ghm_c_apply_labels` (with counting stats their `_loss` forms, whose
+//! shares make the loss), and the one-shot `ghm_c_loss` / `ghm_r_loss` / `ghm_c_loss_labels`
 //! they are compared with.
 //!
 //! Every buffer (state, stats, weights, loss, `ghm_output`, `ghm_class_layout`, inputs,
@@ -27,7 +28,8 @@
 //! - chunked accumulate + merge equals one accumulate over the batch: counts exact,
 //!   loss sums and weight sum within f64 summation-order error;
 //! - commit + apply equal the one-shot call on a copy of the state: same status, state
-//!   bitwise, loss within 1e-6 relative, gradient bitwise (GHM-R: bitwise when the weight
+//!   bitwise, loss (the commit's, or with counting stats the sum of the applies' shares)
+//!   within 1e-6 relative, gradient bitwise (GHM-R: bitwise when the weight
 //!   sums agree, else within 1e-6 relative); class-index layouts also equal `ghm_c_loss`
 //!   on gathered logits and materialised one-hot targets.
 //!
@@ -245,6 +247,7 @@ struct Slots {
     foreign: usize,
     weights: usize,
     loss: usize,
+    share: usize,
     spec: usize,
     layout: usize,
     a: usize,
@@ -593,11 +596,18 @@ fn words_of<T: Copy>(v: &T) -> Vec<u32> {
         .collect()
 }
 
-fn safe_stats(st: &State) -> core::result::Result<Stats, ghm::Error> {
+fn safe_stats(st: &State, counting: bool) -> core::result::Result<Stats, ghm::Error> {
     match Ghm::<Classification>::from_state(*st) {
+        Ok(g) if counting => Ok(g.counting_stats()),
         Ok(g) => Ok(g.stats()),
         Err(_) => Ghm::<Regression>::from_state(*st)
-            .map(|g| g.stats())
+            .map(|g| {
+                if counting {
+                    g.counting_stats()
+                } else {
+                    g.stats()
+                }
+            })
             .map_err(|_| ghm::Error::State),
     }
 }
@@ -712,6 +722,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     slots.foreign = place(STATS_WORDS, 4);
     slots.weights = place(WEIGHTS_WORDS, 5);
     slots.loss = place(1, 6);
+    slots.share = place(2, 6);
     slots.spec = place(SPEC_WORDS, 7);
     slots.layout = place(LAYOUT_WORDS, 8);
     slots.a = place(n, 9);
@@ -869,7 +880,9 @@ fn run(u: &mut Unstructured) -> Result<()> {
     // Phase 0: stats for the batch.
     let mut stats_ok = state_ok; // made by stats_init from the run's own valid state
     let s_main = slots.stats;
-    init_stats(&mut ar, u, slots.state, s_main)?;
+    // counting stats: phase 1 counts only, the applies' shares make the loss
+    let counting = u.ratio(1u8, 3)?;
+    init_stats(&mut ar, u, slots.state, s_main, counting)?;
     match u.int_in_range(0u8..=15)? {
         14 => {
             for i in 0..STATS_WORDS {
@@ -892,7 +905,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         let direct = u.ratio(1u8, 3)?;
         let into = if direct { s_main } else { slots.part };
         if !direct {
-            init_stats(&mut ar, u, slots.state, into)?;
+            init_stats(&mut ar, u, slots.state, into, counting)?;
         }
         let st = accumulate(
             &mut ar, u, mode, kind, &slots, &lay, fits, lo, hi, use_w, residual, into,
@@ -917,7 +930,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     }
 
     // The same batch in one accumulate.
-    init_stats(&mut ar, u, slots.state, slots.single)?;
+    init_stats(&mut ar, u, slots.state, slots.single, counting)?;
     let single_st = accumulate(
         &mut ar,
         u,
@@ -955,11 +968,17 @@ fn run(u: &mut Unstructured) -> Result<()> {
 
     // Phase 2: commit.
     let commit_st = {
+        // the loss may be NULL; with counting stats it must be (they hold no loss)
+        let loss_p = if counting {
+            core::ptr::null_mut()
+        } else {
+            ar.ptr::<f32>(slots.loss)
+        };
         let args = [
             Arg::input(ar.ptr::<Stats>(s_main), 1),
             Arg::output(ar.ptr::<State>(slots.state), 1),
             Arg::output(ar.ptr::<RegionWeights>(slots.weights), 1),
-            Arg::output(ar.ptr::<f32>(slots.loss), 1),
+            Arg::output(loss_p, 1).optional(),
         ];
         let (stats_in, st_in): (Stats, State) = (ar.read(s_main), ar.read(slots.state));
         let (st, _) = ar.step(u, &args, None, &|p| unsafe {
@@ -983,9 +1002,13 @@ fn run(u: &mut Unstructured) -> Result<()> {
                     words_of(&w),
                     "commit weights"
                 );
-                let loss = f32::from_bits(ar.words()[slots.loss]);
-                assert_eq!(loss.to_bits(), w.loss().unwrap().to_bits(), "commit loss");
-                assert!(loss.is_finite(), "non-finite loss");
+                if stats_in.is_counting() {
+                    assert_eq!(w.loss(), Err(ghm::Error::NoLoss), "counting commit loss");
+                } else if !counting {
+                    let loss = f32::from_bits(ar.words()[slots.loss]);
+                    assert_eq!(loss.to_bits(), w.loss().unwrap().to_bits(), "commit loss");
+                    assert!(loss.is_finite(), "non-finite loss");
+                }
                 assert!(
                     w.coefficients().iter().all(|c| c.is_finite()),
                     "non-finite weights"
@@ -1075,14 +1098,21 @@ fn run(u: &mut Unstructured) -> Result<()> {
         s.kind == GHM_OUTPUT_GRADIENT && s.scale == 1.0 && s.add == 0 && s.sum == 0
     });
     let mut apply_err = GHM_OK;
+    let mut shares = 0.0f64;
     for c in 0..chunks {
         let (lo, hi) = (cuts[c], cuts[c + 1]);
         let st = apply(
             &mut ar, u, mode, kind, &slots, &lay, fits, lo, hi, use_w, residual, in_place, spec_p,
+            counting,
         )?;
         match st {
             None => clean = false,
-            Some(st) if apply_err == GHM_OK => apply_err = st,
+            Some(st) if apply_err == GHM_OK => {
+                apply_err = st;
+                if st == GHM_OK && counting {
+                    shares += ar.read::<f64>(slots.share);
+                }
+            }
             _ => {}
         }
     }
@@ -1091,10 +1121,18 @@ fn run(u: &mut Unstructured) -> Result<()> {
     if !(state_ok && stats_ok && weights_ok && clean && gradient_out) {
         return Ok(());
     }
+    // With counting stats the loss is the applies': a share past float's range is their
+    // error, and so is a sum of shares past it (the caller's loss is then no float).
     let pipeline_st = if first_err != GHM_OK {
         first_err
-    } else {
+    } else if commit_st != GHM_OK || !counting {
         commit_st
+    } else if apply_err != GHM_OK {
+        apply_err
+    } else if !(shares as f32).is_finite() {
+        GHM_ERR_OVERFLOW
+    } else {
+        GHM_OK
     };
     let out = ar.floats(slots.out, n);
     let weights: RegionWeights = ar.read(slots.weights);
@@ -1134,10 +1172,14 @@ fn run(u: &mut Unstructured) -> Result<()> {
             next,
             "{what}: state"
         );
-        assert!(
-            close(weights.loss().unwrap(), loss, 1e-6, f32::MIN_POSITIVE),
-            "{what}: loss {} vs {loss}",
+        let three = if counting {
+            shares as f32
+        } else {
             weights.loss().unwrap()
+        };
+        assert!(
+            close(three, loss, 1e-6, f32::MIN_POSITIVE),
+            "{what}: loss {three} vs {loss} (counting {counting})"
         );
         for (i, g) in grad.iter().enumerate() {
             let x = out[at(i)];
@@ -1240,16 +1282,27 @@ fn ghm_state_kind(st: &State) -> Option<Kind> {
 }
 
 /// `ghm_stats_init(state, stats)`, checked against the safe API.
-fn init_stats(ar: &mut Arena, u: &mut Unstructured, state: usize, stats: usize) -> Result<()> {
+fn init_stats(
+    ar: &mut Arena,
+    u: &mut Unstructured,
+    state: usize,
+    stats: usize,
+    counting: bool,
+) -> Result<()> {
     let args = [
         Arg::input(ar.ptr::<State>(state), 1),
         Arg::output(ar.ptr::<Stats>(stats), 1),
     ];
     let st_in: State = ar.read(state);
+    let f = if counting {
+        ghm_stats_init_counting
+    } else {
+        ghm_stats_init
+    };
     let (st, _) = ar.step(u, &args, None, &|p| unsafe {
-        ghm_stats_init(p[0] as *const State, p[1] as *mut Stats)
+        f(p[0] as *const State, p[1] as *mut Stats)
     })?;
-    match safe_stats(&st_in) {
+    match safe_stats(&st_in, counting) {
         Ok(s) => {
             assert_eq!(st, GHM_OK, "stats_init vs safe API");
             assert_eq!(
@@ -1483,8 +1536,11 @@ fn apply(
     residual: bool,
     in_place: bool,
     spec: Option<ghm_output>,
+    counting: bool,
 ) -> Result<Option<i32>> {
     let weights: RegionWeights = ar.read(s.weights);
+    // with counting stats, the `_loss` form: its share is one more output
+    let share_arg = Arg::output(ar.ptr::<f64>(s.share), 1);
     let spec_p = if spec.is_some() {
         ar.ptr::<ghm_output>(s.spec)
     } else {
@@ -1522,10 +1578,14 @@ fn apply(
             Arg {
                 count: extent,
                 elements: fits.then_some(sub),
+                // the `_loss` form takes NULL for the share alone
+                optional: counting,
                 ..Arg::output(out_p, 0)
             },
+            share_arg,
         ];
-        let v = verdict(&args, None);
+        let args = &args[..if counting { 8 } else { 7 }];
+        let v = verdict(args, None);
         if !fits && matches!(v, Verdict::Ok { .. }) {
             return Ok(None);
         }
@@ -1534,8 +1594,8 @@ fn apply(
         } else {
             Vec::new()
         };
-        let (st, ok) = ar.step(u, &args, None, &|p| unsafe {
-            ghm_c_apply_labels(
+        let (st, ok) = ar.step(u, args, None, &|p| unsafe {
+            let (wt, x, l, lb, aw, o, out) = (
                 p[0] as *const RegionWeights,
                 p[1] as *const f32,
                 p[2] as *const ClassLayout,
@@ -1543,7 +1603,12 @@ fn apply(
                 p[4] as *const f32,
                 p[5] as *const ghm_output,
                 p[6] as *mut f32,
-            )
+            );
+            if counting {
+                ghm_c_apply_labels_loss(wt, x, l, lb, aw, o, out, p[7] as *mut f64)
+            } else {
+                ghm_c_apply_labels(wt, x, l, lb, aw, o, out)
+            }
         })?;
         if !ok || !fits {
             return Ok(None);
@@ -1556,10 +1621,26 @@ fn apply(
         let expect = match output {
             None => vec![GHM_ERR_OUTPUT],
             Some(o) => {
-                let safe =
-                    code(weights.apply_labels(&logits, sub, &labels, w.as_deref(), o, &mut out));
+                let (safe, share) = if counting {
+                    let r = weights.apply_labels_loss(
+                        &logits,
+                        sub,
+                        &labels,
+                        w.as_deref(),
+                        o,
+                        Some(&mut out),
+                    );
+                    (code(r), r.ok())
+                } else {
+                    let r = weights.apply_labels(&logits, sub, &labels, w.as_deref(), o, &mut out);
+                    (code(r), None)
+                };
                 if safe == GHM_OK {
                     assert_eq!(st, GHM_OK, "apply_labels vs safe API");
+                    if let Some(share) = share {
+                        let got: f64 = ar.read(s.share);
+                        assert_eq!(got.to_bits(), share.to_bits(), "apply_labels_loss share");
+                    }
                     let got = ar.floats(s.out + off, e);
                     for (i, (x, y)) in got.iter().zip(&out).enumerate() {
                         assert_eq!(
@@ -1598,26 +1679,33 @@ fn apply(
             },
             Arg::input(wp, nn).optional(),
             spec_arg,
-            Arg::output(out_p, nn),
+            Arg {
+                // the `_loss` form takes NULL for the share alone
+                optional: counting,
+                ..Arg::output(out_p, nn)
+            },
+            share_arg,
         ];
+        let args = &args[..if counting { 7 } else { 6 }];
         let a = ar.floats(s.a + lo, nn);
         let b = (!residual).then(|| ar.floats(s.b + lo, nn));
         let w = use_w.then(|| ar.floats(s.w + lo, nn));
         let before = ar.floats(s.out + lo, nn);
-        let (st, ok) = ar.step(u, &args, Some((1, 5)), &|p| unsafe {
-            let f = match kind {
-                Kind::C => ghm_c_apply,
-                Kind::R => ghm_r_apply,
-            };
-            f(
+        let (st, ok) = ar.step(u, args, Some((1, 5)), &|p| unsafe {
+            let (wt, a, b, w, o, out) = (
                 p[0] as *const RegionWeights,
                 p[1] as *const f32,
                 p[2] as *const f32,
                 p[3] as *const f32,
-                nn,
                 p[4] as *const ghm_output,
                 p[5] as *mut f32,
-            )
+            );
+            match (kind, counting) {
+                (Kind::C, false) => ghm_c_apply(wt, a, b, w, nn, o, out),
+                (Kind::R, false) => ghm_r_apply(wt, a, b, w, nn, o, out),
+                (Kind::C, true) => ghm_c_apply_loss(wt, a, b, w, nn, o, out, p[6] as *mut f64),
+                (Kind::R, true) => ghm_r_apply_loss(wt, a, b, w, nn, o, out, p[6] as *mut f64),
+            }
         })?;
         if !ok {
             return Ok(None);
@@ -1626,12 +1714,24 @@ fn apply(
         let expect = match output {
             None => vec![GHM_ERR_OUTPUT],
             Some(o) => {
-                let r = match &b {
-                    Some(b) => weights.apply(&a, b, w.as_deref(), o, &mut out),
-                    None => weights.apply_residual(&a, w.as_deref(), o, &mut out),
+                let (r, share) = match (&b, counting) {
+                    (Some(b), false) => (weights.apply(&a, b, w.as_deref(), o, &mut out), None),
+                    (None, false) => (weights.apply_residual(&a, w.as_deref(), o, &mut out), None),
+                    (Some(b), true) => {
+                        let r = weights.apply_loss(&a, b, w.as_deref(), o, Some(&mut out));
+                        (r.map(drop), r.ok())
+                    }
+                    (None, true) => {
+                        let r = weights.apply_residual_loss(&a, w.as_deref(), o, Some(&mut out));
+                        (r.map(drop), r.ok())
+                    }
                 };
                 let expect = apply_status(kind, &weights, code(r));
                 if st == GHM_OK && expect == [GHM_OK] {
+                    if let Some(share) = share {
+                        let got: f64 = ar.read(s.share);
+                        assert_eq!(got.to_bits(), share.to_bits(), "apply_loss share");
+                    }
                     let got = ar.floats(s.out + lo, nn);
                     for (i, (x, y)) in got.iter().zip(&out).enumerate() {
                         assert_eq!(
