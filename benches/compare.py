@@ -13,6 +13,11 @@ Run from the repository root:
 
     .venv/bin/python benches/compare.py                  # torch threads: all cores
     .venv/bin/python benches/compare.py --threads 1 --reps 9
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benches/compare.py --reps 9
+
+PyTorch's OpenMP workers spin for milliseconds after each parallel torch op (libgomp's
+default wait policy), holding cores that the rows splitting a batch over threads need;
+OMP_WAIT_POLICY=PASSIVE (or --threads 1) makes them sleep instead.
 
 The batch: 100,000 anchors x 80 classes (8M logits), ~1% positive anchors, class-index labels
 [A] with background = 80 and per-anchor label weights [A] (2% zero: ignored anchors), exactly
@@ -123,7 +128,9 @@ def main():
 
     pool = concurrent.futures.ThreadPoolExecutor(2)
 
-    def crate_two_threads(cfg):
+    def crate_two_threads(cfg, counting=False):
+        """The three phases over 2 threads; with `counting`, counting stats and the loss as
+        the sum of the applies' shares."""
         st = new_state(cfg)
         half = A // 2
         parts = [(0, half), (half, A)]
@@ -135,24 +142,30 @@ def main():
 
         def acc(i):  # ctypes releases the GIL for the duration of the foreign call
             lo = parts[i][0]
-            lib.check("ghm_stats_init", lib.ghm_stats_init(ctypes.addressof(st), ctypes.byref(stats[i])))
+            init = lib.ghm_stats_init_counting if counting else lib.ghm_stats_init
+            lib.check("ghm_stats_init", init(ctypes.addressof(st), ctypes.byref(stats[i])))
             lib.check("ghm_c_accumulate_labels", lib.ghm_c_accumulate_labels(
                 ctypes.addressof(st), x.data_ptr() + lo * C * fsz, ctypes.byref(layouts[i]),
                 lab32.data_ptr() + lo * isz, aw.data_ptr() + lo * fsz, ctypes.byref(stats[i])))
 
+        shares = [ctypes.c_double(), ctypes.c_double()]
+
         def app(i):
             lo = parts[i][0]
-            lib.check("ghm_c_apply_labels", lib.ghm_c_apply_labels(
-                ctypes.byref(w), x.data_ptr() + lo * C * fsz, ctypes.byref(layouts[i]),
-                lab32.data_ptr() + lo * isz, aw.data_ptr() + lo * fsz, None, grad2.data_ptr() + lo * C * fsz))
+            args = (ctypes.byref(w), x.data_ptr() + lo * C * fsz, ctypes.byref(layouts[i]),
+                    lab32.data_ptr() + lo * isz, aw.data_ptr() + lo * fsz, None, grad2.data_ptr() + lo * C * fsz)
+            if counting:
+                lib.check("ghm_c_apply_labels_loss", lib.ghm_c_apply_labels_loss(*args, ctypes.byref(shares[i])))
+            else:
+                lib.check("ghm_c_apply_labels", lib.ghm_c_apply_labels(*args))
 
         def run():
             list(pool.map(acc, (0, 1)))
             lib.check("ghm_stats_merge", lib.ghm_stats_merge(ctypes.byref(stats[1]), ctypes.byref(stats[0])))
             lib.check("ghm_commit", lib.ghm_commit(ctypes.byref(stats[0]), ctypes.addressof(st), ctypes.byref(w),
-                                                   ctypes.byref(loss)))
+                                                   None if counting else ctypes.byref(loss)))
             list(pool.map(app, (0, 1)))
-            return loss.value
+            return shares[0].value + shares[1].value if counting else loss.value
         return run
 
     def autograd_row(fn):
@@ -166,6 +179,7 @@ def main():
     mm_default = cm.MM.GHMC()
     mm_coco = cm.MM.GHMC(bins=30, momentum=0.75, use_sigmoid=True, loss_weight=1.0)
     drop_in = gt.GHMC(bins=30, momentum=0.75, use_sigmoid=True, loss_weight=1.0)
+    drop_in_2 = gt.GHMC(bins=30, momentum=0.75, use_sigmoid=True, loss_weight=1.0, threads=2)
     coco = config(30, 0.75)
 
     rows = [
@@ -173,8 +187,13 @@ def main():
         ("ghm ghm_c_loss_labels, defaults, 1 thread", crate_labels(config(10, 0.0)), "crate"),
         ("ghm ghm_c_loss (value targets), COCO, 1 thread", crate_values(coco), "crate"),
         ("ghm 3-phase labels, COCO, 2 threads", crate_two_threads(coco), "crate"),
+        ("ghm 3-phase labels, counting stats, COCO, 2 threads", crate_two_threads(coco, counting=True), "crate"),
         ("ghm bins=1 mmt=0 (= mean BCE), 1 thread", crate_labels(config(1, 0.0)), "crate"),
         ("ghm_torch.GHMC drop-in, COCO (autograd)", autograd_row(lambda p: drop_in(p, labels, aw, avg_factor=1.0)), "crate"),
+        ("ghm_torch.GHMC drop-in, COCO, threads=2 (autograd)",
+         autograd_row(lambda p: drop_in_2(p, labels, aw, avg_factor=1.0)), "crate"),
+        ("ghm_torch.GHMC drop-in, COCO, forward only", lambda: float(drop_in(x, labels, aw)), "crate"),
+        ("ghm_torch.GHMC drop-in, COCO, threads=2, forward only", lambda: float(drop_in_2(x, labels, aw)), "crate"),
         ("mmdet GHMC() defaults", autograd_row(lambda p: mm_default(p, labels, aw)), "mmdet"),
         ("mmdet GHMC COCO (bins 30, mmt 0.75)", autograd_row(lambda p: mm_coco(p, labels, aw)), "mmdet"),
         ("torch F.binary_cross_entropy_with_logits", autograd_row(
@@ -190,12 +209,15 @@ def main():
     l_crate = loss.value
     l_mm = float(cm.MM.GHMC(bins=30, momentum=0.75)(x, labels, aw))
     l_thr = crate_two_threads(coco)()
+    grad2.fill_(float("nan"))
+    l_cnt = crate_two_threads(coco, counting=True)()
+    same_cnt = torch.equal(grad, grad2)
     bce_state = new_state(config(1, 0.0))
     lib.check("ghm_c_loss_labels", lib.ghm_c_loss_labels(ctypes.addressof(bce_state), x.data_ptr(), A, C,
                                                        lab32.data_ptr(), aw.data_ptr(), ctypes.byref(loss), None))
     bce = float((F.binary_cross_entropy_with_logits(x, onehot, reduction="none").double() * w_full).sum() / w_full.sum())
     print(f"check, first call: crate COCO loss {l_crate:.7g}, mmdet {l_mm:.7g} (rel {abs(l_crate - l_mm) / l_mm:.1e}); "
-          f"2 threads {l_thr:.7g} (grad bit-identical: {torch.equal(grad, grad2)}); "
+          f"2 threads {l_thr:.7g}, counting stats {l_cnt:.7g} (grad bit-identical: {same_cnt}); "
           f"bins=1 {loss.value:.7g} vs torch masked-mean BCE {bce:.7g} (rel {abs(loss.value - bce) / bce:.1e})\n")
 
     results = []

@@ -49,7 +49,13 @@ Differences (deliberate):
 - extra keyword-only constructor arguments `options` (GHM_OPT_* bits), `weight_cap` and
   `count_prior` expose the library's fixes of the reference's weak points, and
   `GHMC(preset="robust")` the setting that made harmonizing help on the repository's detector
-  test bed; the defaults reproduce mmdetection.
+  test bed; the defaults reproduce mmdetection;
+- keyword-only `threads` (default 1): with `threads=2` or more, a mean-reduced call splits its
+  batch over that many threads (the library's counting stats: each thread counts its part,
+  one commit, then each thread writes its part's gradient and loss share). The gradient and
+  the EMA are those of one thread bit for bit; the loss agrees to rounding (its terms are
+  summed in another order). It pays only when PyTorch's OpenMP workers do not spin on the
+  cores after torch's own ops (OMP_WAIT_POLICY=PASSIVE, or torch.set_num_threads(1)).
 
 mmdetection: importing this module registers `GHMCFast` and `GHMRFast` in mmdet's MODELS
 registry when mmdet (with mmengine) is importable; see `register_mmdet`.
@@ -61,7 +67,9 @@ import importlib.util
 import os
 import re
 import sys
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import torch
@@ -126,6 +134,7 @@ _STATUS_NAMES = {
     16: "GHM_ERR_LAYOUT",
     17: "GHM_ERR_OUTPUT",
     18: "GHM_ERR_PROBABILITY",
+    19: "GHM_ERR_NO_LOSS",
 }
 
 
@@ -183,7 +192,7 @@ class ghm_region_weights(ctypes.Structure):
         ("magic", ctypes.c_uint32),
         ("kind", ctypes.c_uint32),
         ("config", ghm_config),
-        ("reserved", ctypes.c_uint32),
+        ("counting", ctypes.c_uint32),
         ("tot", ctypes.c_double),
         ("coef", ctypes.c_float * GHM_MAX_BINS),
         ("loss", ctypes.c_float),
@@ -204,6 +213,7 @@ _P = ctypes.c_void_p  # array pointers and the state (passed as integers: tensor
 _SZ = ctypes.c_size_t
 _ST = ctypes.c_int32
 _PF = ctypes.POINTER(ctypes.c_float)
+_PD = ctypes.POINTER(ctypes.c_double)
 _PSTATS = ctypes.POINTER(ghm_stats)
 ghm_weights = ghm_region_weights  # the name of earlier versions of the header
 _PW = ctypes.POINTER(ghm_region_weights)
@@ -226,6 +236,7 @@ _SIGNATURES = {
     "ghm_c_loss_labels": (_ST, [_P, _P, _SZ, _SZ, _P, _P, _PF, _P]),
     "ghm_state_set_ema": (_ST, [_PF, _SZ, _P]),
     "ghm_stats_init": (_ST, [_P, _PSTATS]),
+    "ghm_stats_init_counting": (_ST, [_P, _PSTATS]),
     "ghm_stats_merge": (_ST, [_PSTATS, _PSTATS]),
     "ghm_c_accumulate": (_ST, [_P, _P, _P, _P, _SZ, _PSTATS]),
     "ghm_r_accumulate": (_ST, [_P, _P, _P, _P, _SZ, _PSTATS]),
@@ -234,6 +245,9 @@ _SIGNATURES = {
     "ghm_c_apply": (_ST, [_PW, _P, _P, _P, _SZ, _PO, _P]),
     "ghm_r_apply": (_ST, [_PW, _P, _P, _P, _SZ, _PO, _P]),
     "ghm_c_apply_labels": (_ST, [_PW, _P, _PL, _P, _P, _PO, _P]),
+    "ghm_c_apply_loss": (_ST, [_PW, _P, _P, _P, _SZ, _PO, _P, _PD]),
+    "ghm_r_apply_loss": (_ST, [_PW, _P, _P, _P, _SZ, _PO, _P, _PD]),
+    "ghm_c_apply_labels_loss": (_ST, [_PW, _P, _PL, _P, _P, _PO, _P, _PD]),
     "ghm_region_weights_tot": (_ST, [_PW, ctypes.POINTER(ctypes.c_double)]),
     "ghm_region_weights_loss": (_ST, [_PW, _PF]),
     "ghm_region_weight": (_ST, [_PW, _SZ, _PF]),
@@ -426,6 +440,25 @@ def _ptr(t):
     return t.data_ptr() if t is not None and t.numel() else None
 
 
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers):
+    """A process-wide thread pool of at least `workers` threads (ctypes releases the GIL for
+    the duration of each library call, so they run at once)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < workers:
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ghm")
+        return _POOL
+
+
+def _at(t, i):
+    """The address of element i of a contiguous 4-byte tensor, or None for None."""
+    return None if t is None else t.data_ptr() + i * t.element_size()
+
+
 class _Harmonized(torch.autograd.Function):
     """Attaches a precomputed gradient: forward returns `value`, backward returns
     grad_output * grad for pred (and -grad_output * grad for a GHM-R target)."""
@@ -586,7 +619,47 @@ class _GHMBase(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
 
-    # ---- the two paths
+    # ---- the paths
+
+    def _set_threads(self, threads):
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"{type(self).__name__}: threads must be an int >= 1, got {threads!r}")
+        self.threads = threads
+
+    def _split(self, state_ptr, count, accumulate, apply, weight_sum=None, need_grad=True, out_like=None):
+        """A mean-reduced call in `self.threads` parts of `count` units (anchors or elements),
+        each on a pool thread: counting stats per part, merged and committed once; then each
+        part's gradient (if `need_grad`) and loss share. `accumulate(lo, hi, stats)` and
+        `apply(lo, hi, weights, grad, share)` make the library calls of units [lo, hi).
+        Returns (loss float, grad tensor or None). Nothing changes on an error: the state is
+        restored if an apply fails after the commit."""
+        lib = load_library()
+        k = min(self.threads, max(count, 1))
+        cuts = [count * i // k for i in range(k + 1)]
+        parts = list(zip(cuts[:-1], cuts[1:]))
+        stats = [ghm_stats() for _ in parts]
+        pool = _pool(k)
+
+        def acc(i):
+            lib.check("ghm_stats_init_counting", lib.ghm_stats_init_counting(state_ptr, ctypes.byref(stats[i])))
+            accumulate(*parts[i], stats[i])
+
+        list(pool.map(acc, range(k)))
+        for other in stats[1:]:
+            lib.check("ghm_stats_merge", lib.ghm_stats_merge(ctypes.byref(other), ctypes.byref(stats[0])))
+        if weight_sum is not None:
+            stats[0].weight_sum = weight_sum
+        saved = ctypes.string_at(state_ptr, ctypes.sizeof(ghm_state))
+        w = ghm_region_weights()
+        lib.check("ghm_commit", lib.ghm_commit(ctypes.byref(stats[0]), state_ptr, ctypes.byref(w), None))
+        grad = torch.empty_like(out_like) if need_grad else None
+        shares = [ctypes.c_double() for _ in parts]
+        try:
+            list(pool.map(lambda i: apply(*parts[i], w, grad, shares[i]), range(k)))
+        except BaseException:
+            ctypes.memmove(state_ptr, saved, len(saved))
+            raise
+        return float(sum(s.value for s in shares)), grad
 
     def _phases(self, state_ptr, accumulate, apply, weight_sum=None, elementwise=False, need_grad=True,
                 out_like=None):
@@ -639,6 +712,8 @@ class _GHMBase(nn.Module):
 
     def extra_repr(self):
         s = f"bins={self.bins}, momentum={self.momentum}, loss_weight={self.loss_weight}, reduction={self.reduction!r}"
+        if self.threads > 1:
+            s += f", threads={self.threads}"
         if self._KIND == "r":
             s = f"mu={self.mu}, " + s
         if self._cfg.options or self._cfg.weight_cap or self._cfg.count_prior:
@@ -659,8 +734,9 @@ class GHMC(_GHMBase):
     _PRESETS = ("robust",)
 
     def __init__(self, bins=None, momentum=None, use_sigmoid=True, loss_weight=1.0, reduction="mean", *,
-                 options=None, weight_cap=None, count_prior=None, preset=None):
+                 options=None, weight_cap=None, count_prior=None, preset=None, threads=1):
         super().__init__()
+        self._set_threads(threads)
         lib = load_library()
         if preset is None:
             cfg = lib.ghm_c_config_default()
@@ -717,7 +793,21 @@ class GHMC(_GHMBase):
                     raise ValueError(f"class-index targets need per-anchor label weights [{A}], got {tuple(label_weight.shape)}")
                 aw = _f32(label_weight).reshape(-1)
             with self._state() as st:
-                if not elementwise:
+                if not elementwise and self.threads > 1:
+                    def acc(lo, hi, stats):
+                        lay = ghm_class_layout(hi - lo, C, C, 1)
+                        lib.check("ghm_c_accumulate_labels", lib.ghm_c_accumulate_labels(
+                            st, _at(x, lo * C), ctypes.byref(lay), _at(lab, lo), _at(aw, lo), ctypes.byref(stats)))
+
+                    def app(lo, hi, w, grad, share):
+                        lay = ghm_class_layout(hi - lo, C, C, 1)
+                        lib.check("ghm_c_apply_labels_loss", lib.ghm_c_apply_labels_loss(
+                            ctypes.byref(w), _at(x, lo * C), ctypes.byref(lay), _at(lab, lo), _at(aw, lo), None,
+                            _at(grad, lo * C), ctypes.byref(share)))
+
+                    loss, grad = self._split(st, A, acc, app, need_grad=need_grad, out_like=x)
+                    out = None
+                elif not elementwise:
                     loss = ctypes.c_float()
                     grad = torch.empty_like(x) if need_grad else None
                     lib.check("ghm_c_loss_labels", lib.ghm_c_loss_labels(
@@ -747,7 +837,19 @@ class GHMC(_GHMBase):
                 w = w.expand(x.shape).contiguous()
         n = x.numel()
         with self._state() as st:
-            if not elementwise:
+            if not elementwise and self.threads > 1:
+                def acc(lo, hi, stats):
+                    lib.check("ghm_c_accumulate", lib.ghm_c_accumulate(
+                        st, _at(x, lo), _at(t, lo), _at(w, lo), hi - lo, ctypes.byref(stats)))
+
+                def app(lo, hi, wts, grad, share):
+                    lib.check("ghm_c_apply_loss", lib.ghm_c_apply_loss(
+                        ctypes.byref(wts), _at(x, lo), _at(t, lo), _at(w, lo), hi - lo, None, _at(grad, lo),
+                        ctypes.byref(share)))
+
+                loss, grad = self._split(st, n, acc, app, need_grad=need_grad, out_like=x)
+                out = None
+            elif not elementwise:
                 loss = ctypes.c_float()
                 grad = torch.empty_like(x) if need_grad else None
                 lib.check("ghm_c_loss", lib.ghm_c_loss(st, _ptr(x), _ptr(t), _ptr(w), n, ctypes.byref(loss), _ptr(grad)))
@@ -769,8 +871,9 @@ class GHMR(_GHMBase):
     _KIND = "r"
 
     def __init__(self, mu=0.02, bins=10, momentum=0, loss_weight=1.0, reduction="mean", *,
-                 options=0, weight_cap=0.0, count_prior=0.0):
+                 options=0, weight_cap=0.0, count_prior=0.0, threads=1):
         super().__init__()
+        self._set_threads(threads)
         self.mu = mu
         self.bins = bins
         self.momentum = momentum
@@ -805,7 +908,19 @@ class GHMR(_GHMBase):
         n = x.numel()
         elementwise = reduction == "none"
         with self._state() as st:
-            if not elementwise and weight_sum is None:
+            if not elementwise and self.threads > 1:
+                def acc(lo, hi, stats):
+                    lib.check("ghm_r_accumulate", lib.ghm_r_accumulate(
+                        st, _at(x, lo), _at(t, lo), _at(w, lo), hi - lo, ctypes.byref(stats)))
+
+                def app(lo, hi, wts, grad, share):
+                    lib.check("ghm_r_apply_loss", lib.ghm_r_apply_loss(
+                        ctypes.byref(wts), _at(x, lo), _at(t, lo), _at(w, lo), hi - lo, None, _at(grad, lo),
+                        ctypes.byref(share)))
+
+                loss, grad = self._split(st, n, acc, app, weight_sum=weight_sum, need_grad=need_grad, out_like=x)
+                out = None
+            elif not elementwise and weight_sum is None:
                 loss = ctypes.c_float()
                 grad = torch.empty_like(x) if need_grad else None
                 lib.check("ghm_r_loss", lib.ghm_r_loss(st, _ptr(x), _ptr(t), _ptr(w), n, ctypes.byref(loss), _ptr(grad)))
