@@ -20,14 +20,18 @@ impl State {
         let mut weights = RegionWeights::UNSET;
         self.weigh(Tally::Merged(stats), &mut weights)?;
         self.advance(Tally::Merged(stats));
+        // sealed: these weights go to the caller, who may apply them anywhere
+        weights.checksum = weights.digest();
         Ok(weights)
     }
 
     /// Writes to `w` the per-region weights that a commit of `tally` yields, the state left
     /// as it is (the EMA step is taken here only to be weighed; [`advance`](Self::advance)
     /// stores it). [`Error::Overflow`] if a weight, the loss or the stepped EMA is not
-    /// finite; `w` then holds no valid weights. Merged stats must have passed
-    /// [`Stats::check`] (the caller's job); a pass's own counts are valid by construction.
+    /// finite; `w` then holds no valid weights. The weights are not sealed (their checksum
+    /// is left 0): a one-shot call uses them itself, and [`commit`](Self::commit) seals
+    /// those it hands out. Merged stats must have passed [`Stats::check`] (the caller's
+    /// job); a pass's own counts are valid by construction.
     /// (Written through a reference rather than returned: one copy of the weights in the
     /// Cortex-M frames.)
     pub(crate) fn weigh(&self, tally: Tally, w: &mut RegionWeights) -> Result<(), Error> {
@@ -92,7 +96,6 @@ impl State {
         if !(finite && w.loss.is_finite() && w.coef.iter().all(|c| c.is_finite())) {
             return Err(Error::Overflow);
         }
-        w.checksum = w.digest();
         Ok(())
     }
 
