@@ -2870,8 +2870,10 @@ static void test_counting(const kind *k) {
     ghm_stats_merge(&W.stats, &mixed);
     UNTOUCHED(label("%s commit: counting stats merged with summing ones", k->name),
               GHM_ERR_STATS_MISMATCH, ghm_commit(&mixed, &W.st, &W.wt, NULL));
-    check(memcmp(&W.cwt, &W.wt, sizeof wt) != 0 && W.cwt.coef[0] == W.wt.coef[0],
-          label("%s counting commit", k->name), "not told apart from, or not the weights of, the summing commit");
+    check(memcmp(&W.cwt, &W.wt, sizeof wt) != 0 && W.cwt.counting == 1 && W.wt.counting == 0 &&
+              memcmp(W.cwt.coef, W.wt.coef, sizeof wt.coef) == 0 && W.cwt.tot == W.wt.tot,
+          label("%s counting commit", k->name),
+          "not told apart from, or not the weights of, the summing commit");
     UNTOUCHED(label("%s stats_init_counting: NULL stats", k->name), GHM_ERR_NULL,
               ghm_stats_init_counting(&W.st, NULL));
     UNTOUCHED(label("%s stats_init_counting: NULL state", k->name), GHM_ERR_NULL,
@@ -2967,9 +2969,11 @@ static void test_counting(const kind *k) {
             UNTOUCHED("apply_labels_loss: loss inside the output", GHM_ERR_OVERLAP,
                       ghm_c_apply_labels_loss(&W.cwt, W.a, &W.layout, W.labels, W.w, NULL, ar,
                                               (double *)(void *)(ar + 2)));
+            /* an 8-byte aligned double among the labels (int32: 4-byte aligned) */
+            int32_t *in_labels = (uintptr_t)(void *)W.labels % 8u ? W.labels + 1 : W.labels;
             UNTOUCHED("apply_labels_loss: loss inside the labels", GHM_ERR_OVERLAP,
                       ghm_c_apply_labels_loss(&W.cwt, W.a, &W.layout, W.labels, W.w, NULL, W.grad,
-                                              (double *)(void *)W.labels));
+                                              (double *)(void *)in_labels));
             W.a[7] = INFINITY;
             UNTOUCHED("apply_labels_loss: infinite logit", GHM_ERR_NONFINITE,
                       ghm_c_apply_labels_loss(&W.cwt, W.a, &W.layout, W.labels, W.w, NULL, NULL,

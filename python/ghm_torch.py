@@ -69,7 +69,7 @@ import re
 import sys
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
 import torch
@@ -450,8 +450,19 @@ def _pool(workers):
     global _POOL
     with _POOL_LOCK:
         if _POOL is None or _POOL._max_workers < workers:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False)  # its threads end once their work is done
             _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ghm")
         return _POOL
+
+
+def _run_all(pool, fn, n):
+    """fn(0), ..., fn(n - 1) on the pool; waits for every one, then raises the first
+    exception in part order: no part still runs on the caller's buffers after a failure."""
+    futures = [pool.submit(fn, i) for i in range(n)]
+    wait(futures)
+    for f in futures:
+        f.result()
 
 
 def _at(t, i):
@@ -632,7 +643,8 @@ class _GHMBase(nn.Module):
         part's gradient (if `need_grad`) and loss share. `accumulate(lo, hi, stats)` and
         `apply(lo, hi, weights, grad, share)` make the library calls of units [lo, hi).
         Returns (loss float, grad tensor or None). Nothing changes on an error: the state is
-        restored if an apply fails after the commit."""
+        restored if an apply fails after the commit, or if the shares add up to a loss past
+        float32's range (GHM_ERR_OVERFLOW, as one thread's call reports it)."""
         lib = load_library()
         k = min(self.threads, max(count, 1))
         cuts = [count * i // k for i in range(k + 1)]
@@ -644,7 +656,7 @@ class _GHMBase(nn.Module):
             lib.check("ghm_stats_init_counting", lib.ghm_stats_init_counting(state_ptr, ctypes.byref(stats[i])))
             accumulate(*parts[i], stats[i])
 
-        list(pool.map(acc, range(k)))
+        _run_all(pool, acc, k)
         for other in stats[1:]:
             lib.check("ghm_stats_merge", lib.ghm_stats_merge(ctypes.byref(other), ctypes.byref(stats[0])))
         if weight_sum is not None:
@@ -655,11 +667,15 @@ class _GHMBase(nn.Module):
         grad = torch.empty_like(out_like) if need_grad else None
         shares = [ctypes.c_double() for _ in parts]
         try:
-            list(pool.map(lambda i: apply(*parts[i], w, grad, shares[i]), range(k)))
+            _run_all(pool, lambda i: apply(*parts[i], w, grad, shares[i]), k)
+            loss = sum(s.value for s in shares)
+            if not torch.isfinite(torch.tensor(loss, dtype=torch.float32)):
+                raise GHMError("ghm_c_apply_loss" if self._KIND == "c" else "ghm_r_apply_loss", 11,
+                               lib.status_str(11) + " (the sum of the parts' loss shares)")
         except BaseException:
             ctypes.memmove(state_ptr, saved, len(saved))
             raise
-        return float(sum(s.value for s in shares)), grad
+        return float(loss), grad
 
     def _phases(self, state_ptr, accumulate, apply, weight_sum=None, elementwise=False, need_grad=True,
                 out_like=None):

@@ -39,7 +39,8 @@ pub enum Error {
     Internal = 12,
     /// The requested instruction-set path is not available on this CPU or in this build.
     Isa = 13,
-    /// Stats of another loss or bin count (or corrupted), given to a commit.
+    /// Stats of another loss or bin count (or corrupted, or counting stats merged with
+    /// summing ones), given to a commit or an accumulate.
     StatsMismatch = 14,
     /// Weights that no commit produced (or corrupted), given to an apply.
     NotCommitted = 15,

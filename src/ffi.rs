@@ -16,7 +16,7 @@ use core::mem::{align_of, size_of};
 use crate::config::{Config, Kind, OPT_GRADIENT_INPUT};
 use crate::error::Error;
 use crate::io::{ClassLayout, Output, OutputKind};
-use crate::loss::{Ghm, InPlace, Loss};
+use crate::loss::{Dest, Ghm, InPlace, Loss};
 use crate::state::{RegionWeights, State, Stats};
 use crate::{Classification, Regression};
 
@@ -58,7 +58,9 @@ pub const GHM_ERR_OVERFLOW: ghm_status = 11;
 pub const GHM_ERR_INTERNAL: ghm_status = 12;
 /// The requested instruction-set path is not available on this CPU or in this build.
 pub const GHM_ERR_ISA: ghm_status = 13;
-/// Stats for another loss or bin count (or corrupted) given to `ghm_commit`.
+/// Stats for another loss or bin count (or corrupted, or counting stats merged with
+/// summing ones, or counting stats holding loss sums) given to `ghm_commit` or an
+/// accumulate.
 pub const GHM_ERR_STATS_MISMATCH: ghm_status = 14;
 /// RegionWeights that no successful `ghm_commit` produced (or corrupted) given to an apply.
 pub const GHM_ERR_NOT_COMMITTED: ghm_status = 15;
@@ -421,8 +423,9 @@ pub unsafe extern "C" fn ghm_stats_init(state: *const State, stats: *mut Stats) 
 /// As `ghm_stats_init`, for counting stats: phase 1 adds only counts (and label weights) to
 /// them, about half its work, and the commit has no loss (pass NULL for it). The batch's loss
 /// is then the sum of the `loss` values its `ghm_*_apply_loss` calls write, one per chunk:
-/// the fast way to split a batch over threads. Merging counting stats with stats of the
-/// other kind makes the commit fail with GHM_ERR_STATS_MISMATCH.
+/// the fast way to split a batch over threads. Counting stats merged with stats of the
+/// other kind are refused with GHM_ERR_STATS_MISMATCH by `ghm_commit` and the accumulate
+/// functions.
 /// Errors: as `ghm_stats_init`.
 ///
 /// # Safety
@@ -471,7 +474,7 @@ pub unsafe extern "C" fn ghm_stats_merge(from: *const Stats, into: *mut Stats) -
 }
 
 /// Phase 1 of GHM-C: validates a chunk of `n` elements (as `ghm_c_loss`) and adds its
-/// per-region counts and loss sums to `*stats`. With GHM_OPT_GRADIENT_INPUT, `logits` holds
+/// per-region counts and (unless the stats are counting ones) loss sums to `*stats`. With GHM_OPT_GRADIENT_INPUT, `logits` holds
 /// `d = p - t` in [-1, 1] and `targets` is not read (NULL allowed). Reads `*state` (its configuration) without
 /// changing it, so threads may accumulate disjoint chunks into their own stats at once.
 /// Errors: as `ghm_c_loss`, and GHM_ERR_STATS_MISMATCH.
@@ -593,12 +596,8 @@ pub unsafe extern "C" fn ghm_commit(
             disjoint(&outputs, &[span(stats, 1, false)?])?;
             // in place: the commit changes the state only once it has succeeded
             let st = &mut *state;
-            let stats = &*stats;
-            stats.check(st.kind()?, st.config().bins)?;
-            if !loss.is_null() && stats.is_counting() {
-                return Err(Error::NoLoss);
-            }
-            let w = st.commit(stats)?;
+            st.kind()?;
+            let w = st.commit(&*stats, !loss.is_null())?;
             weights.write(w);
             if let Ok(l) = w.loss() {
                 if !loss.is_null() {
@@ -715,7 +714,7 @@ pub unsafe extern "C" fn ghm_c_apply(
             n,
             output,
             out,
-            LossTo::Nowhere,
+            None,
         ))
     }
 }
@@ -745,7 +744,7 @@ pub unsafe extern "C" fn ghm_r_apply(
             n,
             output,
             out,
-            LossTo::Nowhere,
+            None,
         ))
     }
 }
@@ -779,7 +778,7 @@ pub unsafe extern "C" fn ghm_c_apply_labels(
             anchor_weights,
             output,
             out,
-            LossTo::Nowhere,
+            None,
         ))
     }
 }
@@ -789,11 +788,12 @@ pub unsafe extern "C" fn ghm_c_apply_labels(
 /// region's coefficient (mean reduction, times loss_weight; times `ghm_region_weights_tot`
 /// for the summed loss). The shares of a batch's chunks add up to its loss, to rounding;
 /// one chunk that is the whole batch gets the loss `ghm_c_loss` returns, bit for bit once
-/// cast to float. With weights committed from counting stats (`ghm_stats_init_counting`)
+/// cast to float (to rounding where `ghm_c_loss` had to sum the loss per region in its
+/// first pass: inputs whose loss bound nears FLT_MAX). With weights committed from counting stats (`ghm_stats_init_counting`)
 /// this is how the batch's loss is had. `loss` is a caller-owned double, written only on
 /// success; it may not overlap any other buffer.
-/// Errors: as `ghm_c_apply`, and GHM_ERR_OVERFLOW if the share is not below FLT_MAX in
-/// magnitude (then neither is the batch's loss).
+/// Errors: as `ghm_c_apply`, and GHM_ERR_OVERFLOW if the share, rounded to float, is not
+/// finite (then neither is the batch's loss).
 ///
 /// # Safety
 /// Every non-NULL pointer is valid for the reads or writes of the length stated.
@@ -819,13 +819,15 @@ pub unsafe extern "C" fn ghm_c_apply_loss(
             n,
             output,
             out,
-            LossTo::At(loss),
+            Some(loss),
         ))
     }
 }
 
-/// As `ghm_r_apply`, with the chunk's loss written to `*loss` as in `ghm_c_apply_loss`.
-/// Errors: as `ghm_c_apply_loss`.
+/// As `ghm_r_apply` (`out` NULL: nothing is written), and writes `*loss`, the chunk's share
+/// of the batch's loss, as `ghm_c_apply_loss` does: `loss` is a caller-owned double,
+/// written only on success, that may not overlap any other buffer.
+/// Errors: as `ghm_r_apply`, and GHM_ERR_OVERFLOW as for `ghm_c_apply_loss`.
 ///
 /// # Safety
 /// Every non-NULL pointer is valid for the reads or writes of the length stated.
@@ -851,7 +853,7 @@ pub unsafe extern "C" fn ghm_r_apply_loss(
             n,
             output,
             out,
-            LossTo::At(loss),
+            Some(loss),
         ))
     }
 }
@@ -885,7 +887,7 @@ pub unsafe extern "C" fn ghm_c_apply_labels_loss(
             anchor_weights,
             output,
             out,
-            LossTo::At(loss),
+            Some(loss),
         ))
     }
 }
@@ -1156,41 +1158,8 @@ unsafe fn output_spec(output: *const ghm_output) -> Result<Output, Error> {
     }
 }
 
-/// Where an apply puts the chunk's loss: nowhere (`ghm_*_apply`), or in `*loss`
-/// (`ghm_*_apply_loss`, whose `out` may be NULL).
-#[derive(Clone, Copy)]
-enum LossTo {
-    Nowhere,
-    At(*mut f64),
-}
-
-impl LossTo {
-    /// The loss's span (none without one), checked as an output.
-    fn span(self) -> Result<Span, Error> {
-        match self {
-            LossTo::Nowhere => Ok(Span::EMPTY),
-            LossTo::At(p) => span(p, 1, false),
-        }
-    }
-
-    /// Whether `out` may be NULL (then only the loss is computed).
-    fn out_optional(self) -> bool {
-        matches!(self, LossTo::At(_))
-    }
-
-    /// Writes the loss, if there is a place for it.
-    ///
-    /// # Safety
-    /// The place passed [`span`](Self::span) and is valid for a write of a double.
-    unsafe fn write(self, loss: f64) {
-        if let LossTo::At(p) = self {
-            // SAFETY: the caller's contract.
-            unsafe { p.write(loss) };
-        }
-    }
-}
-
-/// The body of `ghm_c_apply`, `ghm_r_apply` and their `_loss` forms (GHM-R: `b` NULL for
+/// The body of `ghm_c_apply`, `ghm_r_apply` and, with `loss` (the caller's double, not
+/// NULL-checked yet), their `_loss` forms, whose `out` may be NULL (GHM-R: `b` NULL for
 /// residuals).
 #[allow(clippy::too_many_arguments)]
 unsafe fn apply<L: Loss>(
@@ -1201,7 +1170,7 @@ unsafe fn apply<L: Loss>(
     n: usize,
     output: *const ghm_output,
     out: *mut f32,
-    loss: LossTo,
+    loss: Option<*mut f64>,
 ) -> Result<(), Error> {
     // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
     // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
@@ -1214,8 +1183,8 @@ unsafe fn apply<L: Loss>(
             span(w, n, true)?,
             span(output, 1, true)?,
         ];
-        let o_span = span(out, n, loss.out_optional())?;
-        let l_span = loss.span()?;
+        let o_span = span(out, n, loss.is_some())?;
+        let l_span = loss_span(loss)?;
         let in_place = n > 0 && o_span == a_span;
         disjoint(&[o_span, l_span], &others)?;
         disjoint(&[l_span], &[a_span])?;
@@ -1227,19 +1196,20 @@ unsafe fn apply<L: Loss>(
         weights.check(L::KIND)?;
         let w = (!w.is_null()).then(|| slice(w, n));
         let b = targets_or_residual(L::KIND, weights.config(), b, n)?;
-        let with_loss = loss.out_optional();
-        let sum = if in_place {
-            weights.apply_values_in_place(slice_mut(out, n), b, w, spec, with_loss)
+        let share = if in_place {
+            weights.apply_values_in_place(slice_mut(out, n), b, w, spec, loss.is_some())
         } else {
-            let out = (!out.is_null()).then(|| slice_mut(out, n));
-            weights.apply_values(slice(a, n), b, w, spec, out, with_loss)
+            let dest = dest(out, n, loss);
+            weights.apply_values(slice(a, n), b, w, spec, dest)
         }?;
-        loss.write(sum);
+        if let Some(p) = loss {
+            p.write(share);
+        }
         Ok(())
     }
 }
 
-/// The body of `ghm_c_apply_labels` and `ghm_c_apply_labels_loss`.
+/// The body of `ghm_c_apply_labels` and, with `loss`, `ghm_c_apply_labels_loss`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn apply_labels(
     weights: *const RegionWeights,
@@ -1249,7 +1219,7 @@ unsafe fn apply_labels(
     w: *const f32,
     output: *const ghm_output,
     out: *mut f32,
-    loss: LossTo,
+    loss: Option<*mut f64>,
 ) -> Result<(), Error> {
     // SAFETY: every pointer was checked by `span` (NULL only where allowed, aligned, in range,
     // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
@@ -1267,25 +1237,36 @@ unsafe fn apply_labels(
             span(w, cells, true)?,
             span(output, 1, true)?,
         ];
-        let outputs = [span(out, extent, loss.out_optional())?, loss.span()?];
+        let outputs = [span(out, extent, loss.is_some())?, loss_span(loss)?];
         disjoint(&outputs, &inputs)?;
         let spec = output_spec(output)?;
         let weights = weights.read();
         let w = (!w.is_null()).then(|| slice(w, cells));
         let labels = slice(labels, nl);
-        let out = (!out.is_null()).then(|| slice_mut(out, extent));
-        let with_loss = loss.out_optional();
-        let sum = weights.apply_class_index(
-            slice(logits, extent),
-            layout,
-            labels,
-            w,
-            spec,
-            out,
-            with_loss,
-        )?;
-        loss.write(sum);
+        let dest = dest(out, extent, loss);
+        let share =
+            weights.apply_class_index(slice(logits, extent), layout, labels, w, spec, dest)?;
+        if let Some(p) = loss {
+            p.write(share);
+        }
         Ok(())
+    }
+}
+
+/// The span of an apply's loss share, if it has one: a double, not NULL.
+fn loss_span(loss: Option<*mut f64>) -> Result<Span, Error> {
+    loss.map_or(Ok(Span::EMPTY), |p| span(p, 1, false))
+}
+
+/// Where an apply writes: `out[n]`, or with a loss share `out[n]` if `out` is not NULL.
+/// `out` has passed `span` for `n` floats (NULL allowed only with a loss).
+unsafe fn dest<'a>(out: *mut f32, n: usize, loss: Option<*mut f64>) -> Dest<'a> {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match loss {
+            None => Dest::Output(slice_mut(out, n)),
+            Some(_) => Dest::Share((!out.is_null()).then(|| slice_mut(out, n))),
+        }
     }
 }
 

@@ -207,10 +207,10 @@ impl<L: Loss> Ghm<L> {
     }
 
     /// Phase 2: updates the EMA once from `stats` (any number of accumulated and merged
-    /// chunks, or counts filled by the caller) and returns the region weights and the loss of
-    /// the batch.
+    /// chunks, or counts filled by the caller) and returns the region weights, which also
+    /// hold the batch's loss unless the stats were counting ([`RegionWeights::loss`]).
     pub fn commit(&mut self, stats: &Stats) -> Result<RegionWeights, Error> {
-        self.state.commit(stats)
+        self.state.commit(stats, false)
     }
 
     /// The loss of one batch, updating the EMA; no gradient.
@@ -612,7 +612,7 @@ impl RegionWeights {
         output: Output,
         out: &mut [f32],
     ) -> Result<(), Error> {
-        self.apply_values(a, Some(b), label_weights, output, Some(out), false)
+        self.apply_values(a, Some(b), label_weights, output, Dest::Output(out))
             .map(drop)
     }
 
@@ -637,7 +637,7 @@ impl RegionWeights {
         output: Output,
         out: &mut [f32],
     ) -> Result<(), Error> {
-        self.apply_values(d, None, label_weights, output, Some(out), false)
+        self.apply_values(d, None, label_weights, output, Dest::Output(out))
             .map(drop)
     }
 
@@ -651,26 +651,21 @@ impl RegionWeights {
         output: Output,
         out: &mut [f32],
     ) -> Result<(), Error> {
-        self.apply_class_index(
-            logits,
-            layout,
-            labels,
-            anchor_weights,
-            output,
-            Some(out),
-            false,
-        )
-        .map(drop)
+        let dest = Dest::Output(out);
+        self.apply_class_index(logits, layout, labels, anchor_weights, output, dest)
+            .map(drop)
     }
 
     /// As [`apply`](Self::apply) (`out` `None`: nothing written), and returns the chunk's
     /// share of the batch's loss: the sum over its valid elements of each one's loss term
     /// times its region's coefficient (mean-reduced, times loss_weight). The shares of a
     /// batch's chunks add up to its loss, to rounding; one chunk that is the whole batch
-    /// gets the loss a one-shot call returns on the same path, bit for bit (as f32). With
+    /// gets the loss a one-shot call returns on the same path, bit for bit (as f32; to
+    /// rounding where the one-shot call summed the loss per region in its first pass, for
+    /// inputs whose loss bound nears `f32::MAX`). With
     /// weights committed from counting stats ([`Ghm::counting_stats`]), this is how the
-    /// loss is had. [`Error::Overflow`] if the share is not below `f32::MAX` in magnitude
-    /// (then neither is the batch's loss).
+    /// loss is had. [`Error::Overflow`] if the share is no finite `f32` (then neither is the
+    /// batch's loss).
     pub fn apply_loss(
         &self,
         a: &[f32],
@@ -679,7 +674,7 @@ impl RegionWeights {
         output: Output,
         out: Option<&mut [f32]>,
     ) -> Result<f64, Error> {
-        self.apply_values(a, Some(b), label_weights, output, out, true)
+        self.apply_values(a, Some(b), label_weights, output, Dest::Share(out))
     }
 
     /// As [`apply_loss`](Self::apply_loss) given residuals or gradient inputs (see
@@ -691,7 +686,7 @@ impl RegionWeights {
         output: Output,
         out: Option<&mut [f32]>,
     ) -> Result<f64, Error> {
-        self.apply_values(d, None, label_weights, output, out, true)
+        self.apply_values(d, None, label_weights, output, Dest::Share(out))
     }
 
     /// As [`apply_loss`](Self::apply_loss) for class-index targets (see
@@ -705,24 +700,25 @@ impl RegionWeights {
         output: Output,
         out: Option<&mut [f32]>,
     ) -> Result<f64, Error> {
-        self.apply_class_index(logits, layout, labels, anchor_weights, output, out, true)
+        let dest = Dest::Share(out);
+        self.apply_class_index(logits, layout, labels, anchor_weights, output, dest)
     }
 
-    /// The element-wise applies given `a` and `b` (`None`: targets 0) into `out` (`None`:
-    /// nothing written); with `loss`, returns the chunk's loss (else 0).
+    /// The element-wise applies given `a` and `b` (`None`: targets 0), into `dest`; the
+    /// chunk's loss share for [`Dest::Share`] (else 0).
     pub(crate) fn apply_values(
         &self,
         a: &[f32],
         b: Option<&[f32]>,
         label_weights: Option<&[f32]>,
         output: Output,
-        out: Option<&mut [f32]>,
-        loss: bool,
+        dest: Dest,
     ) -> Result<f64, Error> {
         let x = elementwise(a, b, label_weights)?;
-        let out = out.map(|o| to(o, x.n)).transpose()?;
-        // SAFETY: slices of length x.n; `out` is a distinct mutable borrow of that length.
-        unsafe { self.apply_inputs(&x, output, out.unwrap_or(core::ptr::null_mut()), loss) }
+        let (out, loss) = dest.output(x.n)?;
+        // SAFETY: slices of length x.n; `out` is a distinct mutable borrow of that length, or
+        // null.
+        unsafe { self.apply_inputs(&x, output, out, loss) }
     }
 
     /// As [`apply_values`](Self::apply_values) with the output over `a` itself.
@@ -741,9 +737,8 @@ impl RegionWeights {
         unsafe { self.apply_inputs(&x, output, out, loss) }
     }
 
-    /// The class-index applies (`out` `None`: nothing written); with `loss`, returns the
-    /// chunk's loss (else 0).
-    #[allow(clippy::too_many_arguments)]
+    /// The class-index applies, into `dest` (the logits' length); the chunk's loss share
+    /// for [`Dest::Share`] (else 0).
     pub(crate) fn apply_class_index(
         &self,
         logits: &[f32],
@@ -751,16 +746,15 @@ impl RegionWeights {
         labels: &[i32],
         anchor_weights: Option<&[f32]>,
         output: Output,
-        out: Option<&mut [f32]>,
-        loss: bool,
+        dest: Dest,
     ) -> Result<f64, Error> {
         self.check(Kind::Classification)?;
         labels_allowed(self.config())?;
         let x = class_index(logits, layout, labels, anchor_weights)?;
-        let out = out.map(|o| to(o, logits.len())).transpose()?;
+        let (out, loss) = dest.output(logits.len())?;
         // SAFETY: slices of checked lengths; `out` is a distinct mutable borrow of the logits'
-        // length, written only at the layout's elements.
-        unsafe { self.apply_inputs(&x, output, out.unwrap_or(core::ptr::null_mut()), loss) }
+        // length, written only at the layout's elements, or null.
+        unsafe { self.apply_inputs(&x, output, out, loss) }
     }
 
     /// Checks the region weights and the output, validates the inputs, then applies, on the
@@ -791,13 +785,27 @@ impl RegionWeights {
     }
 }
 
-/// `out` as the output pointer of an apply over `n` elements; [`Error::Length`] unless its
-/// length is `n`.
-fn to(out: &mut [f32], n: usize) -> Result<*mut f32, Error> {
-    if out.len() != n {
-        return Err(Error::Length);
+/// Where an apply writes: its output into a buffer, or the chunk's loss share, with the
+/// output too if a buffer is given.
+pub(crate) enum Dest<'o> {
+    Output(&'o mut [f32]),
+    Share(Option<&'o mut [f32]>),
+}
+
+impl Dest<'_> {
+    /// The output pointer (null: none) and whether the loss is summed, for a buffer that
+    /// must hold `n` floats; [`Error::Length`] if it does not.
+    fn output(self, n: usize) -> Result<(*mut f32, bool), Error> {
+        let (out, loss) = match self {
+            Dest::Output(o) => (Some(o), false),
+            Dest::Share(o) => (o, true),
+        };
+        match out {
+            Some(o) if o.len() != n => Err(Error::Length),
+            Some(o) => Ok((o.as_mut_ptr(), loss)),
+            None => Ok((core::ptr::null_mut(), loss)),
+        }
     }
-    Ok(out.as_mut_ptr())
 }
 
 /// The one-shot calls' second pass: writes the gradient (if `grad`) and, with `loss`, sums
@@ -905,10 +913,10 @@ unsafe fn apply_with<M: Model>(
         let bound = f64::from(largest) * x.n as f64 * model.term_bound(magnitude);
         bound < f64::from(f32::MAX) / 2.0
     };
-    // A share at f32's range is refused: the batch's loss, at least as large (the terms
-    // and the coefficients each have one sign), is no finite f32. Below it, no f32 block
-    // sum of the share overflowed.
-    let in_range = |loss: f64| loss.abs() < f64::from(f32::MAX);
+    // A share that is no finite f32 is refused, as a one-shot call refuses such a loss:
+    // the batch's loss, at least as large (the terms and the coefficients each have one
+    // sign), is none either. An f32 block sum that overflowed makes the share infinite.
+    let in_range = |loss: f64| (loss as f32).is_finite();
     if !writes {
         // only the loss: one run, which writes nothing
         let dry = apply(false)?;

@@ -447,12 +447,10 @@ mod c_abi {
         }
     }
 
-    /// The class-index C entry points: stats_init, accumulate_labels (planes, in two
-    /// chunks), merge, commit and apply_labels with a `ghm_output`, against
-    /// `ghm_c_loss_labels` on the rows layout; probability inputs; layout errors.
     /// Counting stats through the C ABI: class-index rows in two chunks, commit without a
-    /// loss, the `_loss` applies (in place for the element-wise one, and the loss alone);
-    /// the one-shot call's gradient and state, its loss to rounding.
+    /// loss (and refused with one), `ghm_c_apply_labels_loss` per chunk and for the share
+    /// alone; the one-shot call's gradient and state, its loss to rounding (bit for bit in
+    /// one chunk).
     #[test]
     fn counting_phases_through_the_c_abi() {
         unsafe {
@@ -607,6 +605,9 @@ mod c_abi {
         }
     }
 
+    /// The class-index C entry points: stats_init, accumulate_labels (planes, in two
+    /// chunks), merge, commit and apply_labels with a `ghm_output`, against
+    /// `ghm_c_loss_labels` on the rows layout; probability inputs; layout errors.
     #[test]
     fn class_index_phases_through_the_c_abi() {
         for prob in [false, true] {

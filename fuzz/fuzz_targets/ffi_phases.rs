@@ -968,11 +968,17 @@ fn run(u: &mut Unstructured) -> Result<()> {
 
     // Phase 2: commit.
     let commit_st = {
-        // the loss may be NULL; with counting stats it must be (they hold no loss)
-        let loss_p = if counting {
-            core::ptr::null_mut()
+        // the loss may be NULL; with counting stats it must be (they hold no loss), which a
+        // few runs break on purpose
+        let with_loss = if counting {
+            u.int_in_range(0u8..=7)? == 7
         } else {
+            u.int_in_range(0u8..=7)? != 7
+        };
+        let loss_p = if with_loss {
             ar.ptr::<f32>(slots.loss)
+        } else {
+            core::ptr::null_mut()
         };
         let args = [
             Arg::input(ar.ptr::<Stats>(s_main), 1),
@@ -989,7 +995,16 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 p[3] as *mut f32,
             )
         })?;
-        match safe_commit(&st_in, &stats_in) {
+        let safe = safe_commit(&st_in, &stats_in);
+        // a loss pointer with counting stats: refused once the state and the stats pass their
+        // checks, before the weighing (whose overflow the safe API would report)
+        let early = matches!(safe, Err(ghm::Error::State | ghm::Error::StatsMismatch));
+        match safe {
+            _ if with_loss && stats_in.is_counting() && !early => {
+                // the rules checked that nothing was written; the pipeline stops here
+                assert_eq!(st, GHM_ERR_NO_LOSS, "commit of counting stats with a loss");
+                clean = false;
+            }
             Ok((next, w)) => {
                 assert_eq!(st, GHM_OK, "commit vs safe API");
                 assert_eq!(
@@ -1004,7 +1019,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 );
                 if stats_in.is_counting() {
                     assert_eq!(w.loss(), Err(ghm::Error::NoLoss), "counting commit loss");
-                } else if !counting {
+                } else if with_loss {
                     let loss = f32::from_bits(ar.words()[slots.loss]);
                     assert_eq!(loss.to_bits(), w.loss().unwrap().to_bits(), "commit loss");
                     assert!(loss.is_finite(), "non-finite loss");
@@ -1099,11 +1114,13 @@ fn run(u: &mut Unstructured) -> Result<()> {
     });
     let mut apply_err = GHM_OK;
     let mut shares = 0.0f64;
+    // with counting stats, some runs take the shares alone (`out` NULL): no gradient
+    let share_only = counting && u.int_in_range(0u8..=5)? == 5;
     for c in 0..chunks {
         let (lo, hi) = (cuts[c], cuts[c + 1]);
         let st = apply(
             &mut ar, u, mode, kind, &slots, &lay, fits, lo, hi, use_w, residual, in_place, spec_p,
-            counting,
+            counting, share_only,
         )?;
         match st {
             None => clean = false,
@@ -1181,6 +1198,9 @@ fn run(u: &mut Unstructured) -> Result<()> {
             close(three, loss, 1e-6, f32::MIN_POSITIVE),
             "{what}: loss {three} vs {loss} (counting {counting})"
         );
+        if share_only {
+            return;
+        }
         for (i, g) in grad.iter().enumerate() {
             let x = out[at(i)];
             if kind == Kind::C || exact_tot {
@@ -1537,6 +1557,7 @@ fn apply(
     in_place: bool,
     spec: Option<ghm_output>,
     counting: bool,
+    share_only: bool,
 ) -> Result<Option<i32>> {
     let weights: RegionWeights = ar.read(s.weights);
     // with counting stats, the `_loss` form: its share is one more output
@@ -1557,11 +1578,14 @@ fn apply(
         let (sub, off) = sub_layout(lay, lo, hi);
         ar.write(s.layout, &sub);
         let extent = sub.extent();
-        let (logits_p, out_p) = if fits {
+        let (logits_p, mut out_p) = if fits {
             (ar.ptr::<f32>(s.a + off), ar.ptr::<f32>(s.out + off))
         } else {
             (ar.ptr::<f32>(s.a), ar.ptr::<f32>(s.out))
         };
+        if share_only {
+            out_p = core::ptr::null_mut();
+        }
         let args = [
             Arg::input(ar.ptr::<RegionWeights>(s.weights), 1),
             Arg {
@@ -1622,14 +1646,8 @@ fn apply(
             None => vec![GHM_ERR_OUTPUT],
             Some(o) => {
                 let (safe, share) = if counting {
-                    let r = weights.apply_labels_loss(
-                        &logits,
-                        sub,
-                        &labels,
-                        w.as_deref(),
-                        o,
-                        Some(&mut out),
-                    );
+                    let dest = (!share_only).then_some(&mut out[..]);
+                    let r = weights.apply_labels_loss(&logits, sub, &labels, w.as_deref(), o, dest);
                     (code(r), r.ok())
                 } else {
                     let r = weights.apply_labels(&logits, sub, &labels, w.as_deref(), o, &mut out);
@@ -1667,7 +1685,11 @@ fn apply(
         } else {
             ar.ptr::<f32>(s.b + lo)
         };
-        let out_p = ar.ptr::<f32>(s.out + lo);
+        let out_p = if share_only {
+            core::ptr::null_mut()
+        } else {
+            ar.ptr::<f32>(s.out + lo)
+        };
         let b_arg = Arg::input(bp, nn);
         let args = [
             Arg::input(ar.ptr::<RegionWeights>(s.weights), 1),
@@ -1718,11 +1740,13 @@ fn apply(
                     (Some(b), false) => (weights.apply(&a, b, w.as_deref(), o, &mut out), None),
                     (None, false) => (weights.apply_residual(&a, w.as_deref(), o, &mut out), None),
                     (Some(b), true) => {
-                        let r = weights.apply_loss(&a, b, w.as_deref(), o, Some(&mut out));
+                        let dest = (!share_only).then_some(&mut out[..]);
+                        let r = weights.apply_loss(&a, b, w.as_deref(), o, dest);
                         (r.map(drop), r.ok())
                     }
                     (None, true) => {
-                        let r = weights.apply_residual_loss(&a, w.as_deref(), o, Some(&mut out));
+                        let dest = (!share_only).then_some(&mut out[..]);
+                        let r = weights.apply_residual_loss(&a, w.as_deref(), o, dest);
                         (r.map(drop), r.ok())
                     }
                 };

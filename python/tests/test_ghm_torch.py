@@ -354,15 +354,18 @@ class Threads(unittest.TestCase):
         with self.assertRaises(ghm_torch.GHMError):
             m(x, labels, weights)
         self.assertEqual(bytes(m.state_struct()), before)
-        # a loss that overflows float is found by the applies, after the commit: the state
-        # is restored, as one thread's call leaves it
+        # a loss that overflows float is found after the commit (by an apply, or in the sum
+        # of the shares): the state is restored, as one thread's call leaves it (momentum,
+        # so that a commit would change it)
+        x, y = torch.full((8, 3), 100.0), torch.full((8,), 3)  # every target 0: one region
         for threads in (1, 2):
-            m = ghm_torch.GHMC(loss_weight=1e38, threads=threads)
-            before = bytes(m.state_struct())
-            with self.assertRaises(ghm_torch.GHMError) as e:
-                m(torch.full((8, 3), 100.0), torch.zeros(8, dtype=torch.long))
-            self.assertEqual(e.exception.status, 11, str(e.exception))  # GHM_ERR_OVERFLOW
-            self.assertEqual(bytes(m.state_struct()), before)
+            for loss_weight in (1e38, 1.2e36):  # one share overflows / only their sum does
+                m = ghm_torch.GHMC(loss_weight=loss_weight, momentum=0.75, threads=threads)
+                before = bytes(m.state_struct())
+                with self.assertRaises(ghm_torch.GHMError) as e:
+                    m(x, y)
+                self.assertEqual(e.exception.status, 11, str(e.exception))  # GHM_ERR_OVERFLOW
+                self.assertEqual(bytes(m.state_struct()), before)
 
     def test_threads_must_be_a_positive_int(self):
         for bad in (0, -1, 1.5, True, "2"):

@@ -12,11 +12,19 @@ use crate::error::Error;
 
 impl State {
     /// Phase 2, the commit of merged stats: checks them, then updates the EMA in place and
-    /// returns the per-region weights. Nothing changes on error. The state must have passed
-    /// [`State::kind`].
-    pub(crate) fn commit(&mut self, stats: &Stats) -> Result<RegionWeights, Error> {
+    /// returns the per-region weights. With `wants_loss` (the caller will read the loss),
+    /// counting stats, which hold none, are [`Error::NoLoss`]. Nothing changes on error. The
+    /// state must have passed [`State::kind`].
+    pub(crate) fn commit(
+        &mut self,
+        stats: &Stats,
+        wants_loss: bool,
+    ) -> Result<RegionWeights, Error> {
         let kind = Kind::from_tag(self.kind).ok_or(Error::State)?;
         stats.check(kind, self.config.bins)?;
+        if wants_loss && stats.is_counting() {
+            return Err(Error::NoLoss);
+        }
         let mut weights = RegionWeights::UNSET;
         self.weigh(Tally::Merged(stats), &mut weights)?;
         self.advance(Tally::Merged(stats));
@@ -200,7 +208,7 @@ mod tests {
         stats.count[0] = 292.0;
         stats.weight_sum = 292.0;
         let mut next = s;
-        next.commit(&stats).unwrap();
+        next.commit(&stats, false).unwrap();
         assert_eq!(next.ema[0], 87.6); // the f32 nearest 87.6: 87.59999847...
     }
 }
