@@ -432,7 +432,9 @@ typedef struct ghm_output {
 #define GHM_ERR_ISA 13
 
 /**
- * Stats for another loss or bin count (or corrupted) given to `ghm_commit`.
+ * Stats for another loss or bin count (or corrupted, or counting stats merged with
+ * summing ones, or counting stats holding loss sums) given to `ghm_commit` or an
+ * accumulate.
  */
 #define GHM_ERR_STATS_MISMATCH 14
 
@@ -656,8 +658,9 @@ ghm_status ghm_stats_init(const struct ghm_state *state,
  * As `ghm_stats_init`, for counting stats: phase 1 adds only counts (and label weights) to
  * them, about half its work, and the commit has no loss (pass NULL for it). The batch's loss
  * is then the sum of the `loss` values its `ghm_*_apply_loss` calls write, one per chunk:
- * the fast way to split a batch over threads. Merging counting stats with stats of the
- * other kind makes the commit fail with GHM_ERR_STATS_MISMATCH.
+ * the fast way to split a batch over threads. Counting stats merged with stats of the
+ * other kind are refused with GHM_ERR_STATS_MISMATCH by `ghm_commit` and the accumulate
+ * functions.
  * Errors: as `ghm_stats_init`.
  *
  * # Safety
@@ -680,7 +683,7 @@ ghm_status ghm_stats_merge(const struct ghm_stats *from,
 
 /**
  * Phase 1 of GHM-C: validates a chunk of `n` elements (as `ghm_c_loss`) and adds its
- * per-region counts and loss sums to `*stats`. With GHM_OPT_GRADIENT_INPUT, `logits` holds
+ * per-region counts and (unless the stats are counting ones) loss sums to `*stats`. With GHM_OPT_GRADIENT_INPUT, `logits` holds
  * `d = p - t` in [-1, 1] and `targets` is not read (NULL allowed). Reads `*state` (its configuration) without
  * changing it, so threads may accumulate disjoint chunks into their own stats at once.
  * Errors: as `ghm_c_loss`, and GHM_ERR_STATS_MISMATCH.
@@ -848,11 +851,12 @@ ghm_status ghm_c_apply_labels(const struct ghm_region_weights *weights,
  * region's coefficient (mean reduction, times loss_weight; times `ghm_region_weights_tot`
  * for the summed loss). The shares of a batch's chunks add up to its loss, to rounding;
  * one chunk that is the whole batch gets the loss `ghm_c_loss` returns, bit for bit once
- * cast to float. With weights committed from counting stats (`ghm_stats_init_counting`)
+ * cast to float (to rounding where `ghm_c_loss` had to sum the loss per region in its
+ * first pass: inputs whose loss bound nears FLT_MAX). With weights committed from counting stats (`ghm_stats_init_counting`)
  * this is how the batch's loss is had. `loss` is a caller-owned double, written only on
  * success; it may not overlap any other buffer.
- * Errors: as `ghm_c_apply`, and GHM_ERR_OVERFLOW if the share is not below FLT_MAX in
- * magnitude (then neither is the batch's loss).
+ * Errors: as `ghm_c_apply`, and GHM_ERR_OVERFLOW if the share, rounded to float, is not
+ * finite (then neither is the batch's loss).
  *
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of the length stated.
@@ -867,8 +871,10 @@ ghm_status ghm_c_apply_loss(const struct ghm_region_weights *weights,
                             double *loss);
 
 /**
- * As `ghm_r_apply`, with the chunk's loss written to `*loss` as in `ghm_c_apply_loss`.
- * Errors: as `ghm_c_apply_loss`.
+ * As `ghm_r_apply` (`out` NULL: nothing is written), and writes `*loss`, the chunk's share
+ * of the batch's loss, as `ghm_c_apply_loss` does: `loss` is a caller-owned double,
+ * written only on success, that may not overlap any other buffer.
+ * Errors: as `ghm_r_apply`, and GHM_ERR_OVERFLOW as for `ghm_c_apply_loss`.
  *
  * # Safety
  * Every non-NULL pointer is valid for the reads or writes of the length stated.
