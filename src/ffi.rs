@@ -788,8 +788,7 @@ pub unsafe extern "C" fn ghm_c_apply_labels(
 /// region's coefficient (mean reduction, times loss_weight; times `ghm_region_weights_tot`
 /// for the summed loss). The shares of a batch's chunks add up to its loss, to rounding;
 /// one chunk that is the whole batch gets the loss `ghm_c_loss` returns, bit for bit once
-/// cast to float (to rounding where `ghm_c_loss` had to sum the loss per region in its
-/// first pass: inputs whose loss bound nears FLT_MAX). With weights committed from counting stats (`ghm_stats_init_counting`)
+/// cast to float. With weights committed from counting stats (`ghm_stats_init_counting`)
 /// this is how the batch's loss is had. `loss` is a caller-owned double, written only on
 /// success; it may not overlap any other buffer.
 /// Errors: as `ghm_c_apply`, and GHM_ERR_OVERFLOW if the share, rounded to float, is not

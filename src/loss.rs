@@ -390,92 +390,63 @@ impl<'s, L: Loss> InPlace<'s, L> {
     ///
     /// The loss is taken in the second pass, where each region's coefficient is known, so
     /// the first pass only counts (see [`Accumulate`]); without a gradient the second pass
-    /// writes nothing, and the loss is the same as with one, bit for bit. It is checked
-    /// finite before anything is written by a bound from the first pass; inputs too large
-    /// for the bound to settle it (only near the f32 range) have the loss summed per region
-    /// in the first pass instead ([`one_shot_summed`](Self::one_shot_summed)).
+    /// writes nothing, and the loss is the same as with one, bit for bit.
     unsafe fn one_shot(mut self, x: &Inputs, grad: Option<*mut f32>) -> Result<f32, Error> {
         let mut counts = Counts::EMPTY;
         // SAFETY: the caller's contract.
         let magnitude = unsafe {
             accumulate_pass::<L, false>(self.state.config(), self.isa, &mut counts, None, x)?
         };
-        let tally = Tally::Pass(&counts, None);
         // SAFETY: the caller's contract; the inputs passed accumulate.
-        match unsafe { self.finish(tally, Some(magnitude), x, grad)? } {
-            Some(loss) => Ok(loss),
-            // SAFETY: the caller's contract.
-            None => unsafe { self.one_shot_summed(x, grad) },
-        }
+        unsafe { self.finish(&counts, magnitude, x, grad) }
     }
 
-    /// [`one_shot`](Self::one_shot) with the loss summed per region in the first pass, for
-    /// inputs whose loss the second pass's f32 sums might overflow. Its own function, rarely
-    /// run: the region sums are not in the common path's stack frame.
-    ///
-    /// # Safety
-    /// As for [`one_shot`](Self::one_shot).
-    #[cold]
-    #[inline(never)]
-    unsafe fn one_shot_summed(mut self, x: &Inputs, grad: Option<*mut f32>) -> Result<f32, Error> {
-        let mut counts = Counts::EMPTY;
-        let mut loss_sum = [0.0; MAX_BINS];
-        let config = self.state.config();
-        // SAFETY: the caller's contract.
-        unsafe {
-            accumulate_pass::<L, true>(config, self.isa, &mut counts, Some(&mut loss_sum), x)?
-        };
-        let tally = Tally::Pass(&counts, Some(&loss_sum));
-        // SAFETY: the caller's contract; the inputs passed accumulate.
-        let loss = unsafe { self.finish(tally, None, x, grad)? };
-        loss.ok_or(Error::Internal)
-    }
-
-    /// The rest of a one-shot call after its first pass: weighs the pass's `tally`, runs the
-    /// second pass, and only then advances the state. With the largest `magnitude` the
-    /// first pass saw (a tally without loss sums), the loss is taken in the second pass if
-    /// a bound shows that it stays finite, and `None` is returned, changing nothing, if the
-    /// bound cannot settle that; without it, the loss is the commit's, from the tally's
-    /// sums. Its own frame: the weights are not in the frame the first pass nests in (the
-    /// Cortex-M stack figures).
+    /// The rest of a one-shot call after its first pass, given its `counts` and the
+    /// largest `magnitude` it saw: weighs the counts, runs the second pass (which sums the
+    /// loss), and only then advances the state. The loss must be known finite before a
+    /// gradient is written: a bound from `magnitude` shows it, or else the second pass
+    /// runs once without writing first (rare: inputs near f32's range). Its own frame: the
+    /// weights are not in the frame the first pass nests in (the Cortex-M stack figures).
     ///
     /// # Safety
     /// As for [`one_shot`](Self::one_shot), and `x` passed the first pass.
     #[inline(never)]
     unsafe fn finish(
         &mut self,
-        tally: Tally,
-        magnitude: Option<f32>,
+        counts: &Counts,
+        magnitude: f32,
         x: &Inputs,
         grad: Option<*mut f32>,
-    ) -> Result<Option<f32>, Error> {
+    ) -> Result<f32, Error> {
+        let tally = Tally::Pass(counts);
         let mut weights = RegionWeights::UNSET;
         self.state.weigh(tally, &mut weights)?;
-        let loss = match magnitude {
-            Some(magnitude) => {
-                let bound = with_model!(L::KIND, self.config(), |model| {
-                    let term = model.term_bound(magnitude);
-                    let regions = weights.coef_table().iter().enumerate();
-                    regions
-                        .map(|(k, &c)| f64::from(c.abs()) * tally.count(k) * term)
-                        .sum::<f64>()
-                });
-                if bound >= f64::from(f32::MAX) / 2.0 {
-                    return Ok(None);
-                }
-                // SAFETY: the caller's contract.
-                unsafe { second_pass::<L>(self.isa, &weights, x, grad, true)? as f32 }
+        let bound = with_model!(L::KIND, self.config(), |model| {
+            let term = model.term_bound(magnitude);
+            let regions = weights.coef_table().iter().enumerate();
+            regions
+                .map(|(k, &c)| f64::from(c.abs()) * tally.count(k) * term)
+                .sum::<f64>()
+        });
+        // The loss is summed in f32 blocks of `coef * term`, whose terms and coefficients
+        // each have one sign: a block that overflows makes the sum infinite, and then the
+        // loss itself is no finite f32, which is the error either way.
+        if bound >= f64::from(f32::MAX) / 2.0 && grad.is_some() {
+            // SAFETY: the caller's contract; no gradient: nothing is written.
+            let dry = unsafe { second_pass::<L>(self.isa, &weights, x, None)? };
+            if !(dry as f32).is_finite() {
+                return Err(Error::Overflow);
             }
-            None => {
-                if grad.is_some() {
-                    // SAFETY: the caller's contract.
-                    unsafe { second_pass::<L>(self.isa, &weights, x, grad, false)? };
-                }
-                weights.loss()?
-            }
-        };
+        }
+        // SAFETY: the caller's contract.
+        let loss = unsafe { second_pass::<L>(self.isa, &weights, x, grad)? } as f32;
+        if !loss.is_finite() {
+            // only without a gradient (nothing was written): with one, the bound or the
+            // dry run settled it
+            return Err(Error::Overflow);
+        }
         self.state.advance(tally);
-        Ok(Some(loss))
+        Ok(loss)
     }
 }
 
@@ -660,9 +631,7 @@ impl RegionWeights {
     /// share of the batch's loss: the sum over its valid elements of each one's loss term
     /// times its region's coefficient (mean-reduced, times loss_weight). The shares of a
     /// batch's chunks add up to its loss, to rounding; one chunk that is the whole batch
-    /// gets the loss a one-shot call returns on the same path, bit for bit (as f32; to
-    /// rounding where the one-shot call summed the loss per region in its first pass, for
-    /// inputs whose loss bound nears `f32::MAX`). With
+    /// gets the loss a one-shot call returns on the same path, bit for bit (as f32). With
     /// weights committed from counting stats ([`Ghm::counting_stats`]), this is how the
     /// loss is had. [`Error::Overflow`] if the share is no finite `f32` (then neither is the
     /// batch's loss).
@@ -808,9 +777,9 @@ impl Dest<'_> {
     }
 }
 
-/// The one-shot calls' second pass: writes the gradient (if `grad`) and, with `loss`, sums
-/// the loss (else returns 0). A gradient that overwrites is bounded by its coefficients
-/// (checked finite by the commit): no dry run is needed.
+/// The one-shot calls' second pass: writes the gradient (if `grad`) and sums the loss. A
+/// gradient that overwrites is bounded by its coefficients (checked finite by the commit):
+/// no dry run is needed for it.
 ///
 /// # Safety
 /// As for [`InPlace::one_shot`], and the inputs have passed accumulate.
@@ -820,7 +789,6 @@ unsafe fn second_pass<L: Loss>(
     weights: &RegionWeights,
     x: &Inputs,
     grad: Option<*mut f32>,
-    loss: bool,
 ) -> Result<f64, Error> {
     let config = weights.config();
     with_model!(L::KIND, config, |model| {
@@ -829,7 +797,7 @@ unsafe fn second_pass<L: Loss>(
             tot: weights.tot() as f32,
             output: Output::GRADIENT,
             write: grad.is_some(),
-            loss,
+            loss: true,
         };
         let pass = Apply {
             model,

@@ -524,9 +524,9 @@ fn long_sums_stay_within_their_bound(isa: Isa) {
     let loss = g.loss(&a, &b, None).unwrap();
     assert_eq!(loss, 3e38, "{isa:?}");
 
-    // the one-shot call with a gradient on these inputs takes the fallback that sums the
-    // loss in the first pass (its bound on the loss exceeds f32's range): loss, gradient
-    // and state equal the three phases'
+    // the one-shot call with a gradient on these inputs runs its second pass once without
+    // writing first (its bound on the loss exceeds f32's range): loss, gradient and state
+    // equal the three phases'
     let mut one = GhmC::default();
     one.set_isa(isa).unwrap();
     let mut three = one.clone();
@@ -543,6 +543,29 @@ fn long_sums_stay_within_their_bound(isa: Isa) {
     assert!(g1.iter().all(|&v| v != 0.0), "{isa:?}: no gradient written");
     assert_eq!(g1, g3, "{isa:?}");
     assert_eq!(one.state(), three.state(), "{isa:?}");
+
+    // and where the loss itself passes f32's range (twice that loss): an overflow, found
+    // by that dry run, with nothing written, with and without a gradient
+    let mut twice = GhmC::new(ghm::Config {
+        loss_weight: 2.0,
+        ..ghm::Config::ghm_c()
+    })
+    .unwrap();
+    twice.set_isa(isa).unwrap();
+    let before = *twice.state();
+    let mut g2 = vec![7.0f32; n];
+    let r = twice.loss_grad(&a, &b, None, &mut g2);
+    assert_eq!(r, Err(ghm::Error::Overflow), "{isa:?}");
+    assert!(
+        g2.iter().all(|&v| v == 7.0),
+        "{isa:?}: a gradient was written"
+    );
+    assert_eq!(
+        twice.loss(&a, &b, None),
+        Err(ghm::Error::Overflow),
+        "{isa:?}"
+    );
+    assert_eq!(*twice.state(), before, "{isa:?}");
 }
 
 /// A test of one SIMD path: ignored, with the reason, where this CPU lacks the path.

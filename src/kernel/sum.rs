@@ -19,9 +19,10 @@
 //! double-precision hardware is needed (the Cortex-M4F has none).
 //!
 //! Overflow: a partial sum beyond `f32::MAX` makes the total infinite or NaN, never a wrong
-//! finite value; callers whose values may be that large check the totals and sum again in
-//! f64 (see `passes.rs`; the one-shot loss needs no check: it is summed only when a bound
-//! keeps every partial sum below `f32::MAX / 2`).
+//! finite value. Where that may happen the callers check the totals: the first pass sums
+//! again in f64 (label weights, loss terms: see `passes.rs`), and the loss an `Apply` sums
+//! (terms times coefficients, all of one sign) is no finite f32 then anyway, which they
+//! report before writing (a bound, else a run that writes nothing; see `loss.rs`).
 
 use super::math::EndMasks;
 use super::tally::LaneTables;

@@ -151,13 +151,12 @@ impl Counts {
     }
 }
 
-/// What the commit reads: merged [`Stats`] (the three phases), or one pass's [`Counts`]
-/// with its per-region loss sums where it took them (a one-shot call; without them the loss
-/// is taken in the second pass and the commit's is 0).
+/// What the commit reads: merged [`Stats`] (the three phases), or one pass's [`Counts`] (a
+/// one-shot call, whose loss is taken in its second pass).
 #[derive(Clone, Copy)]
 pub(crate) enum Tally<'a> {
     Merged(&'a Stats),
-    Pass(&'a Counts, Option<&'a [f64; MAX_BINS]>),
+    Pass(&'a Counts),
 }
 
 impl Tally<'_> {
@@ -166,7 +165,7 @@ impl Tally<'_> {
         let k = k & (MAX_BINS - 1);
         match self {
             Tally::Merged(s) => s.count[k],
-            Tally::Pass(c, _) => c.count[k] as f64,
+            Tally::Pass(c) => c.count[k] as f64,
         }
     }
 
@@ -176,7 +175,7 @@ impl Tally<'_> {
     pub(crate) fn valid(&self, m: usize) -> f64 {
         match self {
             Tally::Merged(s) => s.count.iter().take(m).sum(),
-            Tally::Pass(c, _) => c.count.iter().take(m).sum::<usize>() as f64,
+            Tally::Pass(c) => c.count.iter().take(m).sum::<usize>() as f64,
         }
     }
 
@@ -184,7 +183,7 @@ impl Tally<'_> {
     pub(crate) fn any(&self) -> bool {
         match self {
             Tally::Merged(s) => s.count.iter().any(|&r| r > 0.0),
-            Tally::Pass(c, _) => c.count.iter().any(|&r| r > 0),
+            Tally::Pass(c) => c.count.iter().any(|&r| r > 0),
         }
     }
 
@@ -193,7 +192,7 @@ impl Tally<'_> {
     pub(crate) fn sums_loss(&self) -> bool {
         match self {
             Tally::Merged(s) => !s.is_counting(),
-            Tally::Pass(_, sums) => sums.is_some(),
+            Tally::Pass(_) => false,
         }
     }
 
@@ -202,21 +201,21 @@ impl Tally<'_> {
         let k = k & (MAX_BINS - 1);
         match self {
             Tally::Merged(s) => s.loss_sum[k],
-            Tally::Pass(_, sums) => sums.map_or(0.0, |s| s[k]),
+            Tally::Pass(_) => 0.0,
         }
     }
 
     pub(crate) fn weight_sum(&self) -> f64 {
         match self {
             Tally::Merged(s) => s.weight_sum,
-            Tally::Pass(c, _) => c.weight_sum,
+            Tally::Pass(c) => c.weight_sum,
         }
     }
 
     pub(crate) fn positive_sum(&self) -> f64 {
         match self {
             Tally::Merged(s) => s.positive_sum,
-            Tally::Pass(c, _) => c.positive_sum,
+            Tally::Pass(c) => c.positive_sum,
         }
     }
 }
