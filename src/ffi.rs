@@ -971,21 +971,7 @@ unsafe fn run<L: Loss>(
     // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
     // (this function's contract).
     unsafe {
-        let s_span = span(state, 1, false)?;
-        let l_span = span(loss, 1, false)?;
-        let a_span = span(a, n, false)?;
-        let b_span = span(b, n, L::KIND == Kind::Classification)?;
-        let w_span = span(w, n, true)?;
-        let g_span = span(grad, n, true)?;
-        let in_place = !grad.is_null() && n > 0 && g_span == a_span;
-        let grad_vs_inputs: &[Span] = if in_place {
-            &[b_span, w_span]
-        } else {
-            &[a_span, b_span, w_span]
-        };
-        disjoint(&[g_span], grad_vs_inputs)?;
-        disjoint(&[s_span, l_span], &[a_span, b_span, w_span, g_span])?;
-
+        let in_place = run_pointers(state, a, b, w, n, loss, grad, L::KIND)?;
         // the caller's state, updated in place only on success
         let ghm = InPlace::<L>::new(&mut *state)?;
         let b = targets(L::KIND, ghm.config(), b, n)?;
@@ -1000,6 +986,38 @@ unsafe fn run<L: Loss>(
         loss.write(value);
         Ok(())
     }
+}
+
+/// The pointer rules of `ghm_c_loss` and `ghm_r_loss` (`b` optional for GHM-C, which may
+/// not read it); whether `grad` is exactly `a` (in place). Its own frame, left before the
+/// call runs (the Cortex-M stack figures).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn run_pointers(
+    state: *mut State,
+    a: *const f32,
+    b: *const f32,
+    w: *const f32,
+    n: usize,
+    loss: *mut f32,
+    grad: *mut f32,
+    kind: Kind,
+) -> Result<bool, Error> {
+    let s_span = span(state, 1, false)?;
+    let l_span = span(loss, 1, false)?;
+    let a_span = span(a, n, false)?;
+    let b_span = span(b, n, kind == Kind::Classification)?;
+    let w_span = span(w, n, true)?;
+    let g_span = span(grad, n, true)?;
+    let in_place = !grad.is_null() && n > 0 && g_span == a_span;
+    let grad_vs_inputs: &[Span] = if in_place {
+        &[b_span, w_span]
+    } else {
+        &[a_span, b_span, w_span]
+    };
+    disjoint(&[g_span], grad_vs_inputs)?;
+    disjoint(&[s_span, l_span], &[a_span, b_span, w_span, g_span])?;
+    Ok(in_place)
 }
 
 /// The body of `ghm_c_loss_labels`.
