@@ -1034,17 +1034,7 @@ unsafe fn loss_labels(
     // outputs disjoint from inputs), and the caller guarantees each is valid for the length given
     // (this function's contract).
     unsafe {
-        let n = layout.elements().ok_or(Error::Length)?;
-        let inputs = [
-            span(logits, n, false)?,
-            span(labels, layout.anchors, false)?,
-            span(w, layout.anchors, true)?,
-        ];
-        let g_span = span(grad, n, true)?;
-        disjoint(
-            &[span(state, 1, false)?, span(loss, 1, false)?, g_span],
-            &inputs,
-        )?;
+        let n = labels_pointers(state, logits, layout, labels, w, loss, grad)?;
         // the caller's state, updated in place only on success
         let ghm = InPlace::<Classification>::new(&mut *state)?;
         let logits = slice(logits, n);
@@ -1055,6 +1045,32 @@ unsafe fn loss_labels(
         loss.write(value);
         Ok(())
     }
+}
+
+/// The pointer rules of `ghm_c_loss_labels`; the layout's element count. Its own frame,
+/// as [`run_pointers`].
+#[inline(never)]
+fn labels_pointers(
+    state: *mut State,
+    logits: *const f32,
+    layout: &ClassLayout,
+    labels: *const i32,
+    w: *const f32,
+    loss: *mut f32,
+    grad: *mut f32,
+) -> Result<usize, Error> {
+    let n = layout.elements().ok_or(Error::Length)?;
+    let inputs = [
+        span(logits, n, false)?,
+        span(labels, layout.anchors, false)?,
+        span(w, layout.anchors, true)?,
+    ];
+    let g_span = span(grad, n, true)?;
+    disjoint(
+        &[span(state, 1, false)?, span(loss, 1, false)?, g_span],
+        &inputs,
+    )?;
+    Ok(n)
 }
 
 /// The body of `ghm_c_accumulate` and `ghm_r_accumulate` (GHM-R: `b` NULL for residuals).

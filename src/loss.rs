@@ -404,9 +404,9 @@ impl<'s, L: Loss> InPlace<'s, L> {
     /// The rest of a one-shot call after its first pass, given its `counts` and the
     /// largest `magnitude` it saw: weighs the counts, runs the second pass (which sums the
     /// loss), and only then advances the state. The loss must be known finite before a
-    /// gradient is written: a bound from `magnitude` shows it, or else the second pass
-    /// runs once without writing first (rare: inputs near f32's range). Its own frame: the
-    /// weights are not in the frame the first pass nests in (the Cortex-M stack figures).
+    /// gradient is written: a bound from `magnitude` shows it, or else it is found first by
+    /// a run that writes nothing ([`checked_loss`]; rare: inputs near f32's range). Its own frame: the weights are not in the frame the first
+    /// pass nests in (the Cortex-M stack figures).
     ///
     /// # Safety
     /// As for [`one_shot`](Self::one_shot), and `x` passed the first pass.
@@ -421,30 +421,32 @@ impl<'s, L: Loss> InPlace<'s, L> {
         let tally = Tally::Pass(counts);
         let mut weights = RegionWeights::UNSET;
         self.state.weigh(tally, &mut weights)?;
-        let bound = with_model!(L::KIND, self.config(), |model| {
+        let (isa, config) = (self.isa, *self.config());
+        let loss = with_model!(L::KIND, config, |model| {
             let term = model.term_bound(magnitude);
             let regions = weights.coef_table().iter().enumerate();
-            regions
+            let bound = regions
                 .map(|(k, &c)| f64::from(c.abs()) * tally.count(k) * term)
-                .sum::<f64>()
-        });
-        // The loss is summed in f32 blocks of `coef * term`, whose terms and coefficients
-        // each have one sign: a block that overflows makes the sum infinite, and then the
-        // loss itself is no finite f32, which is the error either way.
-        if bound >= f64::from(f32::MAX) / 2.0 && grad.is_some() {
-            // SAFETY: the caller's contract; no gradient: nothing is written.
-            let dry = unsafe { second_pass::<L>(self.isa, &weights, x, None)? };
-            if !(dry as f32).is_finite() {
-                return Err(Error::Overflow);
+                .sum::<f64>();
+            // A loss the bound cannot show finite (inputs near f32's range) is found first,
+            // without writing anything.
+            let known = if bound < f64::from(f32::MAX) / 2.0 {
+                None
+            } else {
+                // SAFETY: the caller's contract.
+                Some(unsafe { checked_loss(model, isa, &weights, x)? })
+            };
+            // SAFETY (both second passes): the caller's contract.
+            match known {
+                None => unsafe { second_pass(model, isa, &weights, x, grad, true)? },
+                Some(loss) => {
+                    if grad.is_some() {
+                        unsafe { second_pass(model, isa, &weights, x, grad, false)? };
+                    }
+                    loss
+                }
             }
-        }
-        // SAFETY: the caller's contract.
-        let loss = unsafe { second_pass::<L>(self.isa, &weights, x, grad)? } as f32;
-        if !loss.is_finite() {
-            // only without a gradient (nothing was written): with one, the bound or the
-            // dry run settled it
-            return Err(Error::Overflow);
-        }
+        }) as f32;
         self.state.advance(tally);
         Ok(loss)
     }
@@ -777,38 +779,83 @@ impl Dest<'_> {
     }
 }
 
-/// The one-shot calls' second pass: writes the gradient (if `grad`) and sums the loss. A
-/// gradient that overwrites is bounded by its coefficients (checked finite by the commit):
-/// no dry run is needed for it.
+/// The one-shot calls' second pass: writes the gradient (if `grad`) and with `loss` sums
+/// the loss (else returns 0). A gradient that overwrites is bounded by its coefficients
+/// (checked finite by the weighing): no dry run is needed for it.
 ///
 /// # Safety
 /// As for [`InPlace::one_shot`], and the inputs have passed accumulate.
 #[inline(always)]
-unsafe fn second_pass<L: Loss>(
+unsafe fn second_pass<M: Model>(
+    model: &M,
     isa: Isa,
     weights: &RegionWeights,
     x: &Inputs,
     grad: Option<*mut f32>,
+    loss: bool,
 ) -> Result<f64, Error> {
-    let config = weights.config();
-    with_model!(L::KIND, config, |model| {
-        let plan = &Plan {
-            coef: weights.coef_table(),
-            tot: weights.tot() as f32,
-            output: Output::GRADIENT,
-            write: grad.is_some(),
-            loss: true,
-        };
-        let pass = Apply {
-            model,
-            bins: &Bins::new(config.bins),
-            plan,
-            x,
-            out: grad.unwrap_or(core::ptr::null_mut()),
-        };
-        // SAFETY: the caller's contract; without a gradient `Apply` writes and reads no output.
-        Ok(unsafe { arch::run(isa, pass)? }.loss)
-    })
+    let plan = &Plan {
+        coef: weights.coef_table(),
+        tot: weights.tot() as f32,
+        output: Output::GRADIENT,
+        write: grad.is_some(),
+        loss,
+    };
+    let pass = Apply {
+        model,
+        bins: &Bins::new(weights.config().bins),
+        plan,
+        x,
+        out: grad.unwrap_or(core::ptr::null_mut()),
+    };
+    // SAFETY: the caller's contract; without a gradient `Apply` writes and reads no output.
+    Ok(unsafe { arch::run(isa, pass)? }.loss)
+}
+
+/// The loss the [`Apply`] pass sums over `x` with `weights`, found without writing
+/// anything, for inputs whose f32 block sums a bound cannot show finite (near f32's
+/// range): the pass runs once with every coefficient scaled by 2^-32 (exact, unless a
+/// coefficient is below 2^-94, whose elements' share of a loss this large is far below
+/// f32's resolution), so that no partial sum overflows, and the total is scaled back in
+/// f64. [`Error::Overflow`] if the loss is no finite f32. Its own frame for the scaled
+/// table, entered only in that rare case (the Cortex-M stack figures).
+///
+/// # Safety
+/// As for [`apply_pass`], and the inputs have passed validation.
+#[cold]
+#[inline(never)]
+unsafe fn checked_loss<M: Model>(
+    model: &M,
+    isa: Isa,
+    weights: &RegionWeights,
+    x: &Inputs,
+) -> Result<f64, Error> {
+    const SCALE: f64 = 4_294_967_296.0; // 2^32
+    let mut coef = *weights.coef_table();
+    for c in &mut coef {
+        *c = (f64::from(*c) / SCALE) as f32;
+    }
+    let plan = &Plan {
+        coef: &coef,
+        tot: weights.tot() as f32,
+        output: Output::GRADIENT,
+        write: false,
+        loss: true,
+    };
+    let pass = Apply {
+        model,
+        bins: &Bins::new(weights.config().bins),
+        plan,
+        x,
+        out: core::ptr::null_mut(),
+    };
+    // SAFETY: the caller's contract; the plan neither writes nor adds: no output is used.
+    let loss = unsafe { arch::run(isa, pass)? }.loss * SCALE;
+    if (loss as f32).is_finite() {
+        Ok(loss)
+    } else {
+        Err(Error::Overflow)
+    }
 }
 
 /// Phase 3 on the kernels: checks the inputs first and, for an output or a loss that may
@@ -849,7 +896,7 @@ unsafe fn apply_with<M: Model>(
     let writes = !out.is_null();
     // SAFETY (every call of `apply`): the caller's contract; with `write` false nothing is
     // written, and without an output nothing is read from it (no write, no add).
-    let apply = |write: bool| {
+    let apply = |write: bool, loss: bool| {
         let plan = &Plan {
             coef: weights.coef_table(),
             tot: weights.tot() as f32,
@@ -872,7 +919,8 @@ unsafe fn apply_with<M: Model>(
     };
     // SAFETY: the caller's contract.
     let magnitude = unsafe { arch::run(isa, Validate { model, x })?? };
-    // The loss is summed in f32 blocks of `coef * term`, each at most |coef| * term_bound.
+    // The loss is summed in f32 blocks of `coef * term`, each at most |coef| * term_bound;
+    // one the bound cannot show finite is found first, without writing anything.
     let loss_bounded = !loss || {
         let largest = weights
             .coef_table()
@@ -881,27 +929,25 @@ unsafe fn apply_with<M: Model>(
         let bound = f64::from(largest) * x.n as f64 * model.term_bound(magnitude);
         bound < f64::from(f32::MAX) / 2.0
     };
-    // A share that is no finite f32 is refused, as a one-shot call refuses such a loss:
-    // the batch's loss, at least as large (the terms and the coefficients each have one
-    // sign), is none either. An f32 block sum that overflowed makes the share infinite.
-    let in_range = |loss: f64| (loss as f32).is_finite();
+    let known = if loss_bounded {
+        None
+    } else {
+        // SAFETY: the inputs passed validation.
+        Some(unsafe { checked_loss(model, isa, weights, x)? })
+    };
     if !writes {
-        // only the loss: one run, which writes nothing
-        let dry = apply(false)?;
-        return if in_range(dry.loss) {
-            Ok(dry.loss)
-        } else {
-            Err(Error::Overflow)
+        // only the loss (`loss` is set): known, or summed by one run that writes nothing
+        return match known {
+            Some(share) => Ok(share),
+            None => Ok(apply(false, true)?.loss),
         };
     }
-    // An output or a loss that may overflow is computed once without writing first.
-    if !(weights.bounds_output(&output) && loss_bounded) {
-        let dry = apply(false)?;
-        if !(dry.finite && in_range(dry.loss)) {
-            return Err(Error::Overflow);
-        }
+    // An output that may overflow is computed once without writing first.
+    if !weights.bounds_output(&output) && !apply(false, false)?.finite {
+        return Err(Error::Overflow);
     }
-    Ok(apply(true)?.loss)
+    let summed = apply(true, loss && known.is_none())?.loss;
+    Ok(known.unwrap_or(summed))
 }
 
 /// [`Error::Config`] for class-index targets on a GHM-C loss whose inputs are gradients

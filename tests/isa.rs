@@ -566,6 +566,46 @@ fn long_sums_stay_within_their_bound(isa: Isa) {
         "{isa:?}"
     );
     assert_eq!(*twice.state(), before, "{isa:?}");
+
+    // a loss that rounds to f32::MAX while an f32 running sum of it overflows: terms 2^127,
+    // 3 * 2^102 and 2^127 - 3 * 2^103 in one lane (elements 0, 16 and 32 of 48; the others
+    // 0), coefficient exactly 1 (one region, no momentum, loss weight n): the sum is
+    // 2^128 - 3 * 2^102, below the point half an ULP past f32::MAX, while the lane's f32
+    // sum reaches 2^128 - 2^103 after its second addition and rounds to infinity. The
+    // one-shot call, the counting and the summing three phases all give f32::MAX.
+    let n = 48;
+    let mut d = vec![0.0f32; n];
+    d[0] = 2f32.powi(127);
+    d[16] = 3.0 * 2f32.powi(102);
+    d[32] = 2f32.powi(127) - 3.0 * 2f32.powi(103);
+    let zeros = vec![0.0f32; n];
+    let config = ghm::Config {
+        bins: 1,
+        mu: 1e-30,
+        loss_weight: n as f32,
+        ..ghm::Config::ghm_r()
+    };
+    let mut one = GhmR::new(config).unwrap();
+    one.set_isa(isa).unwrap();
+    let (mut counting, mut summing) = (one.clone(), one.clone());
+    let mut g1 = vec![0.0f32; n];
+    let l1 = one.loss_grad(&d, &zeros, None, &mut g1);
+    assert_eq!(l1, Ok(f32::MAX), "{isa:?}");
+    assert!(
+        g1[0] > 0.0 && g1[16] > 0.0 && g1[32] > 0.0,
+        "{isa:?}: no gradient"
+    );
+    let mut stats = counting.counting_stats();
+    counting.accumulate_residual(&mut stats, &d, None).unwrap();
+    let weights = counting.commit(&stats).unwrap();
+    let mut g3 = vec![0.0f32; n];
+    let share = weights.apply_residual_loss(&d, None, Output::GRADIENT, Some(&mut g3));
+    assert_eq!(share.map(|s| s as f32), Ok(f32::MAX), "{isa:?}");
+    assert_eq!(g1, g3, "{isa:?}");
+    let mut stats = summing.stats();
+    summing.accumulate_residual(&mut stats, &d, None).unwrap();
+    let summed = summing.commit(&stats).unwrap().loss();
+    assert_eq!(summed, Ok(f32::MAX), "{isa:?}");
 }
 
 /// A test of one SIMD path: ignored, with the reason, where this CPU lacks the path.
