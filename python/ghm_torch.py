@@ -677,6 +677,23 @@ class _GHMBase(nn.Module):
             raise
         return float(loss), grad
 
+    def _split_values(self, state_ptr, x, t, w, need_grad, weight_sum=None):
+        """`_split` of element-wise inputs: `x`, targets `t` and label weights `w` (or None),
+        contiguous float32 of one length, through this loss's accumulate and `_loss` apply."""
+        lib = load_library()
+        acc_name, app_name = f"ghm_{self._KIND}_accumulate", f"ghm_{self._KIND}_apply_loss"
+        accumulate, apply_loss = getattr(lib, acc_name), getattr(lib, app_name)
+
+        def acc(lo, hi, stats):
+            lib.check(acc_name, accumulate(state_ptr, _at(x, lo), _at(t, lo), _at(w, lo), hi - lo,
+                                           ctypes.byref(stats)))
+
+        def app(lo, hi, wts, grad, share):
+            lib.check(app_name, apply_loss(ctypes.byref(wts), _at(x, lo), _at(t, lo), _at(w, lo), hi - lo, None,
+                                           _at(grad, lo), ctypes.byref(share)))
+
+        return self._split(state_ptr, x.numel(), acc, app, weight_sum=weight_sum, need_grad=need_grad, out_like=x)
+
     def _phases(self, state_ptr, accumulate, apply, weight_sum=None, elementwise=False, need_grad=True,
                 out_like=None):
         """stats_init, accumulate, commit; then apply ELEMENT_LOSS (elementwise) and
@@ -854,16 +871,7 @@ class GHMC(_GHMBase):
         n = x.numel()
         with self._state() as st:
             if not elementwise and self.threads > 1:
-                def acc(lo, hi, stats):
-                    lib.check("ghm_c_accumulate", lib.ghm_c_accumulate(
-                        st, _at(x, lo), _at(t, lo), _at(w, lo), hi - lo, ctypes.byref(stats)))
-
-                def app(lo, hi, wts, grad, share):
-                    lib.check("ghm_c_apply_loss", lib.ghm_c_apply_loss(
-                        ctypes.byref(wts), _at(x, lo), _at(t, lo), _at(w, lo), hi - lo, None, _at(grad, lo),
-                        ctypes.byref(share)))
-
-                loss, grad = self._split(st, n, acc, app, need_grad=need_grad, out_like=x)
+                loss, grad = self._split_values(st, x, t, w, need_grad)
                 out = None
             elif not elementwise:
                 loss = ctypes.c_float()
@@ -925,16 +933,7 @@ class GHMR(_GHMBase):
         elementwise = reduction == "none"
         with self._state() as st:
             if not elementwise and self.threads > 1:
-                def acc(lo, hi, stats):
-                    lib.check("ghm_r_accumulate", lib.ghm_r_accumulate(
-                        st, _at(x, lo), _at(t, lo), _at(w, lo), hi - lo, ctypes.byref(stats)))
-
-                def app(lo, hi, wts, grad, share):
-                    lib.check("ghm_r_apply_loss", lib.ghm_r_apply_loss(
-                        ctypes.byref(wts), _at(x, lo), _at(t, lo), _at(w, lo), hi - lo, None, _at(grad, lo),
-                        ctypes.byref(share)))
-
-                loss, grad = self._split(st, n, acc, app, weight_sum=weight_sum, need_grad=need_grad, out_like=x)
+                loss, grad = self._split_values(st, x, t, w, need_grad, weight_sum=weight_sum)
                 out = None
             elif not elementwise and weight_sum is None:
                 loss = ctypes.c_float()

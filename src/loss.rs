@@ -405,8 +405,9 @@ impl<'s, L: Loss> InPlace<'s, L> {
     /// largest `magnitude` it saw: weighs the counts, runs the second pass (which sums the
     /// loss), and only then advances the state. The loss must be known finite before a
     /// gradient is written: a bound from `magnitude` shows it, or else it is found first by
-    /// a run that writes nothing ([`checked_loss`]; rare: inputs near f32's range). Its own frame: the weights are not in the frame the first
-    /// pass nests in (the Cortex-M stack figures).
+    /// a run that writes nothing ([`checked_loss`]; rare: inputs near f32's range). Its own
+    /// frame: the weights are not in the frame the first pass nests in (the Cortex-M stack
+    /// figures).
     ///
     /// # Safety
     /// As for [`one_shot`](Self::one_shot), and `x` passed the first pass.
@@ -430,7 +431,7 @@ impl<'s, L: Loss> InPlace<'s, L> {
                 .sum::<f64>();
             // A loss the bound cannot show finite (inputs near f32's range) is found first,
             // without writing anything.
-            let known = if bound < f64::from(f32::MAX) / 2.0 {
+            let known = if bound < LOSS_BOUND {
                 None
             } else {
                 // SAFETY: the caller's contract.
@@ -779,6 +780,10 @@ impl Dest<'_> {
     }
 }
 
+/// Below this bound on a loss an [`Apply`] sums, none of its f32 partial sums can overflow:
+/// the pass may write while it sums. At or above it, [`checked_loss`] finds the loss first.
+const LOSS_BOUND: f64 = f32::MAX as f64 / 2.0;
+
 /// The one-shot calls' second pass: writes the gradient (if `grad`) and with `loss` sums
 /// the loss (else returns 0). A gradient that overwrites is bounded by its coefficients
 /// (checked finite by the weighing): no dry run is needed for it.
@@ -927,7 +932,7 @@ unsafe fn apply_with<M: Model>(
             .iter()
             .fold(0f32, |m, c| m.max(c.abs()));
         let bound = f64::from(largest) * x.n as f64 * model.term_bound(magnitude);
-        bound < f64::from(f32::MAX) / 2.0
+        bound < LOSS_BOUND
     };
     let known = if loss_bounded {
         None
