@@ -76,6 +76,7 @@ pub(crate) trait Vector: Copy {
     /// `2^n` for lanes holding integers in `[-126, 127]`.
     unsafe fn pow2(n: Self) -> Self;
     /// Loads `LANES` i32 from `p` (no alignment needed), converted to f32.
+    #[inline(always)]
     unsafe fn load_i32(p: *const i32) -> Self {
         // SAFETY: `V`'s target features are enabled and `p` is valid for `LANES` values (the
         // trait's contract).
@@ -90,6 +91,7 @@ pub(crate) trait Vector: Copy {
 
     /// For positive normal lanes: `(m, e)` with `self = m * 2^e`, `m` in
     /// `[sqrt(1/2), sqrt(2))` and `e` an integer. (Zero gives `(1, -127)`.)
+    #[inline(always)]
     unsafe fn split_exp(self) -> (Self, Self) {
         // SAFETY: `V`'s target features are enabled and `p` is valid for `LANES` values (the
         // trait's contract).
@@ -112,6 +114,7 @@ pub(crate) trait Vector: Copy {
     /// [`indices`](Vector::indices), any other lane reads some entry of the table. Only the
     /// first `used` entries are ever looked up (the lanes' integers are below it), which
     /// lets an ISA use fewer register permutes.
+    #[inline(always)]
     unsafe fn lookup(self, table: &[f32; MAX_BINS], _used: usize) -> Self {
         // SAFETY: `V`'s target features are enabled and `p` is valid for `LANES` values (the
         // trait's contract).
