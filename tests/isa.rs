@@ -26,8 +26,8 @@ use std::cell::Cell;
 
 use common::{batch, edge_distance, element, Rng};
 use ghm::{
-    Config, Error, Ghm, GhmC, GhmR, Isa, Kind, Loss, Output, State, OPT_DECAY_EMPTY_BINS,
-    OPT_EMA_BIAS_CORRECTION, OPT_NORM_BY_BINS,
+    ClassLayout, Config, Error, Ghm, GhmC, GhmR, Isa, Kind, Loss, Output, State,
+    OPT_DECAY_EMPTY_BINS, OPT_EMA_BIAS_CORRECTION, OPT_NORM_BY_BINS,
 };
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use quickcheck::{QuickCheck, TestResult};
@@ -608,6 +608,79 @@ fn long_sums_stay_within_their_bound(isa: Isa) {
     assert_eq!(summed, Ok(f32::MAX), "{isa:?}");
 }
 
+/// On `isa`, class-index targets in rows give bit for bit what the same targets
+/// materialised one-hot (and the anchor weights per element) give: the one-shot call
+/// (loss, gradient, state), and the three-phase apply with its loss share (which runs on
+/// the fastest path whatever `isa` is, as `RegionWeights` always does). The vector paths
+/// walk such rows as one run whose vectors span rows, with a cursor over the rows that hold
+/// a label in range; the class counts put hot elements at every position of a vector, and
+/// in vectors holding several rows, several hot ones.
+fn class_index_equals_one_hot(isa: Isa) {
+    let mut rng = Rng::new(77);
+    for classes in [1usize, 2, 3, 5, 7, 8, 9, 16, 17, 31, 80] {
+        for (anchors, k) in [(1usize, 1usize), (37, 1), (203, 1), (91, 2)] {
+            let n = anchors * classes;
+            let logits: Vec<f32> = (0..n).map(|_| -3.0 + 2.5 * rng.normal()).collect();
+            // hot rows alone, in runs, and far apart; labels out of range too
+            let labels: Vec<i32> = (0..anchors * k)
+                .map(|i| match rng.next_u64() % 10 {
+                    0 => -1,
+                    1 => classes as i32,
+                    2..=4 => (rng.next_u64() % classes as u64) as i32,
+                    _ if i / k % 13 < 3 => (i % classes) as i32,
+                    _ => classes as i32 + 5,
+                })
+                .collect();
+            let aw: Vec<f32> = (0..anchors)
+                .map(|i| if i % 7 == 3 { 0.0 } else { 0.5 + rng.uniform() })
+                .collect();
+            let hot = |i: usize| {
+                let (r, c) = (i / classes, (i % classes) as i32);
+                labels[r * k..r * k + k].contains(&c)
+            };
+            let onehot: Vec<f32> = (0..n).map(|i| f32::from(u8::from(hot(i)))).collect();
+            let ew: Vec<f32> = (0..n).map(|i| aw[i / classes]).collect();
+            let layout = ClassLayout::rows(anchors, classes).with_labels_per_anchor(k);
+            for weighted in [false, true] {
+                let what = format!(
+                    "{isa:?} classes {classes} anchors {anchors} k {k} weighted {weighted}"
+                );
+                let (aw, ew) = if weighted {
+                    (Some(&aw[..]), Some(&ew[..]))
+                } else {
+                    (None, None)
+                };
+                let mut v = GhmC::new(Config::ghm_c()).unwrap();
+                v.set_isa(isa).unwrap();
+                let mut r = v.clone();
+                let (mut gv, mut gr) = (vec![0.0; n], vec![0.0; n]);
+                let lv = v.loss_grad(&logits, &onehot, ew, &mut gv).unwrap();
+                let lr = r
+                    .loss_grad_labels(&logits, layout, &labels, aw, &mut gr)
+                    .unwrap();
+                assert_eq!(lv.to_bits(), lr.to_bits(), "{what}");
+                assert!(gv == gr, "{what}");
+                assert!(v.state() == r.state(), "{what}");
+                // the three-phase apply (its validation pass walks the rows too; Auto path)
+                let mut stats = v.counting_stats();
+                v.accumulate(&mut stats, &logits, &onehot, ew).unwrap();
+                let w = v.commit(&stats).unwrap();
+                let sv = w.apply_loss(&logits, &onehot, ew, Output::GRADIENT, Some(&mut gv));
+                let sr = w.apply_labels_loss(
+                    &logits,
+                    layout,
+                    &labels,
+                    aw,
+                    Output::GRADIENT,
+                    Some(&mut gr),
+                );
+                assert_eq!(sv.map(f64::to_bits), sr.map(f64::to_bits), "{what}");
+                assert!(gv == gr, "{what}");
+            }
+        }
+    }
+}
+
 /// A test of one SIMD path: ignored, with the reason, where this CPU lacks the path.
 fn path_trial(isa: Isa, what: &str, f: fn(Isa)) -> Trial {
     let name = format!("{}::{what}", paths::name(isa));
@@ -647,6 +720,9 @@ fn main() {
         trial("scalar::long_sums_stay_within_their_bound".into(), || {
             long_sums_stay_within_their_bound(Isa::Scalar)
         }),
+        trial("scalar::class_index_equals_one_hot".into(), || {
+            class_index_equals_one_hot(Isa::Scalar)
+        }),
     ];
     for isa in paths::simd() {
         tests.push(path_trial(isa, "set_isa_accepts_it", set_isa_accepts));
@@ -655,6 +731,11 @@ fn main() {
             isa,
             "long_sums_stay_within_their_bound",
             long_sums_stay_within_their_bound,
+        ));
+        tests.push(path_trial(
+            isa,
+            "class_index_equals_one_hot",
+            class_index_equals_one_hot,
         ));
     }
     libtest_mimic::run(&args, tests).exit();

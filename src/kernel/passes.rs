@@ -13,7 +13,7 @@
 
 use super::bins::Bins;
 use super::math::{full, Model};
-use super::runs::{Inputs, Run, Runs};
+use super::runs::{Inputs, Run, Runs, ANY, ROWS, VALUES, ZERO};
 use super::sum::{BlockSum, RegionSums};
 use super::tally::LaneTables;
 use super::vector::{Vector, MAX_LANES};
@@ -21,6 +21,31 @@ use crate::config::MAX_BINS;
 use crate::error::Error;
 use crate::io::{Output, OutputKind};
 use crate::state::Counts;
+
+/// `$call`, in which the const `$s` is the shape of `$x`'s runs for `V` ([`Inputs::shape`]):
+/// the one place a pass's loop is instantiated per shape.
+macro_rules! by_shape {
+    ($x:expr, $s:ident => $call:expr) => {
+        match $x.shape(V::LANES) {
+            VALUES => {
+                const $s: u8 = VALUES;
+                $call
+            }
+            ZERO => {
+                const $s: u8 = ZERO;
+                $call
+            }
+            ROWS => {
+                const $s: u8 = ROWS;
+                $call
+            }
+            _ => {
+                const $s: u8 = ANY;
+                $call
+            }
+        }
+    };
+}
 
 /// A pass over buffers, generic over the vector type.
 pub(crate) trait Pass {
@@ -100,12 +125,12 @@ impl<M: Model> Pass for Validate<'_, M> {
     unsafe fn run<V: Vector>(self) -> Self::Out {
         // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are
         // valid for the elements they describe (this function's contract).
-        unsafe { validate::<V, M>(self.model, self.x) }
+        unsafe { by_shape!(self.x, S => validate::<V, M, S>(self.model, self.x)) }
     }
 }
 
 #[inline(always)]
-unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<f32, Error> {
+unsafe fn validate<V: Vector, M: Model, const S: u8>(model: &M, x: &Inputs) -> Result<f32, Error> {
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
     // for the elements they describe (this function's contract).
     unsafe {
@@ -116,7 +141,7 @@ unsafe fn validate<V: Vector, M: Model>(model: &M, x: &Inputs) -> Result<f32, Er
             let weights_ok = checked_weights(&run).is_some();
             let mut j = 0;
             while j < run.len {
-                let (a, b, w) = run.load::<V>(x, j);
+                let (a, b, w) = run.load_as::<V, S>(x, j);
                 check(model, x, &run, j, a, b, w, weights_ok)?;
                 let m = V::select(zero.lt(w), model.magnitude(a, b), zero);
                 magnitude = magnitude.max(m);
@@ -195,8 +220,10 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                 let mut f64_only = false;
                 loop {
                     let mut sums = RegionSums::<V>::new(f64_only, loss_sum);
-                    let r =
-                        accumulate::<V, M, true>(model, bins, x, &mut counts, Some(&mut sums), out);
+                    let sums = Some(&mut sums);
+                    let r = by_shape!(x, S => accumulate::<V, M, true, S>(
+                        model, bins, x, &mut counts, sums, out
+                    ));
                     match r {
                         Tally::Done(r) => return r,
                         // f64 sums of finite f32 values do not overflow
@@ -211,7 +238,10 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                 }
             } else {
                 // counting only: no sum tables to zero
-                match accumulate::<V, M, false>(model, bins, x, &mut counts, None, out) {
+                let r = by_shape!(x, S => accumulate::<V, M, false, S>(
+                    model, bins, x, &mut counts, None, out
+                ));
+                match r {
                     Tally::Done(r) => r,
                     Tally::SumsOverflowed => Err(Error::Internal),
                 }
@@ -228,7 +258,7 @@ enum Tally {
 }
 
 #[inline(always)]
-unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
+unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool, const S: u8>(
     model: &M,
     bins: &Bins,
     x: &Inputs,
@@ -269,7 +299,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool>(
             }
             let mut j = 0;
             while j < run.len {
-                let (a, b, w) = run.load::<V>(x, j);
+                let (a, b, w) = run.load_as::<V, S>(x, j);
                 if let Err(e) = check(model, x, &run, j, a, b, w, checked.is_some()) {
                     return Tally::Done(Err(e));
                 }
@@ -462,12 +492,33 @@ impl<M: Model> Pass for Apply<'_, M> {
     unsafe fn run<V: Vector>(self) -> Applied {
         // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are
         // valid for the elements they describe (this function's contract).
-        unsafe { apply::<V, M>(self.model, self.bins, self.plan, self.x, self.out) }
+        unsafe {
+            let Apply {
+                model,
+                bins,
+                plan,
+                x,
+                out,
+            } = self;
+            // The one-shot calls' plan (the gradient, overwritten, and the loss) in a loop of
+            // its own on the vector paths: its options are then constants, not tests per
+            // vector.
+            let o = &plan.output;
+            let gradient_and_loss =
+                o.kind == OutputKind::Gradient && !o.add && plan.write && plan.loss;
+            if V::LANES > 1 && gradient_and_loss {
+                by_shape!(x, S => apply::<V, M, S, true>(model, bins, plan, x, out))
+            } else {
+                by_shape!(x, S => apply::<V, M, S, false>(model, bins, plan, x, out))
+            }
+        }
     }
 }
 
+/// The loop of [`Apply`] for runs of shape `S`; with `GRADIENT_AND_LOSS` for a plan that
+/// writes the gradient over the output and sums the loss (which the caller has checked).
 #[inline(always)]
-unsafe fn apply<V: Vector, M: Model>(
+unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>(
     model: &M,
     bins: &Bins,
     plan: &Plan<'_>,
@@ -481,8 +532,11 @@ unsafe fn apply<V: Vector, M: Model>(
         // loads after every store to the output.
         let model = *model;
         let model = &model;
-        let (kind, add, write, sum_loss) =
-            (plan.output.kind, plan.output.add, plan.write, plan.loss);
+        let (kind, add, write, sum_loss) = if GRADIENT_AND_LOSS {
+            (OutputKind::Gradient, false, true, true)
+        } else {
+            (plan.output.kind, plan.output.add, plan.write, plan.loss)
+        };
         let zero = V::splat(0.0);
         let scale = V::splat(plan.output.scale);
         let mut finite = zero.le(zero);
@@ -496,7 +550,7 @@ unsafe fn apply<V: Vector, M: Model>(
             let dst = out.wrapping_add(run.start);
             let mut j = 0;
             while j < run.len {
-                let (a, b, w) = run.load::<V>(x, j);
+                let (a, b, w) = run.load_as::<V, S>(x, j);
                 let (dir, term) = if terms {
                     model.forward(a, b)
                 } else {

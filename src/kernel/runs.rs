@@ -107,6 +107,45 @@ pub(super) struct Run {
     w_start: usize,
 }
 
+/// What every run of a pass's inputs loads its targets from, for the vector passes' loops,
+/// which are compiled once per shape (`Inputs::shape`): a loop that knows its runs' kind
+/// holds only the loads it needs, and its registers are not spilled around the others.
+/// [`ANY`] loops find each run's kind per vector (the one-lane path and the other layouts).
+pub(super) const ANY: u8 = 0;
+/// Element-wise targets ([`RunTargets::Values`]).
+pub(super) const VALUES: u8 = 1;
+/// Targets 0 ([`RunTargets::Zero`]).
+pub(super) const ZERO: u8 = 2;
+/// Blocks of rows of class-index targets ([`RunTargets::Rows`]).
+pub(super) const ROWS: u8 = 3;
+
+impl Inputs {
+    /// The shape of every run [`Runs::new`] makes for `lanes`-lane vectors: [`ANY`] for one
+    /// lane.
+    #[inline(always)]
+    pub(super) fn shape(&self, lanes: usize) -> u8 {
+        if lanes == 1 {
+            return ANY;
+        }
+        match self.b {
+            Targets::Values(_) => VALUES,
+            Targets::Zero => ZERO,
+            Targets::Labels { layout, .. } if blocks_of_rows(&layout, lanes) => ROWS,
+            Targets::Labels { .. } => ANY,
+        }
+    }
+}
+
+/// Whether a class-index layout is walked as blocks of rows, each right after the last
+/// (one run per block), on vectors of `lanes`: see [`Runs::new`].
+#[inline(always)]
+fn blocks_of_rows(layout: &ClassLayout, lanes: usize) -> bool {
+    lanes > 1
+        && layout.walk_rows()
+        && layout.classes >= 1
+        && (layout.anchors == 1 || layout.anchor_stride == layout.classes)
+}
+
 /// `0, 1, 2, ...`: each lane's offset within a vector.
 const IOTA: [f32; MAX_LANES] = {
     let mut v = [0f32; MAX_LANES];
@@ -209,14 +248,7 @@ impl Run {
         // features are enabled (this function's contract).
         unsafe {
             if j + V::LANES > self.len {
-                let mut p = [[0f32; MAX_LANES]; 3];
-                self.padded(x, j, &mut p);
-                let [a, b, w] = &p;
-                return (
-                    V::load(a.as_ptr()),
-                    V::load(b.as_ptr()),
-                    V::load(w.as_ptr()),
-                );
+                return self.load_lanes(x, j);
             }
             let a = V::load(x.a.add(self.start + j));
             let b = match self.b {
@@ -244,7 +276,9 @@ impl Run {
                     plane_targets(labels.add(j * k), k, class, &mut b[..V::LANES]);
                     V::load(b.as_ptr())
                 }
-                RunTargets::Rows { labels, k } => self.hot_rows::<V>(j, labels, k),
+                // (the one-lane path makes no runs of rows)
+                RunTargets::Rows { labels, k } if V::LANES > 1 => self.hot_rows::<V>(j, labels, k),
+                RunTargets::Rows { .. } => V::splat(self.target_weight(j).0),
                 RunTargets::Zero => V::splat(0.0),
             };
             let w = match self.w {
@@ -256,12 +290,68 @@ impl Run {
         }
     }
 
+    /// [`load`](Self::load) in a loop compiled for runs of shape `S` (see [`ANY`]): runs of
+    /// another shape, and a run's last, partial vector, take the general load out of line.
+    ///
+    /// # Safety
+    /// As for [`load`](Self::load).
+    #[inline(always)]
+    pub(super) unsafe fn load_as<V: Vector, const S: u8>(
+        &mut self,
+        x: &Inputs,
+        j: usize,
+    ) -> (V, V, V) {
+        // SAFETY: as for `load` (this function's contract).
+        unsafe {
+            if S == ANY {
+                return self.load(x, j);
+            }
+            if j + V::LANES > self.len {
+                return self.load_lanes(x, j);
+            }
+            let b = match (S, self.b) {
+                (VALUES, RunTargets::Values(p)) => V::load(p.add(j)),
+                (ZERO, RunTargets::Zero) => V::splat(0.0),
+                (ROWS, RunTargets::Rows { labels, k }) => self.hot_rows::<V>(j, labels, k),
+                // not made by `Runs` for inputs of shape `S`; correct all the same
+                _ => return self.load_lanes(x, j),
+            };
+            let w = match self.w {
+                RunWeights::Each(p) => V::load(p.add(j)),
+                RunWeights::All(w) => V::splat(w),
+                RunWeights::Rows(p) => self.row_weights::<V>(j, p),
+            };
+            (V::load(x.a.add(self.start + j)), b, w)
+        }
+    }
+
+    /// [`load`](Self::load) element by element (out of line, in [`padded`](Self::padded)):
+    /// for a run's last, partial vector, padded with valid elements of weight 0.
+    ///
+    /// # Safety
+    /// As for [`load`](Self::load), and `j < self.len`.
+    #[inline(always)]
+    unsafe fn load_lanes<V: Vector>(&self, x: &Inputs, j: usize) -> (V, V, V) {
+        // SAFETY: this function's contract; `V`'s target features are enabled.
+        unsafe {
+            let mut p = [[0f32; MAX_LANES]; 3];
+            self.padded(x, j, &mut p);
+            let [a, b, w] = &p;
+            (
+                V::load(a.as_ptr()),
+                V::load(b.as_ptr()),
+                V::load(w.as_ptr()),
+            )
+        }
+    }
+
     /// The run's elements from `j` to its end as `[a, b, w]` lanes, the rest left as they
     /// are (zero: a valid element of weight 0). Out of line: the set-up of its loop would
     /// otherwise run for every vector.
     ///
     /// # Safety
-    /// As for [`element`](Self::element), `j < self.len` and `self.len - j < MAX_LANES`.
+    /// As for [`element`](Self::element), and `j < self.len`; at most [`MAX_LANES`] elements
+    /// are read.
     #[inline(never)]
     unsafe fn padded(&self, x: &Inputs, j: usize, p: &mut [[f32; MAX_LANES]; 3]) {
         let [a, b, w] = p;
@@ -273,20 +363,48 @@ impl Run {
     }
 
     /// Targets of the `V::LANES` elements from `j` of a [`RunTargets::Rows`] run, all
-    /// within it, by a cursor over its rows: most anchors have no label in
-    /// range (background), so most vectors cost one comparison; the rows in between are
-    /// skipped by [`next_hit_row`], a vector at a time. Loads go forward in `j`.
+    /// within it, by a cursor over its rows: most anchors have no label in range
+    /// (background), so most vectors cost one comparison; the others find their hot lanes
+    /// out of line ([`hot_lanes`](Self::hot_lanes)), which keeps the loop's registers for
+    /// the common case. Loads go forward in `j`.
     ///
     /// # Safety
     /// As for [`load`](Self::load), and `j + V::LANES <= self.len`.
     #[inline(always)]
     unsafe fn hot_rows<V: Vector>(&mut self, j: usize, labels: *const i32, k: usize) -> V {
-        // SAFETY: every row read is one of the run's (this function's contract); `V`'s
-        // target features are enabled.
+        // SAFETY: `V`'s target features are enabled and the run's pointers are valid
+        // (this function's contract).
+        unsafe {
+            if self.hot_at >= j + V::LANES {
+                return V::splat(0.0);
+            }
+            // one comparison per hot lane (rarely more than one)
+            let mut hot_lanes = self.hot_lanes(j, V::LANES, labels, k);
+            let (iota, mut hot) = (V::load(IOTA.as_ptr()), V::splat(0.0));
+            while hot_lanes != 0 {
+                let lane = V::splat(hot_lanes.trailing_zeros() as f32);
+                hot = hot.or(iota.eq(lane));
+                hot_lanes &= hot_lanes - 1;
+            }
+            V::select(hot, V::splat(1.0), V::splat(0.0))
+        }
+    }
+
+    /// The hot elements among the `n` from `j` of a [`RunTargets::Rows`] run, as a mask
+    /// (bit `l` for element `j + l`), moving the cursor `hot_at` past the rows that begin
+    /// before `j + n` that hold a label in range (the others are skipped by
+    /// [`next_hit_row`]). Out of line, so it needs no vector type.
+    ///
+    /// # Safety
+    /// `labels` is valid for the run's rows, `n <= 64` and `j + n <= self.len`.
+    #[inline(never)]
+    unsafe fn hot_lanes(&mut self, j: usize, n: usize, labels: *const i32, k: usize) -> u64 {
+        // SAFETY: every row read begins before `j + n <= self.len`, so it is one of the
+        // run's (this function's contract).
         unsafe {
             let c = self.classes.max(1);
-            let end = j + V::LANES;
-            let mut hot = V::splat(0.0);
+            let end = j + n;
+            let mut hot = 0u64;
             // rows that begin before the vector's end; a row ending within it is done
             while self.hot_at < end {
                 let row = self.hot_at / c;
@@ -295,8 +413,7 @@ impl Run {
                     if col >= 0.0 {
                         let pos = row * c + col as usize;
                         if (j..end).contains(&pos) {
-                            let lane = V::splat((pos - j) as f32);
-                            hot = hot.or(V::load(IOTA.as_ptr()).eq(lane));
+                            hot |= 1 << ((pos - j) & 63);
                         }
                     }
                 }
@@ -304,9 +421,9 @@ impl Run {
                     break;
                 }
                 let rows = self.len / c;
-                self.hot_at = next_hit_row::<V>(labels, k, c, rows, row + 1) * c;
+                self.hot_at = next_hit_row(labels, k, c, rows, row + 1) * c;
             }
-            V::select(hot, V::splat(1.0), V::splat(0.0))
+            hot
         }
     }
 
@@ -343,37 +460,39 @@ impl Run {
 }
 
 /// The first row at or after `from` (of `rows`, `k` labels each from `labels`) with a
-/// label in `[0, classes)`; `rows` if there is none. A vector of labels at a time (their
-/// conversion to f32 is exact in the comparison for `classes <= 2^24`), then one by one.
+/// label in `[0, classes)`; `rows` if there is none. Sixteen labels at a time by a test
+/// without branches (which the compiler vectorises with the target's baseline vector
+/// instructions: this runs out of line, without the path's features), then one by one.
 ///
 /// # Safety
-/// `labels` is valid for reads of `rows * k` labels; `V`'s target features are enabled.
+/// `labels` is valid for reads of `rows * k` labels.
 #[inline(always)]
-unsafe fn next_hit_row<V: Vector>(
+unsafe fn next_hit_row(
     labels: *const i32,
     k: usize,
     classes: usize,
     rows: usize,
     from: usize,
 ) -> usize {
+    const CHUNK: usize = 16;
     let k = k.max(1);
     let total = rows * k;
     let mut i = from * k;
+    // `0 <= label < classes` as one unsigned comparison: negative labels are 2^31 or more
+    // as u32, and every class count from 2^31 on admits every non-negative label alike
+    let top = classes.min(1 << 31) as u32;
+    let in_range = |label: i32| (label as u32) < top;
     // SAFETY: every label read is below `total` (this function's contract)
     unsafe {
-        if classes <= 1 << 24 {
-            let (zero, top) = (V::splat(0.0), V::splat(classes as f32));
-            while i + V::LANES <= total {
-                let v = V::load_i32(labels.add(i));
-                let m = zero.le(v).and(v.lt(top)).bitmask();
-                if m != 0 {
-                    return (i + m.trailing_zeros() as usize) / k;
-                }
-                i += V::LANES;
+        while i + CHUNK <= total {
+            let chunk = &*labels.add(i).cast::<[i32; CHUNK]>();
+            if chunk.iter().fold(false, |hit, &l| hit | in_range(l)) {
+                break;
             }
+            i += CHUNK;
         }
         while i < total {
-            if hot_column(*labels.add(i), classes) >= 0.0 {
+            if in_range(*labels.add(i)) {
                 return i / k;
             }
             i += 1;
@@ -444,12 +563,7 @@ impl<'x> Runs<'x> {
         // rows, each right after the last: one run per block, whose vectors neither end each
         // row with a padded tail nor pay a run's set-up per row (one lane has no tails)
         let blocks_of_rows = match x.b {
-            Targets::Labels { layout, .. } => {
-                lanes > 1
-                    && rows
-                    && layout.classes >= 1
-                    && (layout.anchors == 1 || layout.anchor_stride == layout.classes)
-            }
+            Targets::Labels { layout, .. } => blocks_of_rows(&layout, lanes),
             Targets::Values(_) | Targets::Zero => false,
         };
         let per_block = if blocks_of_rows && per_block > 0 {
