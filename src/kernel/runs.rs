@@ -99,8 +99,10 @@ pub(super) struct Run {
     /// the first element of the next row that may have a label in range (no row before it
     /// has one whose element is still to be loaded), or at least `len`. The cursors rely on
     /// every pass loading a run's vectors in order from its start (a run's last, partial
-    /// vector goes through [`element`](Run::element), which reads no cursor).
+    /// vector goes through [`element`](Run::element), which reads no cursor). `hot_row` is
+    /// that row (`hot_at = hot_row * classes`, kept so that no division is needed).
     hot_at: usize,
+    hot_row: usize,
     /// For [`RunWeights::Rows`]: the row of the last vector's first element, and that
     /// row's first element.
     w_row: usize,
@@ -403,25 +405,26 @@ impl Run {
         // run's (this function's contract).
         unsafe {
             let c = self.classes.max(1);
+            let top = in_range_bound(c);
             let end = j + n;
             let mut hot = 0u64;
             // rows that begin before the vector's end; a row ending within it is done
             while self.hot_at < end {
-                let row = self.hot_at / c;
+                let (row, first) = (self.hot_row, self.hot_at);
                 for s in 0..k {
-                    let col = hot_column(*labels.add(row * k + s), c);
-                    if col >= 0.0 {
-                        let pos = row * c + col as usize;
+                    let label = *labels.add(row * k + s);
+                    if (label as u32) < top {
+                        let pos = first + label as usize;
                         if (j..end).contains(&pos) {
                             hot |= 1 << ((pos - j) & 63);
                         }
                     }
                 }
-                if (row + 1) * c > end {
+                if first + c > end {
                     break;
                 }
-                let rows = self.len / c;
-                self.hot_at = next_hit_row(labels, k, c, rows, row + 1) * c;
+                self.hot_row = next_hit_row(labels, k, c, self.len / c, row + 1);
+                self.hot_at = self.hot_row * c;
             }
             hot
         }
@@ -459,6 +462,14 @@ impl Run {
     }
 }
 
+/// `top` such that a label is in `[0, classes)` exactly when `label as u32 < top`: negative
+/// labels are 2^31 or more as u32, and every class count from 2^31 on admits every
+/// non-negative label alike.
+#[inline(always)]
+fn in_range_bound(classes: usize) -> u32 {
+    classes.min(1 << 31) as u32
+}
+
 /// The first row at or after `from` (of `rows`, `k` labels each from `labels`) with a
 /// label in `[0, classes)`; `rows` if there is none. Sixteen labels at a time by a test
 /// without branches (which the compiler vectorises with the target's baseline vector
@@ -478,9 +489,7 @@ unsafe fn next_hit_row(
     let k = k.max(1);
     let total = rows * k;
     let mut i = from * k;
-    // `0 <= label < classes` as one unsigned comparison: negative labels are 2^31 or more
-    // as u32, and every class count from 2^31 on admits every non-negative label alike
-    let top = classes.min(1 << 31) as u32;
+    let top = in_range_bound(classes);
     let in_range = |label: i32| (label as u32) < top;
     // SAFETY: every label read is below `total` (this function's contract)
     unsafe {
@@ -493,7 +502,7 @@ unsafe fn next_hit_row(
         }
         while i < total {
             if in_range(*labels.add(i)) {
-                return i / k;
+                return if k == 1 { i } else { i / k };
             }
             i += 1;
         }
@@ -612,6 +621,7 @@ impl<'x> Runs<'x> {
                     b: RunTargets::Values(b),
                     w: weight(0),
                     hot_at: 0,
+                    hot_row: 0,
                     w_row: 0,
                     w_start: 0,
                 },
@@ -622,6 +632,7 @@ impl<'x> Runs<'x> {
                     b: RunTargets::Zero,
                     w: weight(0),
                     hot_at: 0,
+                    hot_row: 0,
                     w_row: 0,
                     w_start: 0,
                 },
@@ -653,6 +664,7 @@ impl<'x> Runs<'x> {
                                 RunWeights::Rows(x.w.add(cell0))
                             },
                             hot_at: 0,
+                            hot_row: 0,
                             w_row: 0,
                             w_start: 0,
                         });
@@ -672,6 +684,7 @@ impl<'x> Runs<'x> {
                             },
                             w: RunWeights::All(w),
                             hot_at: 0,
+                            hot_row: 0,
                             w_row: 0,
                             w_start: 0,
                         }
@@ -688,6 +701,7 @@ impl<'x> Runs<'x> {
                             },
                             w: weight(cell0),
                             hot_at: 0,
+                            hot_row: 0,
                             w_row: 0,
                             w_start: 0,
                         }
