@@ -99,9 +99,13 @@ impl Bins {
         k
     }
 
-    /// The region of each lane (as an integral f32), equal to [`index_exact`](Self::index_exact):
-    /// `floor(g * M)` is exact except within a rounding of an edge, and those rare lanes are
-    /// redone by comparisons.
+    /// The region of each lane, equal to [`index_exact`](Self::index_exact), as an f32
+    /// whose truncation toward zero is the region (what [`Vector::indices`] and
+    /// [`Vector::lookup`] take): `floor(g * M)` is exact except within a rounding of an
+    /// edge, and those rare lanes are redone by comparisons. On vector paths the result is
+    /// `min(g * M, M - 1)` itself, not its floor: the floor only decides whether a lane is
+    /// near an edge (a branch, predicted), so that it is not in the chain of dependent
+    /// operations from the gradient to its coefficient, which bounds the passes.
     #[inline(always)]
     pub(crate) unsafe fn index<V: Vector>(&self, g: V) -> V {
         // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
@@ -137,7 +141,7 @@ impl Bins {
                 }
                 return V::load(lanes.as_ptr());
             }
-            f.min(V::splat(self.last_f32))
+            p.min(V::splat(self.last_f32))
         }
     }
 }

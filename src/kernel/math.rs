@@ -83,14 +83,23 @@ pub(crate) unsafe fn exp_nonpos<V: Vector>(x: V) -> V {
     // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
     // methods need.
     unsafe {
-        let xc = x.max(V::splat(EXP_MIN_ARG));
-        let n = xc.mul_add(V::splat(LOG2_E), V::splat(0.5)).floor();
-        let r = n.mul_add(V::splat(-LN2_HI), xc);
+        // Lanes below EXP_MIN_ARG are not clamped first (a step in the chain of dependent
+        // operations that bounds the passes): whatever they compute, even NaN, the select
+        // at the end replaces.
+        let n = x.mul_add(V::splat(LOG2_E), V::splat(0.5)).floor();
+        let r = n.mul_add(V::splat(-LN2_HI), x);
         let r = n.mul_add(V::splat(-LN2_LO), r);
-        let e = r
-            .mul(r)
-            .mul_add(horner!(r, EXP_Q; 4 3 2 1 0), r)
-            .add(V::splat(1.0));
+        let r2 = r.mul(r);
+        let q = if V::LANES == 1 {
+            horner!(r, EXP_Q; 4 3 2 1 0)
+        } else {
+            // Estrin's scheme, as in `log1p_unit`
+            let q01 = r.mul_add(V::splat(EXP_Q[1]), V::splat(EXP_Q[0]));
+            let q23 = r.mul_add(V::splat(EXP_Q[3]), V::splat(EXP_Q[2]));
+            let q03 = r2.mul_add(q23, q01);
+            r2.mul(r2).mul_add(V::splat(EXP_Q[4]), q03)
+        };
+        let e = r2.mul_add(q, r).add(V::splat(1.0));
         let y = e.mul(V::pow2(n));
         V::select(x.lt(V::splat(EXP_MIN_ARG)), V::splat(0.0), y)
     }
@@ -339,7 +348,10 @@ impl Bce {
         // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
         // methods need.
         unsafe {
-            let e = exp_nonpos(V::splat(0.0).sub(x.abs()));
+            // -|x| by setting the sign bit: one bitwise operation where a subtraction would
+            // lengthen the chain of dependent operations that bounds the passes (the same
+            // value, but for the sign of a zero, which the exponential ignores)
+            let e = exp_nonpos(x.or(V::splat(-0.0)));
             let num = V::select(V::splat(0.0).le(x), V::splat(1.0), e);
             (e, num.div(e.add(V::splat(1.0))))
         }

@@ -500,12 +500,16 @@ impl<M: Model> Pass for Apply<'_, M> {
                 x,
                 out,
             } = self;
-            // The one-shot calls' plan (the gradient, overwritten, and the loss) in a loop of
-            // its own on the vector paths: its options are then constants, not tests per
-            // vector.
+            // The one-shot calls' plan (the gradient, overwritten unscaled, and the loss) in
+            // a loop of its own on the vector paths: its options are then constants, not
+            // tests per vector, and no multiplication by 1 lengthens the chain of dependent
+            // operations that bounds the loop.
             let o = &plan.output;
-            let gradient_and_loss =
-                o.kind == OutputKind::Gradient && !o.add && plan.write && plan.loss;
+            let gradient_and_loss = o.kind == OutputKind::Gradient
+                && !o.add
+                && o.scale == 1.0
+                && plan.write
+                && plan.loss;
             if V::LANES > 1 && gradient_and_loss {
                 by_shape!(x, S => apply::<V, M, S, true>(model, bins, plan, x, out))
             } else {
@@ -516,7 +520,8 @@ impl<M: Model> Pass for Apply<'_, M> {
 }
 
 /// The loop of [`Apply`] for runs of shape `S`; with `GRADIENT_AND_LOSS` for a plan that
-/// writes the gradient over the output and sums the loss (which the caller has checked).
+/// writes the gradient over the output with scale 1 and sums the loss (which the caller
+/// has checked).
 #[inline(always)]
 unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>(
     model: &M,
@@ -568,7 +573,8 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>
                     OutputKind::ElementWeight => c,
                     OutputKind::ElementLoss => c.mul(V::splat(plan.tot)).mul(term),
                 };
-                let v = V::select(valid, v.mul(scale), zero);
+                let v = if GRADIENT_AND_LOSS { v } else { v.mul(scale) };
+                let v = V::select(valid, v, zero);
                 // a full vector's outputs in place; a run's last, partial one through `lanes`
                 let full_vector = V::LANES == 1 || j + V::LANES <= run.len;
                 let d = if full_vector {

@@ -73,7 +73,8 @@ pub(crate) trait Vector: Copy {
     /// Bit `j` set where lane `j` of the mask is true.
     unsafe fn bitmask(self) -> u32;
 
-    /// `2^n` for lanes holding integers in `[-126, 127]`.
+    /// `2^n` for lanes holding integers in `[-126, 127]`; any other lane (also infinite or
+    /// NaN) gives some value, which callers discard.
     unsafe fn pow2(n: Self) -> Self;
     /// Loads `LANES` i32 from `p` (no alignment needed), converted to f32.
     #[inline(always)]
@@ -105,15 +106,15 @@ pub(crate) trait Vector: Copy {
         }
     }
 
-    /// Converts lanes holding integers in `[0, MAX_BINS)` to `u8` bin indices (the first
-    /// `LANES` entries of `out`). Lanes outside that range (only possible for inputs that
-    /// validation rejects) give some index below `MAX_BINS`: implementations mask with
+    /// Converts lanes in `[0, MAX_BINS)`, truncated toward zero, to `u8` bin indices (the
+    /// first `LANES` entries of `out`). Lanes outside that range (only possible for inputs
+    /// that validation rejects) give some index below `MAX_BINS`: implementations mask with
     /// [`BIN_MASK`].
     unsafe fn indices(self, out: &mut [u8; MAX_LANES]);
-    /// `table[k]` per lane, for lanes holding integers in `[0, MAX_BINS)`; like
-    /// [`indices`](Vector::indices), any other lane reads some entry of the table. Only the
-    /// first `used` entries are ever looked up (the lanes' integers are below it), which
-    /// lets an ISA use fewer register permutes.
+    /// `table[k]` per lane, `k` the lane truncated toward zero, for lanes in
+    /// `[0, MAX_BINS)`; like [`indices`](Vector::indices), any other lane reads some entry
+    /// of the table. Only the first `used` entries are ever looked up (the lanes are below
+    /// it), which lets an ISA use fewer register permutes.
     #[inline(always)]
     unsafe fn lookup(self, table: &[f32; MAX_BINS], _used: usize) -> Self {
         // SAFETY: `V`'s target features are enabled and `p` is valid for `LANES` values (the
