@@ -99,8 +99,13 @@ pub(crate) unsafe fn exp_nonpos<V: Vector>(x: V) -> V {
             let q03 = r2.mul_add(q23, q01);
             r2.mul(r2).mul_add(V::splat(EXP_Q[4]), q03)
         };
-        let e = r2.mul_add(q, r).add(V::splat(1.0));
-        let y = e.mul(V::pow2(n));
+        let s = V::pow2(n);
+        let y = if V::LANES == 1 {
+            r2.mul_add(q, r).add(V::splat(1.0)).mul(s)
+        } else {
+            // (r^2 q + r) 2^n + 2^n: the 1 added in the same fused step as the scaling
+            r2.mul_add(q, r).mul_add(s, s)
+        };
         V::select(x.lt(V::splat(EXP_MIN_ARG)), V::splat(0.0), y)
     }
 }

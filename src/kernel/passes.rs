@@ -568,13 +568,18 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>
                 if sum_loss {
                     loss.add(V::select(valid, c.mul(term), zero));
                 }
-                let v = match kind {
-                    OutputKind::Gradient => c.mul(dir),
-                    OutputKind::ElementWeight => c,
-                    OutputKind::ElementLoss => c.mul(V::splat(plan.tot)).mul(term),
+                let v = if GRADIENT_AND_LOSS {
+                    // the invalid lanes' zeros selected off the chain from the coefficient
+                    // (the coefficients are finite: 0 times one is 0)
+                    c.mul(V::select(valid, dir, zero))
+                } else {
+                    let v = match kind {
+                        OutputKind::Gradient => c.mul(dir),
+                        OutputKind::ElementWeight => c,
+                        OutputKind::ElementLoss => c.mul(V::splat(plan.tot)).mul(term),
+                    };
+                    V::select(valid, v.mul(scale), zero)
                 };
-                let v = if GRADIENT_AND_LOSS { v } else { v.mul(scale) };
-                let v = V::select(valid, v, zero);
                 // a full vector's outputs in place; a run's last, partial one through `lanes`
                 let full_vector = V::LANES == 1 || j + V::LANES <= run.len;
                 let d = if full_vector {
