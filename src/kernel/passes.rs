@@ -554,6 +554,44 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>
             // not dereferenced unless the plan writes or adds (then `out` is valid)
             let dst = out.wrapping_add(run.start);
             let mut j = 0;
+            if GRADIENT_AND_LOSS {
+                // Four vectors a step, each stage written out for the four before the next:
+                // the loop is bound by the latency of each vector's chain of dependent
+                // operations (exp, division, region, coefficient), and an out-of-order core
+                // overlaps several chains only when their operations come close together
+                // (AVX2 on a Zen 5: two vectors a step took 4% less time than one, three 9%,
+                // four 14%; the same written with arrays and loops, 9%). Loads and the loss
+                // in order: the same results as one vector a step.
+                let l = V::LANES;
+                while j + 4 * l <= run.len {
+                    let (a0, b0, w0) = run.load_as::<V, S>(x, j);
+                    let (a1, b1, w1) = run.load_as::<V, S>(x, j + l);
+                    let (a2, b2, w2) = run.load_as::<V, S>(x, j + 2 * l);
+                    let (a3, b3, w3) = run.load_as::<V, S>(x, j + 3 * l);
+                    let (dir0, term0) = model.forward(a0, b0);
+                    let (dir1, term1) = model.forward(a1, b1);
+                    let (dir2, term2) = model.forward(a2, b2);
+                    let (dir3, term3) = model.forward(a3, b3);
+                    let c0 = bins.index(dir0.abs()).lookup(plan.coef, bins.len());
+                    let c1 = bins.index(dir1.abs()).lookup(plan.coef, bins.len());
+                    let c2 = bins.index(dir2.abs()).lookup(plan.coef, bins.len());
+                    let c3 = bins.index(dir3.abs()).lookup(plan.coef, bins.len());
+                    let (valid0, valid1) = (zero.lt(w0), zero.lt(w1));
+                    let (valid2, valid3) = (zero.lt(w2), zero.lt(w3));
+                    loss.add(V::select(valid0, c0.mul(term0), zero));
+                    loss.add(V::select(valid1, c1.mul(term1), zero));
+                    loss.add(V::select(valid2, c2.mul(term2), zero));
+                    loss.add(V::select(valid3, c3.mul(term3), zero));
+                    // the coefficients are finite: 0 times one is 0
+                    c0.mul(V::select(valid0, dir0, zero)).store(dst.add(j));
+                    c1.mul(V::select(valid1, dir1, zero)).store(dst.add(j + l));
+                    c2.mul(V::select(valid2, dir2, zero))
+                        .store(dst.add(j + 2 * l));
+                    c3.mul(V::select(valid3, dir3, zero))
+                        .store(dst.add(j + 3 * l));
+                    j += 4 * l;
+                }
+            }
             while j < run.len {
                 let (a, b, w) = run.load_as::<V, S>(x, j);
                 let (dir, term) = if terms {
