@@ -2,6 +2,13 @@
 //! `-O3 -march=native -ffast-math`, and links them into the bench targets only. Nothing
 //! else of the crate uses C: for any other target, or without a C compiler, it does nothing
 //! and the benchmark reports the C loops as not built.
+//!
+//! It also sets `ghm_unspecialised` for unoptimised builds (opt-level 0, a dependent's
+//! debug build): the passes then compile one general loop each instead of one per shape of
+//! their inputs (`src/kernel/passes.rs`), whose inlined copies, which nothing at opt-level 0
+//! lets share stack slots, made a path's frame 2.7 MB (258 KB with one loop). The results
+//! are the same either way; this repository's own dev profile is optimised (opt-level 1), so
+//! `cargo test` runs the specialised loops.
 
 use std::env;
 use std::path::PathBuf;
@@ -11,6 +18,11 @@ fn main() {
     println!("cargo::rerun-if-changed=benches/c/plain.c");
     println!("cargo::rerun-if-env-changed=CC");
     println!("cargo::rustc-check-cfg=cfg(ghm_c_loops)");
+    println!("cargo::rustc-check-cfg=cfg(ghm_unspecialised)");
+    println!("cargo::rerun-if-env-changed=OPT_LEVEL");
+    if env::var("OPT_LEVEL").as_deref() == Ok("0") {
+        println!("cargo::rustc-cfg=ghm_unspecialised");
+    }
     let (host, target) = (env::var("HOST"), env::var("TARGET"));
     if host.is_err() || host != target || env::var_os("CARGO_FEATURE_STD").is_none() {
         return;

@@ -614,16 +614,33 @@ fn long_sums_stay_within_their_bound(isa: Isa) {
 /// the fastest path whatever `isa` is, as `RegionWeights` always does). The vector paths
 /// walk such rows as one run whose vectors span rows, with a cursor over the rows that hold
 /// a label in range; the class counts put hot elements at every position of a vector, and
-/// in vectors holding several rows, several hot ones.
+/// in vectors holding several rows, several hot ones; the sparse labellings leave long
+/// stretches of background rows for the cursor to skip, with hits at the edges of its
+/// 16-label chunks. The three-phase apply's gradient and loss share also equal what the
+/// general loop gives (the output added onto zeros; the share without an output), which the
+/// one-shot plan's own loop (four vectors a step) must match.
 fn class_index_equals_one_hot(isa: Isa) {
     let mut rng = Rng::new(77);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     for classes in [1usize, 2, 3, 5, 7, 8, 9, 16, 17, 31, 80] {
-        for (anchors, k) in [(1usize, 1usize), (37, 1), (203, 1), (91, 2)] {
+        for (anchors, k, sparse) in [
+            (1usize, 1usize, false),
+            (37, 1, false),
+            (203, 1, false),
+            (91, 2, false),
+            (203, 1, true),
+            (150, 2, true),
+        ] {
             let n = anchors * classes;
             let logits: Vec<f32> = (0..n).map(|_| -3.0 + 2.5 * rng.normal()).collect();
-            // hot rows alone, in runs, and far apart; labels out of range too
+            // hot rows alone, in runs, and far apart; labels out of range too; or (sparse)
+            // hits only at label positions at and around multiples of 16
             let labels: Vec<i32> = (0..anchors * k)
                 .map(|i| match rng.next_u64() % 10 {
+                    _ if sparse && matches!(i % 64, 0 | 15 | 16 | 47) => {
+                        (rng.next_u64() % classes as u64) as i32
+                    }
+                    _ if sparse => [-1, classes as i32, i32::MIN, i32::MAX][i % 4],
                     0 => -1,
                     1 => classes as i32,
                     2..=4 => (rng.next_u64() % classes as u64) as i32,
@@ -659,7 +676,7 @@ fn class_index_equals_one_hot(isa: Isa) {
                     .loss_grad_labels(&logits, layout, &labels, aw, &mut gr)
                     .unwrap();
                 assert_eq!(lv.to_bits(), lr.to_bits(), "{what}");
-                assert!(gv == gr, "{what}");
+                assert!(bits(&gv) == bits(&gr), "{what}");
                 assert!(v.state() == r.state(), "{what}");
                 // the three-phase apply (its validation pass walks the rows too; Auto path)
                 let mut stats = v.counting_stats();
@@ -675,7 +692,19 @@ fn class_index_equals_one_hot(isa: Isa) {
                     Some(&mut gr),
                 );
                 assert_eq!(sv.map(f64::to_bits), sr.map(f64::to_bits), "{what}");
-                assert!(gv == gr, "{what}");
+                assert!(bits(&gv) == bits(&gr), "{what}");
+                // the general loop: the gradient added onto zeros, the share alone
+                let add = Output {
+                    add: true,
+                    ..Output::GRADIENT
+                };
+                let mut ga = vec![0.0; n];
+                w.apply_labels(&logits, layout, &labels, aw, add, &mut ga)
+                    .unwrap();
+                let share =
+                    w.apply_labels_loss(&logits, layout, &labels, aw, Output::GRADIENT, None);
+                assert_eq!(share.map(f64::to_bits), sr.map(f64::to_bits), "{what}");
+                assert!(ga == gr, "{what}");
             }
         }
     }

@@ -159,7 +159,8 @@ impl Vector for f32 {
     }
     #[inline(always)]
     unsafe fn pow2(n: Self) -> Self {
-        f32::from_bits(((n as i32 + 127) as u32) << 23)
+        // wrapping: lanes outside [-126, 127] give some value (the `Vector` contract)
+        f32::from_bits(((n as i32).wrapping_add(127) as u32) << 23)
     }
     #[inline(always)]
     unsafe fn indices(self, out: &mut [u8; MAX_LANES]) {

@@ -89,55 +89,36 @@ pub(crate) unsafe fn exp_nonpos<V: Vector>(x: V) -> V {
         let n = x.mul_add(V::splat(LOG2_E), V::splat(0.5)).floor();
         let r = n.mul_add(V::splat(-LN2_HI), x);
         let r = n.mul_add(V::splat(-LN2_LO), r);
-        let r2 = r.mul(r);
-        let q = if V::LANES == 1 {
-            horner!(r, EXP_Q; 4 3 2 1 0)
+        let y = if V::LANES == 1 {
+            // Horner's rule, the fewest operations and registers (a single-precision FPU
+            // gains nothing from a shorter chain)
+            let q = horner!(r, EXP_Q; 4 3 2 1 0);
+            r.mul(r).mul_add(q, r).add(V::splat(1.0)).mul(V::pow2(n))
         } else {
-            // Estrin's scheme, as in `log1p_unit`
+            // Estrin's scheme: a shorter chain of dependent operations than Horner's rule
+            // (the passes' bound), within the same 1-ULP accuracy on every f32 in range
+            // (`tests/ulp_exhaustive.rs`); and (r^2 q + r) 2^n + 2^n, the 1 added in the
+            // same fused step as the scaling
+            let r2 = r.mul(r);
             let q01 = r.mul_add(V::splat(EXP_Q[1]), V::splat(EXP_Q[0]));
             let q23 = r.mul_add(V::splat(EXP_Q[3]), V::splat(EXP_Q[2]));
             let q03 = r2.mul_add(q23, q01);
-            r2.mul(r2).mul_add(V::splat(EXP_Q[4]), q03)
-        };
-        let s = V::pow2(n);
-        let y = if V::LANES == 1 {
-            r2.mul_add(q, r).add(V::splat(1.0)).mul(s)
-        } else {
-            // (r^2 q + r) 2^n + 2^n: the 1 added in the same fused step as the scaling
+            let q = r2.mul(r2).mul_add(V::splat(EXP_Q[4]), q03);
+            let s = V::pow2(n);
             r2.mul_add(q, r).mul_add(s, s)
         };
         V::select(x.lt(V::splat(EXP_MIN_ARG)), V::splat(0.0), y)
     }
 }
 
-/// ln(1 + e) for e in [0, 1]. On the vector paths the polynomial by Estrin's scheme: four
-/// dependent steps where Horner's rule takes ten. The harmonized passes' loops are bound by
-/// how many of their long chains of dependent operations an out-of-order core overlaps
-/// (their bodies are too long for many iterations in flight), and this chain was the
-/// longest (loss-only GHM-C 6% faster with AVX2). One lane keeps Horner's rule, the fewest
-/// operations: an in-order single-precision FPU gains nothing from the shorter chain, and
-/// Estrin's extra registers cost the Cortex-M4F spills (14 instructions per element).
+/// ln(1 + e) for e in [0, 1]. (Horner's rule on every path: Estrin's scheme, which
+/// shortens the chain, cost this polynomial its 2-ULP bound on the vector paths, and the
+/// log is not on the chain from the logit to the gradient.)
 #[inline(always)]
 pub(crate) unsafe fn log1p_unit<V: Vector>(e: V) -> V {
     // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
     // methods need.
-    unsafe {
-        if V::LANES == 1 {
-            return e.mul(horner!(e, LOG1P_P; 9 8 7 6 5 4 3 2 1 0));
-        }
-        let e2 = e.mul(e);
-        let e4 = e2.mul(e2);
-        let e8 = e4.mul(e4);
-        let p01 = e.mul_add(V::splat(LOG1P_P[1]), V::splat(LOG1P_P[0]));
-        let p23 = e.mul_add(V::splat(LOG1P_P[3]), V::splat(LOG1P_P[2]));
-        let p45 = e.mul_add(V::splat(LOG1P_P[5]), V::splat(LOG1P_P[4]));
-        let p67 = e.mul_add(V::splat(LOG1P_P[7]), V::splat(LOG1P_P[6]));
-        let p89 = e.mul_add(V::splat(LOG1P_P[9]), V::splat(LOG1P_P[8]));
-        let p03 = e2.mul_add(p23, p01);
-        let p47 = e2.mul_add(p67, p45);
-        let p07 = e4.mul_add(p47, p03);
-        e.mul(e8.mul_add(p89, p07))
-    }
+    unsafe { e.mul(horner!(e, LOG1P_P; 9 8 7 6 5 4 3 2 1 0)) }
 }
 
 /// ln(p) for p in [0, 1] (about -104 for 0, which every caller clamps).
@@ -226,11 +207,10 @@ impl Ends {
                 } else {
                     (false, false, !(a <= x && x < b))
                 };
-                let mask = |m: bool| V::splat(f32::from_bits(if m { u32::MAX } else { 0 }));
                 return EndMasks {
-                    first: mask(first),
-                    last: mask(last),
-                    undecided: mask(undecided),
+                    first: mask_if(first),
+                    last: mask_if(last),
+                    undecided: mask_if(undecided),
                 };
             }
             let none = V::splat(0.0);

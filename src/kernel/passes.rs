@@ -13,7 +13,7 @@
 
 use super::bins::Bins;
 use super::math::{full, Model};
-use super::runs::{Inputs, Run, Runs, ANY, ROWS, VALUES, ZERO};
+use super::runs::{Inputs, Run, Runs, ANY};
 use super::sum::{BlockSum, RegionSums};
 use super::tally::LaneTables;
 use super::vector::{Vector, MAX_LANES};
@@ -23,20 +23,30 @@ use crate::io::{Output, OutputKind};
 use crate::state::Counts;
 
 /// `$call`, in which the const `$s` is the shape of `$x`'s runs for `V` ([`Inputs::shape`]):
-/// the one place a pass's loop is instantiated per shape.
+/// the one place a pass's loop is instantiated per shape. Unoptimised builds
+/// (`ghm_unspecialised`, set by `build.rs`) instantiate the general loop only: the same
+/// results, in a stack frame a tenth the size.
+#[cfg(ghm_unspecialised)]
+macro_rules! by_shape {
+    ($x:expr, $s:ident => $call:expr) => {{
+        const $s: u8 = ANY;
+        $call
+    }};
+}
+#[cfg(not(ghm_unspecialised))]
 macro_rules! by_shape {
     ($x:expr, $s:ident => $call:expr) => {
         match $x.shape(V::LANES) {
-            VALUES => {
-                const $s: u8 = VALUES;
+            super::runs::VALUES => {
+                const $s: u8 = super::runs::VALUES;
                 $call
             }
-            ZERO => {
-                const $s: u8 = ZERO;
+            super::runs::ZERO => {
+                const $s: u8 = super::runs::ZERO;
                 $call
             }
-            ROWS => {
-                const $s: u8 = ROWS;
+            super::runs::ROWS => {
+                const $s: u8 = super::runs::ROWS;
                 $call
             }
             _ => {
@@ -503,18 +513,23 @@ impl<M: Model> Pass for Apply<'_, M> {
             // The one-shot calls' plan (the gradient, overwritten unscaled, and the loss) in
             // a loop of its own on the vector paths: its options are then constants, not
             // tests per vector, and no multiplication by 1 lengthens the chain of dependent
-            // operations that bounds the loop.
-            let o = &plan.output;
-            let gradient_and_loss = o.kind == OutputKind::Gradient
-                && !o.add
-                && o.scale == 1.0
-                && plan.write
-                && plan.loss;
-            if V::LANES > 1 && gradient_and_loss {
-                by_shape!(x, S => apply::<V, M, S, true>(model, bins, plan, x, out))
-            } else {
-                by_shape!(x, S => apply::<V, M, S, false>(model, bins, plan, x, out))
+            // operations that bounds the loop. It zeroes the invalid lanes' direction, not
+            // their product: the same +0 only where no coefficient is negative or -0 (a
+            // negative loss weight makes them so).
+            #[cfg(not(ghm_unspecialised))]
+            if V::LANES > 1 {
+                let o = &plan.output;
+                let gradient_and_loss = o.kind == OutputKind::Gradient
+                    && !o.add
+                    && o.scale == 1.0
+                    && plan.write
+                    && plan.loss
+                    && plan.coef.iter().all(|c| c.is_sign_positive());
+                if gradient_and_loss {
+                    return by_shape!(x, S => apply::<V, M, S, true>(model, bins, plan, x, out));
+                }
             }
+            by_shape!(x, S => apply::<V, M, S, false>(model, bins, plan, x, out))
         }
     }
 }
@@ -582,7 +597,7 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>
                     loss.add(V::select(valid1, c1.mul(term1), zero));
                     loss.add(V::select(valid2, c2.mul(term2), zero));
                     loss.add(V::select(valid3, c3.mul(term3), zero));
-                    // the coefficients are finite: 0 times one is 0
+                    // the coefficients are finite and +0 or more: 0 times one is +0
                     c0.mul(V::select(valid0, dir0, zero)).store(dst.add(j));
                     c1.mul(V::select(valid1, dir1, zero)).store(dst.add(j + l));
                     c2.mul(V::select(valid2, dir2, zero))
@@ -606,16 +621,18 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>
                 if sum_loss {
                     loss.add(V::select(valid, c.mul(term), zero));
                 }
+                // (with GRADIENT_AND_LOSS, the invalid lanes' zeros selected off the chain
+                // from the coefficient: the coefficients are finite and +0 or more, so 0
+                // times one is +0)
+                let v = match kind {
+                    OutputKind::Gradient if GRADIENT_AND_LOSS => c.mul(V::select(valid, dir, zero)),
+                    OutputKind::Gradient => c.mul(dir),
+                    OutputKind::ElementWeight => c,
+                    OutputKind::ElementLoss => c.mul(V::splat(plan.tot)).mul(term),
+                };
                 let v = if GRADIENT_AND_LOSS {
-                    // the invalid lanes' zeros selected off the chain from the coefficient
-                    // (the coefficients are finite: 0 times one is 0)
-                    c.mul(V::select(valid, dir, zero))
+                    v
                 } else {
-                    let v = match kind {
-                        OutputKind::Gradient => c.mul(dir),
-                        OutputKind::ElementWeight => c,
-                        OutputKind::ElementLoss => c.mul(V::splat(plan.tot)).mul(term),
-                    };
                     V::select(valid, v.mul(scale), zero)
                 };
                 // a full vector's outputs in place; a run's last, partial one through `lanes`

@@ -100,7 +100,8 @@ pub(super) struct Run {
     /// has one whose element is still to be loaded), or at least `len`. The cursors rely on
     /// every pass loading a run's vectors in order from its start (a run's last, partial
     /// vector goes through [`element`](Run::element), which reads no cursor). `hot_row` is
-    /// that row (`hot_at = hot_row * classes`, kept so that no division is needed).
+    /// that row (`hot_at = hot_row * classes`: the row of an element would otherwise take a
+    /// division).
     hot_at: usize,
     hot_row: usize,
     /// For [`RunWeights::Rows`]: the row of the last vector's first element, and that
@@ -125,6 +126,7 @@ impl Inputs {
     /// The shape of every run [`Runs::new`] makes for `lanes`-lane vectors: [`ANY`] for one
     /// lane.
     #[inline(always)]
+    #[cfg_attr(ghm_unspecialised, allow(dead_code))] // (unoptimised builds: see build.rs)
     pub(super) fn shape(&self, lanes: usize) -> u8 {
         if lanes == 1 {
             return ANY;
@@ -401,8 +403,9 @@ impl Run {
     /// `labels` is valid for the run's rows, `n <= 64` and `j + n <= self.len`.
     #[inline(never)]
     unsafe fn hot_lanes(&mut self, j: usize, n: usize, labels: *const i32, k: usize) -> u64 {
-        // SAFETY: every row read begins before `j + n <= self.len`, so it is one of the
-        // run's (this function's contract).
+        // SAFETY: every row whose labels are read here begins before `j + n <= self.len`,
+        // so it is one of the run's; `next_hit_row` reads labels of rows below
+        // `self.len / c`, the run's rows (this function's contract).
         unsafe {
             let c = self.classes.max(1);
             let top = in_range_bound(c);
@@ -491,7 +494,9 @@ unsafe fn next_hit_row(
     let mut i = from * k;
     let top = in_range_bound(classes);
     let in_range = |label: i32| (label as u32) < top;
-    // SAFETY: every label read is below `total` (this function's contract)
+    // SAFETY: every label read is below `total` (this function's contract); a chunk is
+    // read as an array of i32, whose alignment the pointer has, and nothing writes the
+    // labels during a pass (the callers' slices are shared borrows).
     unsafe {
         while i + CHUNK <= total {
             let chunk = &*labels.add(i).cast::<[i32; CHUNK]>();

@@ -127,14 +127,14 @@ impl<'a, V: Vector> RegionSums<'a, V> {
     #[inline(always)]
     pub(crate) unsafe fn new(f64_only: bool, wide: &'a mut [f64; MAX_BINS]) -> Self {
         // SAFETY: `V`'s target features are enabled (this function's contract).
-        let end = || unsafe { BlockSum::new() };
+        let end = unsafe { BlockSum::new() };
         Self {
             s: <V::Tables<f32> as LaneTables<f32>>::EMPTY,
             c: <V::Tables<f32> as LaneTables<f32>>::EMPTY,
             wide,
             left: BLOCK,
             f64_only,
-            ends: [end(), end(), end()],
+            ends: [end; 3],
         }
     }
 

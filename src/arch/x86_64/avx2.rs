@@ -179,17 +179,27 @@ impl Vector for __m256 {
             // index's low three bits), chosen by bits 3 and 4 (moved to the sign bit, which
             // the blends test); a gather is several times slower on most x86 cores.
             let t = table.as_ptr();
-            let part = |i: usize| _mm256_permutevar8x32_ps(_mm256_loadu_ps(t.add(8 * i)), k);
             let bit3 = _mm256_castsi256_ps(_mm256_slli_epi32::<28>(k));
-            let low = _mm256_blendv_ps(part(0), part(1), bit3);
+            let low = _mm256_blendv_ps(part(t, 0, k), part(t, 1, k), bit3);
             if used <= 16 {
                 return low;
             }
-            let high = _mm256_blendv_ps(part(2), part(3), bit3);
+            let high = _mm256_blendv_ps(part(t, 2, k), part(t, 3, k), bit3);
             let bit4 = _mm256_castsi256_ps(_mm256_slli_epi32::<27>(k));
             _mm256_blendv_ps(low, high, bit4)
         }
     }
+}
+
+/// Entry `k % 8` of the table's `i`-th eight entries, per lane. (A function, not a closure:
+/// a closure does not inherit the entry point's target features; see `kernel/math.rs`.)
+///
+/// # Safety
+/// AVX2 is enabled; `t` is valid for reads of `8 * i + 8` values.
+#[inline(always)]
+unsafe fn part(t: *const f32, i: usize, k: __m256i) -> __m256 {
+    // SAFETY: this function's contract.
+    unsafe { _mm256_permutevar8x32_ps(_mm256_loadu_ps(t.add(8 * i)), k) }
 }
 
 /// Lanes truncated to i32 and masked to `[0, MAX_BINS)` (NaN and out-of-range lanes
