@@ -19,8 +19,10 @@ fn main() {
     println!("cargo::rerun-if-env-changed=CC");
     println!("cargo::rustc-check-cfg=cfg(ghm_c_loops)");
     println!("cargo::rustc-check-cfg=cfg(ghm_unspecialised)");
-    println!("cargo::rerun-if-env-changed=OPT_LEVEL");
-    if env::var("OPT_LEVEL").as_deref() == Ok("0") {
+    // the profile's level, or one forced by RUSTFLAGS (`-C opt-level=0`)
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let forced_0 = flags.split('\x1f').any(|f| f.ends_with("opt-level=0"));
+    if env::var("OPT_LEVEL").as_deref() == Ok("0") || forced_0 {
         println!("cargo::rustc-cfg=ghm_unspecialised");
     }
     let (host, target) = (env::var("HOST"), env::var("TARGET"));

@@ -616,9 +616,9 @@ fn long_sums_stay_within_their_bound(isa: Isa) {
 /// a label in range; the class counts put hot elements at every position of a vector, and
 /// in vectors holding several rows, several hot ones; the sparse labellings leave long
 /// stretches of background rows for the cursor to skip, with hits at the edges of its
-/// 16-label chunks. The three-phase apply's gradient and loss share also equal what the
-/// general loop gives (the output added onto zeros; the share without an output), which the
-/// one-shot plan's own loop (four vectors a step) must match.
+/// 16-label chunks. The three-phase apply's gradient and loss share, from the one-shot
+/// plan's own loop (four vectors a step), also equal what the general loop gives (the
+/// output added onto zeros), and the share without an output.
 fn class_index_equals_one_hot(isa: Isa) {
     let mut rng = Rng::new(77);
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -693,18 +693,43 @@ fn class_index_equals_one_hot(isa: Isa) {
                 );
                 assert_eq!(sv.map(f64::to_bits), sr.map(f64::to_bits), "{what}");
                 assert!(bits(&gv) == bits(&gr), "{what}");
-                // the general loop: the gradient added onto zeros, the share alone
+                // the general loop (the gradient added onto zeros), and the share alone
                 let add = Output {
                     add: true,
                     ..Output::GRADIENT
                 };
                 let mut ga = vec![0.0; n];
-                w.apply_labels(&logits, layout, &labels, aw, add, &mut ga)
-                    .unwrap();
-                let share =
-                    w.apply_labels_loss(&logits, layout, &labels, aw, Output::GRADIENT, None);
-                assert_eq!(share.map(f64::to_bits), sr.map(f64::to_bits), "{what}");
+                let general = w.apply_labels_loss(&logits, layout, &labels, aw, add, Some(&mut ga));
+                assert_eq!(general.map(f64::to_bits), sr.map(f64::to_bits), "{what}");
                 assert!(ga == gr, "{what}");
+                let alone =
+                    w.apply_labels_loss(&logits, layout, &labels, aw, Output::GRADIENT, None);
+                assert_eq!(alone.map(f64::to_bits), sr.map(f64::to_bits), "{what}");
+                // the general loop without a loss (overwriting): the same bits, zeros' signs
+                // included
+                let mut g1 = vec![7.0; n];
+                w.apply_labels(&logits, layout, &labels, aw, Output::GRADIENT, &mut g1)
+                    .unwrap();
+                assert!(bits(&g1) == bits(&gr), "{what}");
+            }
+            // A negative loss weight makes every coefficient negative: the ignored elements
+            // still get +0 (the one-shot plan's own loop, which zeroes the direction rather
+            // than the product, would write -0; the call must not take it then).
+            if anchors > 1 {
+                let mut g = GhmC::new(Config {
+                    loss_weight: -0.5,
+                    ..Config::ghm_c()
+                })
+                .unwrap();
+                g.set_isa(isa).unwrap();
+                let mut grad = vec![7.0; n];
+                g.loss_grad_labels(&logits, layout, &labels, Some(&aw), &mut grad)
+                    .unwrap();
+                for (i, v) in grad.iter().enumerate() {
+                    if aw[i / classes] == 0.0 {
+                        assert_eq!(v.to_bits(), 0, "{isa:?} classes {classes} element {i}");
+                    }
+                }
             }
         }
     }

@@ -472,8 +472,9 @@ pub(crate) struct Plan<'a> {
     pub loss: bool,
 }
 
-/// What [`Apply`] found: whether every value is finite, and with [`Plan::loss`] the loss,
-/// the sum over valid elements of `coef[k] * term`.
+/// What [`Apply`] found: with [`Plan::loss`] the loss, the sum over valid elements of
+/// `coef[k] * term`; without it, whether every value is finite (a plan that sums the loss
+/// reports `true`: no caller asks it).
 pub(crate) struct Applied {
     pub finite: bool,
     pub loss: f64,
@@ -510,22 +511,21 @@ impl<M: Model> Pass for Apply<'_, M> {
                 x,
                 out,
             } = self;
-            // The one-shot calls' plan (the gradient, overwritten unscaled, and the loss) in
-            // a loop of its own on the vector paths: its options are then constants, not
-            // tests per vector, and no multiplication by 1 lengthens the chain of dependent
-            // operations that bounds the loop. It zeroes the invalid lanes' direction, not
-            // their product: the same +0 only where no coefficient is negative or -0 (a
-            // negative loss weight makes them so).
+            // The one-shot calls' plan (the loss, and the gradient overwritten unscaled or not
+            // written) in a loop of its own on the vector paths: its options are then
+            // constants, not tests per vector, and no multiplication by 1 lengthens the chain
+            // of dependent operations that bounds the loop. It zeroes the invalid lanes'
+            // direction, not their product: the same +0 only where no coefficient is negative
+            // or -0 (a negative loss weight makes them so).
             #[cfg(not(ghm_unspecialised))]
             if V::LANES > 1 {
                 let o = &plan.output;
-                let gradient_and_loss = o.kind == OutputKind::Gradient
+                let one_shot = o.kind == OutputKind::Gradient
                     && !o.add
                     && o.scale == 1.0
-                    && plan.write
                     && plan.loss
                     && plan.coef.iter().all(|c| c.is_sign_positive());
-                if gradient_and_loss {
+                if one_shot {
                     return by_shape!(x, S => apply::<V, M, S, true>(model, bins, plan, x, out));
                 }
             }
@@ -534,11 +534,11 @@ impl<M: Model> Pass for Apply<'_, M> {
     }
 }
 
-/// The loop of [`Apply`] for runs of shape `S`; with `GRADIENT_AND_LOSS` for a plan that
-/// writes the gradient over the output with scale 1 and sums the loss (which the caller
-/// has checked).
+/// The loop of [`Apply`] for runs of shape `S`; with `ONE_SHOT` for a plan that sums the
+/// loss and writes the gradient over the output with scale 1, or writes nothing (which the
+/// caller has checked).
 #[inline(always)]
-unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>(
+unsafe fn apply<V: Vector, M: Model, const S: u8, const ONE_SHOT: bool>(
     model: &M,
     bins: &Bins,
     plan: &Plan<'_>,
@@ -552,8 +552,8 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>
         // loads after every store to the output.
         let model = *model;
         let model = &model;
-        let (kind, add, write, sum_loss) = if GRADIENT_AND_LOSS {
-            (OutputKind::Gradient, false, true, true)
+        let (kind, add, write, sum_loss) = if ONE_SHOT {
+            (OutputKind::Gradient, false, plan.write, true)
         } else {
             (plan.output.kind, plan.output.add, plan.write, plan.loss)
         };
@@ -569,7 +569,7 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>
             // not dereferenced unless the plan writes or adds (then `out` is valid)
             let dst = out.wrapping_add(run.start);
             let mut j = 0;
-            if GRADIENT_AND_LOSS {
+            if ONE_SHOT {
                 // Four vectors a step, each stage written out for the four before the next:
                 // the loop is bound by the latency of each vector's chain of dependent
                 // operations (exp, division, region, coefficient), and an out-of-order core
@@ -597,13 +597,15 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>
                     loss.add(V::select(valid1, c1.mul(term1), zero));
                     loss.add(V::select(valid2, c2.mul(term2), zero));
                     loss.add(V::select(valid3, c3.mul(term3), zero));
-                    // the coefficients are finite and +0 or more: 0 times one is +0
-                    c0.mul(V::select(valid0, dir0, zero)).store(dst.add(j));
-                    c1.mul(V::select(valid1, dir1, zero)).store(dst.add(j + l));
-                    c2.mul(V::select(valid2, dir2, zero))
-                        .store(dst.add(j + 2 * l));
-                    c3.mul(V::select(valid3, dir3, zero))
-                        .store(dst.add(j + 3 * l));
+                    if write {
+                        // the coefficients are finite and +0 or more: 0 times one is +0
+                        c0.mul(V::select(valid0, dir0, zero)).store(dst.add(j));
+                        c1.mul(V::select(valid1, dir1, zero)).store(dst.add(j + l));
+                        c2.mul(V::select(valid2, dir2, zero))
+                            .store(dst.add(j + 2 * l));
+                        c3.mul(V::select(valid3, dir3, zero))
+                            .store(dst.add(j + 3 * l));
+                    }
                     j += 4 * l;
                 }
             }
@@ -621,16 +623,16 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>
                 if sum_loss {
                     loss.add(V::select(valid, c.mul(term), zero));
                 }
-                // (with GRADIENT_AND_LOSS, the invalid lanes' zeros selected off the chain
+                // (with ONE_SHOT, the invalid lanes' zeros selected off the chain
                 // from the coefficient: the coefficients are finite and +0 or more, so 0
                 // times one is +0)
                 let v = match kind {
-                    OutputKind::Gradient if GRADIENT_AND_LOSS => c.mul(V::select(valid, dir, zero)),
+                    OutputKind::Gradient if ONE_SHOT => c.mul(V::select(valid, dir, zero)),
                     OutputKind::Gradient => c.mul(dir),
                     OutputKind::ElementWeight => c,
                     OutputKind::ElementLoss => c.mul(V::splat(plan.tot)).mul(term),
                 };
-                let v = if GRADIENT_AND_LOSS {
+                let v = if ONE_SHOT {
                     v
                 } else {
                     V::select(valid, v.mul(scale), zero)
@@ -648,7 +650,9 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const GRADIENT_AND_LOSS: bool>
                 };
                 let v = if add { V::load(d).add(v) } else { v };
                 if !write {
-                    finite = finite.and(v.abs().lt(V::splat(f32::INFINITY)));
+                    if !ONE_SHOT {
+                        finite = finite.and(v.abs().lt(V::splat(f32::INFINITY)));
+                    }
                 } else {
                     v.store(d);
                     if !full_vector {
