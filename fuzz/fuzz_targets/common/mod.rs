@@ -522,6 +522,12 @@ pub fn check_against_safe(
     // 2. Three-phase (accumulate two chunks, merge, commit, apply each): same counts, same
     //    next state; loss and gradient equal up to the order of f64 sums.
     let (tp, _) = three_phase(kind, state, a, b, w, split, Isa::Auto);
+    // The two find the loss in different orders (the commit from per-region sums, the
+    // one-shot call element by element): at f32's edge one may round to f32::MAX and the
+    // other overflow.
+    if tp.status == GHM_ERR_OVERFLOW && got.loss >= f32::MAX * (1.0 - 1e-6) {
+        return;
+    }
     assert_eq!(
         tp.status, GHM_OK,
         "three-phase refused what one-shot accepted"
