@@ -71,8 +71,7 @@ pub(super) enum RunTargets {
 /// A label as the column it makes hot (-1: none, for labels outside `[0, classes)`).
 #[inline(always)]
 fn hot_column(label: i32, classes: usize) -> f32 {
-    let label = i64::from(label);
-    if (0..classes as i64).contains(&label) {
+    if (label as u32) < in_range_bound(classes) {
         label as f32
     } else {
         -1.0
@@ -285,11 +284,7 @@ impl Run {
                 RunTargets::Rows { .. } => V::splat(self.target_weight(j).0),
                 RunTargets::Zero => V::splat(0.0),
             };
-            let w = match self.w {
-                RunWeights::Each(p) => V::load(p.add(j)),
-                RunWeights::All(w) => V::splat(w),
-                RunWeights::Rows(p) => self.row_weights::<V>(j, p),
-            };
+            let w = self.weights::<V>(j);
             (a, b, w)
         }
     }
@@ -320,12 +315,24 @@ impl Run {
                 // not made by `Runs` for inputs of shape `S`; correct all the same
                 _ => return self.load_lanes(x, j),
             };
-            let w = match self.w {
+            let w = self.weights::<V>(j);
+            (V::load(x.a.add(self.start + j)), b, w)
+        }
+    }
+
+    /// The label weights of the `V::LANES` elements from `j`, all within the run.
+    ///
+    /// # Safety
+    /// As for [`load`](Self::load), and `j + V::LANES <= self.len`.
+    #[inline(always)]
+    unsafe fn weights<V: Vector>(&mut self, j: usize) -> V {
+        // SAFETY: this function's contract.
+        unsafe {
+            match self.w {
                 RunWeights::Each(p) => V::load(p.add(j)),
                 RunWeights::All(w) => V::splat(w),
                 RunWeights::Rows(p) => self.row_weights::<V>(j, p),
-            };
-            (V::load(x.a.add(self.start + j)), b, w)
+            }
         }
     }
 
