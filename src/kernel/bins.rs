@@ -115,7 +115,10 @@ impl Bins {
                 // one lane: the same test by branches (masks cost a single-precision FPU
                 // about four instructions a comparison)
                 let p = g.mul(V::splat(self.m_f32));
-                let (p, f) = (p.first(), p.floor().first());
+                // p >= 0 (g is a norm; NaN, which validation rejects, gives region 0
+                // here), so its floor is the truncation, one conversion each way
+                let p = p.first();
+                let f = (p as i32) as f32;
                 let frac = p - f;
                 let near_edge = frac == 0.0 || EDGE_SLACK < frac;
                 let k = if 0.0 < p && p < self.m_f32 && near_edge {

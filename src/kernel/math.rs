@@ -86,7 +86,12 @@ pub(crate) unsafe fn exp_nonpos<V: Vector>(x: V) -> V {
         // Lanes below EXP_MIN_ARG are not clamped first (a step in the chain of dependent
         // operations that bounds the passes): whatever they compute, even NaN, the select
         // at the end replaces.
-        let n = x.mul_add(V::splat(LOG2_E), V::splat(0.5)).floor();
+        let n = x.mul_add(V::splat(LOG2_E), V::splat(0.5));
+        let n = if V::LANES == 1 {
+            V::splat(floor_in_i32(n.first()))
+        } else {
+            n.floor()
+        };
         let r = n.mul_add(V::splat(-LN2_HI), x);
         let r = n.mul_add(V::splat(-LN2_LO), r);
         let y = if V::LANES == 1 {
@@ -108,6 +113,21 @@ pub(crate) unsafe fn exp_nonpos<V: Vector>(x: V) -> V {
             r2.mul_add(q, r).mul_add(s, s)
         };
         V::select(x.lt(V::splat(EXP_MIN_ARG)), V::splat(0.0), y)
+    }
+}
+
+/// `floor(x)` for `|x| < 2^31` (x not NaN) by a truncation and a correction: two
+/// conversions, a comparison and a subtraction on a single-precision FPU, where the general
+/// floor also tests for |x| >= 2^23 and integral x. Its bits are floor's except that -0.0
+/// gives +0.0; beyond the range the truncation saturates. For the one-lane paths, where the
+/// argument's range is known.
+#[inline(always)]
+pub(crate) fn floor_in_i32(x: f32) -> f32 {
+    let t = (x as i32) as f32;
+    if t > x {
+        t - 1.0
+    } else {
+        t
     }
 }
 
@@ -672,6 +692,18 @@ mod tests {
         }
         assert_eq!(unsafe { exp_nonpos(-100.0f32) }, 0.0);
         assert_eq!(unsafe { exp_nonpos(f32::MIN) }, 0.0);
+    }
+
+    /// The one-lane floor equals libm's bit for bit on every 31st f32 bit pattern with
+    /// |x| < 2^31 (each sign), -0.0 excepted (it gives +0.0).
+    #[test]
+    fn floor_in_i32_is_libms_floor_within_its_range() {
+        for bits in (0..0x4f00_0000u32).step_by(31) {
+            for x in [f32::from_bits(bits), -f32::from_bits(bits)] {
+                let want = if x == 0.0 { 0.0 } else { libm::floorf(x) };
+                assert_eq!(floor_in_i32(x).to_bits(), want.to_bits(), "x={x:e}");
+            }
+        }
     }
 
     #[test]

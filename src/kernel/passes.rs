@@ -294,7 +294,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool, const S: u8>(
         let regions = bins.len();
         let (mut weight, mut positives) = (BlockSum::<V>::new(), BlockSum::<V>::new());
         // the label weights of runs whose weights were checked and summed ahead
-        let mut checked_sum = 0f64;
+        let mut checked_sum = WeightSum::default();
         let count_positives = model.counts_positives();
         let mut magnitude = zero;
         // the end regions' shortcut, also for the terms unless they are summed in f64 (the
@@ -305,7 +305,8 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool, const S: u8>(
             // label weights checked and summed once for the run (one weight, or one a row)
             let checked = checked_weights(&run);
             if let Some(w) = checked {
-                checked_sum += w;
+                checked_sum.ones += w.ones;
+                checked_sum.other += w.other;
             }
             let mut j = 0;
             while j < run.len {
@@ -408,7 +409,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool, const S: u8>(
         out.count[last] += n_last;
         let mut weight = weight.total();
         if weight.is_finite() {
-            weight += checked_sum;
+            weight += checked_sum.ones as f64 + checked_sum.other;
         } else {
             // an f32 partial sum overflowed (label weights near f32::MAX): sum in f64
             weight = weight_sum_f64(x);
@@ -419,25 +420,39 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool, const S: u8>(
     }
 }
 
-/// The sum of the run's valid label weights (in f64) if they can be checked and summed
-/// ahead of its elements: one weight for the whole run, or one per row of long rows; `None`
-/// where the elements' weights are to be checked with them (also where one is not
-/// acceptable, so that the first error is found in element order).
+/// A sum of valid label weights: the elements of weight exactly 1 (the weights of a call
+/// that gives none) counted as an integer, the rest summed in f64. (A one-lane path walks
+/// class-index targets row by row, each row a run: counting spares a single-precision FPU
+/// the f64 arithmetic of a product and a sum per row.)
+#[derive(Clone, Copy, Default)]
+struct WeightSum {
+    ones: usize,
+    other: f64,
+}
+
+/// The sum of the run's valid label weights if they can be checked and summed ahead of its
+/// elements: one weight for the whole run, or one per row of long rows; `None` where the
+/// elements' weights are to be checked with them (also where one is not acceptable, so
+/// that the first error is found in element order).
 #[inline(always)]
-unsafe fn checked_weights(run: &Run) -> Option<f64> {
+unsafe fn checked_weights(run: &Run) -> Option<WeightSum> {
     // SAFETY: the portable instantiation needs no target feature.
     let ok = |w: f32| unsafe { weight_ok::<f32>(w) }.to_bits() != 0;
     if let Some(w) = run.uniform_weight() {
-        return ok(w).then(|| {
-            if w > 0.0 {
-                f64::from(w) * run.len as f64
-            } else {
-                0.0
-            }
+        return ok(w).then(|| match w {
+            1.0 => WeightSum {
+                ones: run.len,
+                other: 0.0,
+            },
+            w if w > 0.0 => WeightSum {
+                ones: 0,
+                other: f64::from(w) * run.len as f64,
+            },
+            _ => WeightSum::default(),
         });
     }
     // SAFETY: the run's pointers are valid (this function's contract)
-    unsafe { run.row_weight_total(ok) }
+    unsafe { run.row_weight_total(ok) }.map(|other| WeightSum { ones: 0, other })
 }
 
 /// The sum of the valid label weights in f64, element by element: for the label weights
