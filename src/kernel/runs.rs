@@ -315,12 +315,22 @@ impl Run {
                 // not made by `Runs` for inputs of shape `S`; correct all the same
                 _ => return self.load_lanes(x, j),
             };
-            let w = self.weights::<V>(j);
+            // `weights` written out, not called: through the call (inlined all the same),
+            // the AVX-512 class-index loops took 25-35% longer at 2 to 80 classes (`cargo
+            // bench --bench ghm`, its class-index rows, interleaved runs of both builds,
+            // 2026-12-07); AVX2 and the one lane, which loads through `load`, unchanged
+            let w = match self.w {
+                RunWeights::Each(p) => V::load(p.add(j)),
+                RunWeights::All(w) => V::splat(w),
+                RunWeights::Rows(p) => self.row_weights::<V>(j, p),
+            };
             (V::load(x.a.add(self.start + j)), b, w)
         }
     }
 
-    /// The label weights of the `V::LANES` elements from `j`, all within the run.
+    /// The label weights of the `V::LANES` elements from `j`, all within the run. (For
+    /// [`load`](Self::load); [`load_as`](Self::load_as) has the same match written out,
+    /// for its speed: see there.)
     ///
     /// # Safety
     /// As for [`load`](Self::load), and `j + V::LANES <= self.len`.
