@@ -115,8 +115,9 @@ impl Bins {
                 // one lane: the same test by branches (masks cost a single-precision FPU
                 // about four instructions a comparison)
                 let p = g.mul(V::splat(self.m_f32));
-                // p >= 0 (g is a norm; NaN, which validation rejects, gives region 0
-                // here), so its floor is the truncation, one conversion each way
+                // p >= 0 (g is a norm), so its floor is the truncation, one conversion
+                // each way (a NaN norm, which validation keeps from mattering, gives region
+                // 0 here as in `index_exact`, M - 1 on the vector paths)
                 let p = p.first();
                 let f = (p as i32) as f32;
                 let frac = p - f;

@@ -316,7 +316,7 @@ impl Run {
                 _ => return self.load_lanes(x, j),
             };
             // `weights` written out, not called: through the call (inlined all the same),
-            // the AVX-512 class-index loops took 25-35% longer at 2 to 80 classes (`cargo
+            // the AVX-512 class-index loops took 20-33% longer at 2 to 80 classes (`cargo
             // bench --bench ghm`, its class-index rows, interleaved runs of both builds,
             // 2026-12-07); AVX2 and the one lane, which loads through `load`, unchanged
             let w = match self.w {
