@@ -2,7 +2,7 @@
 //! fused operations. It needs no CPU feature, so its entry point is the pass itself.
 
 use crate::config::MAX_BINS;
-use crate::kernel::{Cell, LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
+use crate::kernel::{floor_in_i32, Cell, LaneTable, Pass, Vector, BIN_MASK, MAX_LANES};
 
 /// Runs `pass` on the portable path.
 ///
@@ -177,23 +177,21 @@ fn mask(b: bool) -> f32 {
     f32::from_bits(if b { u32::MAX } else { 0 })
 }
 
-/// `floor` without a libm call: one float-to-int conversion and back (a single instruction
-/// each on an FPU). Every input gives `libm::floorf`'s bits: |x| >= 2^23, infinities and
-/// NaN are returned as they are (already integral), an integral x (-0.0 included) keeps its
-/// own bits, and otherwise the truncation is corrected downwards for negative x.
+/// `floor` without a libm call: [`floor_in_i32`]'s truncation and correction, for every
+/// input. Every input gives `libm::floorf`'s bits: |x| >= 2^23, infinities and NaN are
+/// returned as they are (already integral), and an integral x (-0.0 included) keeps its
+/// own bits.
 #[inline(always)]
 pub(crate) fn floor_f32(x: f32) -> f32 {
     // |x| >= 2^23 (0x4b00_0000), infinity or NaN: the bits of |x| compare as integers.
     if x.to_bits() & 0x7fff_ffff >= 0x4b00_0000 {
         return x;
     }
-    let t = (x as i32) as f32;
-    if t == x {
+    let f = floor_in_i32(x);
+    if f == x {
         x
-    } else if t > x {
-        t - 1.0
     } else {
-        t
+        f
     }
 }
 

@@ -22,7 +22,7 @@ mod tally;
 mod vector;
 
 pub(crate) use bins::Bins;
-pub(crate) use math::{Asl1, Bce, Model};
+pub(crate) use math::{floor_in_i32, Asl1, Bce, Model};
 pub(crate) use passes::{Accumulate, Apply, Pass, Plain, Plan, Validate};
 pub(crate) use probe::{Func, Probe, SumProbe};
 pub(crate) use runs::{Inputs, Targets};

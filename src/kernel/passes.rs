@@ -305,8 +305,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool, const S: u8>(
             // label weights checked and summed once for the run (one weight, or one a row)
             let checked = checked_weights(&run);
             if let Some(w) = checked {
-                checked_sum.ones += w.ones;
-                checked_sum.other += w.other;
+                checked_sum.add(w);
             }
             let mut j = 0;
             while j < run.len {
@@ -409,7 +408,7 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool, const S: u8>(
         out.count[last] += n_last;
         let mut weight = weight.total();
         if weight.is_finite() {
-            weight += checked_sum.ones as f64 + checked_sum.other;
+            weight += checked_sum.total();
         } else {
             // an f32 partial sum overflowed (label weights near f32::MAX): sum in f64
             weight = weight_sum_f64(x);
@@ -428,6 +427,17 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool, const S: u8>(
 struct WeightSum {
     ones: usize,
     other: f64,
+}
+
+impl WeightSum {
+    fn add(&mut self, w: WeightSum) {
+        self.ones += w.ones;
+        self.other += w.other;
+    }
+
+    fn total(self) -> f64 {
+        self.ones as f64 + self.other
+    }
 }
 
 /// The sum of the run's valid label weights if they can be checked and summed ahead of its
