@@ -374,6 +374,7 @@ impl Run {
     /// As for [`element`](Self::element), and `j < self.len`; at most [`MAX_LANES`] elements
     /// are read.
     #[inline(never)]
+    #[cold]
     unsafe fn padded(&self, x: &Inputs, j: usize, p: &mut [[f32; MAX_LANES]; 3]) {
         let [a, b, w] = p;
         let lanes = a.iter_mut().zip(b.iter_mut()).zip(w.iter_mut());
