@@ -11,6 +11,9 @@
 //!   `build.rs` with `-O3 -march=native -ffast-math`), whose loss is checked against ours;
 //! - the ratios harmonized / plain, C loop / ghm (how many times faster ghm is) and
 //!   ghm / copy;
+//! - each case's memory floor: the time of plain loops that move the bytes its passes move
+//!   (a read of the inputs for a first pass, a read of them and a write of the output for
+//!   a second), and the ratio to it;
 //! - class-index against value targets at C = 1, 2, 4, 10, 20, 80 classes, same elements;
 //! - the fixed cost of a call (16 elements), and two threads through the three-phase C
 //!   functions against one.
@@ -266,6 +269,62 @@ fn c_loops(_: &Batch, _: Duration) -> Option<CLoops> {
     None
 }
 
+/// The times of plain loops over the batch's buffers, one thread: what memory allows the
+/// passes. Each moves the bytes of one kind of pass: a read of the inputs (a first pass),
+/// and a read of them with a write of the output (a second pass, or a plain one).
+struct Floors {
+    /// a read of `a` and `b`
+    read_ab: f64,
+    /// a read of `a` and `b` and a write of the output
+    write_ab: f64,
+    /// a read of `a` (class-index targets: their labels are 1/80 of the bytes)
+    read_a: f64,
+    /// a read of `a` and a write of the output
+    write_a: f64,
+}
+
+fn floors(a: &[f32], b: &[f32], out: &mut [f32], budget: Duration) -> Floors {
+    // sixteen running sums, so that the loop vectorises (an f32 sum is not reassociated)
+    fn read(a: &[f32], b: Option<&[f32]>) -> f32 {
+        let mut acc = [0f32; 16];
+        match b {
+            Some(b) => {
+                for (x, y) in a.chunks_exact(16).zip(b.chunks_exact(16)) {
+                    for l in 0..16 {
+                        acc[l] += x[l] + y[l];
+                    }
+                }
+            }
+            None => {
+                for x in a.chunks_exact(16) {
+                    for l in 0..16 {
+                        acc[l] += x[l];
+                    }
+                }
+            }
+        }
+        acc.iter().sum()
+    }
+    let read_ab = time(budget, || read(black_box(a), Some(black_box(b))));
+    let write_ab = time(budget, || {
+        for ((o, x), y) in out.iter_mut().zip(black_box(a)).zip(black_box(b)) {
+            *o = x - y;
+        }
+    });
+    let read_a = time(budget, || read(black_box(a), None));
+    let write_a = time(budget, || {
+        for (o, x) in out.iter_mut().zip(black_box(a)) {
+            *o = 0.5 * x;
+        }
+    });
+    Floors {
+        read_ab,
+        write_ab,
+        read_a,
+        write_a,
+    }
+}
+
 fn ms(t: f64) -> String {
     format!("{:9.2}", t * 1e3)
 }
@@ -307,7 +366,20 @@ fn main() {
         ),
     }
     let copy = time(budget, || grad.copy_from_slice(black_box(&b.logits)));
-    println!("copy of the logits: {} ms\n", ms(copy).trim());
+    println!("copy of the logits: {} ms", ms(copy).trim());
+    let fl = floors(&b.logits, &b.targets, &mut grad, budget);
+    println!(
+        "memory floors (plain loops): read logits and targets {} ms, and write the output {} \
+         ms; read logits {} ms, and write the output {} ms\n",
+        ms(fl.read_ab).trim(),
+        ms(fl.write_ab).trim(),
+        ms(fl.read_a).trim(),
+        ms(fl.write_a).trim()
+    );
+    // each case's floor: its passes' bytes (GHM-R reads predictions and targets as GHM-C
+    // values reads logits and targets)
+    let two_pass_values = fl.read_ab + fl.write_ab;
+    let two_pass_labels = fl.read_a + fl.write_a;
 
     let isas: Vec<Isa> = Isa::ALL
         .iter()
@@ -321,24 +393,31 @@ fn main() {
     for &isa in &isas {
         println!("== {isa:?} path");
         println!(
-            "{:<38} {:>9} {:>7} {:>9} {:>9} {:>8}",
-            "case", "ms", "G el/s", "/ plain", "C / ghm", "/ copy"
+            "{:<38} {:>9} {:>7} {:>9} {:>9} {:>8} {:>8}",
+            "case", "ms", "G el/s", "/ plain", "C / ghm", "/ copy", "/ floor"
         );
-        let row = |name: &str, t: f64, plain: Option<f64>, c: Option<f64>| {
+        let row = |name: &str, t: f64, plain: Option<f64>, c: Option<f64>, floor: f64| {
             let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
             println!(
-                "{name:<38} {} {} {:>9} {:>9} {:>8.2}",
+                "{name:<38} {} {} {:>9} {:>9} {:>8.2} {:>8.2}",
                 ms(t),
                 rate(n, t),
                 f(plain.map(|p| t / p)),
                 f(c.map(|c| c / t)),
-                t / copy
+                t / copy,
+                t / floor
             );
         };
         let plain_bce = time(budget, || {
             ghm::__test::plain_bce(isa, black_box(&b.logits), &b.targets, &mut grad).unwrap()
         });
-        row("plain BCE-with-logits, loss + grad", plain_bce, None, None);
+        row(
+            "plain BCE-with-logits, loss + grad",
+            plain_bce,
+            None,
+            None,
+            fl.write_ab,
+        );
         let mut gc = GhmC::new(ghm_c_config()).unwrap();
         gc.set_isa(isa).unwrap();
         let first = GhmC::new(ghm_c_config())
@@ -357,6 +436,7 @@ fn main() {
             t,
             Some(plain_bce),
             cv.map(|c| c.0),
+            two_pass_values,
         );
         let t_labels = time(budget, || {
             gc.loss_grad_labels(black_box(&b.logits), layout, &b.labels, None, &mut grad)
@@ -368,6 +448,7 @@ fn main() {
             t_labels,
             Some(plain_bce),
             clab.map(|c| c.0),
+            two_pass_labels,
         );
         let t = time(budget, || {
             let mut st = gc.stats();
@@ -375,12 +456,24 @@ fn main() {
                 .unwrap();
             gc.clone().commit(&st).unwrap().loss().unwrap()
         });
-        row("GHM-C class-index, loss only", t, Some(plain_bce), None);
+        row(
+            "GHM-C class-index, loss only",
+            t,
+            Some(plain_bce),
+            None,
+            fl.read_a,
+        );
         let plain_asl1 = time(budget, || {
             ghm::__test::plain_asl1(isa, 0.02, black_box(&b.pred), &b.zeros, &mut grad).unwrap()
         });
         let casl = cl.as_ref().map(|c| c.asl1);
-        row("plain ASL1, loss + grad", plain_asl1, None, casl);
+        row(
+            "plain ASL1, loss + grad",
+            plain_asl1,
+            None,
+            casl,
+            fl.write_ab,
+        );
         let mut gr = GhmR::new(ghm_r_config()).unwrap();
         gr.set_isa(isa).unwrap();
         let first_r = GhmR::new(ghm_r_config())
@@ -394,7 +487,13 @@ fn main() {
                 .unwrap()
         });
         let cr = cl.as_ref().map(|c| c.ghmr);
-        row("GHM-R, loss + grad", t, Some(plain_asl1), cr.map(|c| c.0));
+        row(
+            "GHM-R, loss + grad",
+            t,
+            Some(plain_asl1),
+            cr.map(|c| c.0),
+            two_pass_values,
+        );
         if let (Some(cv), Some(cr)) = (cv, cr) {
             println!(
                 "  first-call losses, C loop vs ghm: GHM-C {:.1e} relative, GHM-R {:.1e}",
