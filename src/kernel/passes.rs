@@ -471,9 +471,22 @@ struct WeightSum {
 }
 
 impl WeightSum {
+    #[inline(always)]
     fn add(&mut self, w: WeightSum) {
         self.ones += w.ones;
-        self.other += w.other;
+        // +0 (weights of exactly 1, or none valid) changes no sum of weights, which are not
+        // negative: not added, which spares the one lane a software f64 addition per
+        // class-index row (out of line: inlined, the compiler made the addition anyway and
+        // selected its result)
+        if w.other.to_bits() != 0 {
+            self.add_other(w.other);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn add_other(&mut self, other: f64) {
+        self.other += other;
     }
 
     fn total(self) -> f64 {
@@ -490,11 +503,15 @@ unsafe fn checked_weights(run: &Run) -> Option<WeightSum> {
     // SAFETY: the portable instantiation needs no target feature.
     let ok = |w: f32| unsafe { weight_ok::<f32>(w) }.to_bits() != 0;
     if let Some(w) = run.uniform_weight() {
-        return ok(w).then(|| match w {
-            1.0 => WeightSum {
+        // weight 1 (a call that gives none) first: no test of its range, which the one lane
+        // would otherwise make once per class-index row
+        if w == 1.0 {
+            return Some(WeightSum {
                 ones: run.len,
                 other: 0.0,
-            },
+            });
+        }
+        return ok(w).then(|| match w {
             w if w > 0.0 => WeightSum {
                 ones: 0,
                 other: f64::from(w) * run.len as f64,
