@@ -47,11 +47,13 @@ pub(crate) struct Inputs {
 pub(super) enum RunTargets {
     Values(*const f32),
     /// Along a row of classes: 1 at the classes its `k` labels name; `first` is the column
-    /// of the first label, found once per run.
+    /// of the first label, found once per run, and `col` the same as an integer
+    /// (`usize::MAX`: none).
     Hot {
         labels: *const i32,
         k: usize,
         first: f32,
+        col: usize,
     },
     /// Per element j of a plane, 1 where one of `labels[j * k .. j * k + k]` is `class`.
     LabelIs {
@@ -75,6 +77,16 @@ fn hot_column(label: i32, classes: usize) -> f32 {
         label as f32
     } else {
         -1.0
+    }
+}
+
+/// A label as the column it makes hot, as an index (`usize::MAX`: none).
+#[inline(always)]
+fn hot_index(label: i32, classes: usize) -> usize {
+    if (label as u32) < in_range_bound(classes) {
+        label as usize
+    } else {
+        usize::MAX
     }
 }
 
@@ -256,7 +268,14 @@ impl Run {
             let a = V::load(x.a.add(self.start + j));
             let b = match self.b {
                 RunTargets::Values(p) => V::load(p.add(j)),
-                RunTargets::Hot { labels, k, first } => {
+                // one lane, one label: an integer comparison (a conversion and a
+                // floating-point one per element otherwise, in both passes)
+                RunTargets::Hot { k: 1, col, .. } if V::LANES == 1 => {
+                    V::splat(if j == col { 1.0 } else { 0.0 })
+                }
+                RunTargets::Hot {
+                    labels, k, first, ..
+                } => {
                     let col = V::load(IOTA.as_ptr()).add(V::splat(j as f32));
                     let mut is = col.eq(V::splat(first));
                     for s in 1..k {
@@ -704,6 +723,7 @@ impl<'x> Runs<'x> {
                                 labels: labels.add(cell * k),
                                 k,
                                 first: hot_column(*labels.add(cell * k), layout.classes),
+                                col: hot_index(*labels.add(cell * k), layout.classes),
                             },
                             w: RunWeights::All(w),
                             hot_at: 0,
