@@ -162,6 +162,9 @@ pub(crate) unsafe fn ln_unit<V: Vector>(p: V) -> V {
 pub(crate) trait Model: Copy {
     /// All-true lanes where the element's inputs are acceptable.
     unsafe fn valid<V: Vector>(&self, a: V, b: V) -> V;
+    /// [`valid`](Model::valid) for targets that a layout makes (class-index targets 0 and
+    /// 1), which are always acceptable: the test of `a` alone.
+    unsafe fn valid_input<V: Vector>(&self, a: V) -> V;
     /// The specific error for one element that [`valid`](Model::valid) rejects.
     fn error(&self, a: f32, b: f32) -> Error;
     /// `(dir, term)`.
@@ -380,14 +383,24 @@ impl Model for Bce {
         // methods need.
         unsafe {
             if self.gradient {
-                return x.abs().le(V::splat(1.0));
+                return self.valid_input(x);
             }
-            let input_ok = if self.probabilities {
+            self.valid_input(x).and(in_unit(t))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn valid_input<V: Vector>(&self, x: V) -> V {
+        // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
+        // methods need.
+        unsafe {
+            if self.gradient {
+                x.abs().le(V::splat(1.0))
+            } else if self.probabilities {
                 in_unit(x)
             } else {
                 x.abs().lt(V::splat(f32::INFINITY))
-            };
-            input_ok.and(in_unit(t))
+            }
         }
     }
 
@@ -573,6 +586,12 @@ impl Model for Asl1 {
             let ok = a.abs().lt(inf).and(b.abs().lt(inf));
             ok.and(a.sub(b).abs().lt(inf))
         }
+    }
+
+    #[inline(always)]
+    unsafe fn valid_input<V: Vector>(&self, a: V) -> V {
+        // SAFETY: `V`'s target features are enabled (this function's contract).
+        unsafe { a.abs().lt(V::splat(f32::INFINITY)) }
     }
 
     fn error(&self, a: f32, b: f32) -> Error {

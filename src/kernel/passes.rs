@@ -76,9 +76,9 @@ unsafe fn weight_ok<V: Vector>(w: V) -> V {
     unsafe { V::splat(0.0).le(w).and(w.lt(V::splat(f32::INFINITY))) }
 }
 
-/// Checks `V::LANES` elements of a run from `j` (their label weights too unless
-/// `weights_ok`: a run whose one weight was checked); the first one's specific error
-/// otherwise.
+/// Checks `V::LANES` elements of a run from `j` (their targets too unless `made`: targets
+/// the load made, see [`Run::load`]; their label weights too unless `weights_ok`: a run
+/// whose one weight was checked); the first one's specific error otherwise.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn check<V: Vector, M: Model>(
@@ -90,11 +90,16 @@ unsafe fn check<V: Vector, M: Model>(
     b: V,
     w: V,
     weights_ok: bool,
+    made: bool,
 ) -> Result<(), Error> {
     // SAFETY: `V`'s target features are enabled and the pointers of the inputs and output are valid
     // for the elements they describe (this function's contract).
     unsafe {
-        let ok = model.valid(a, b);
+        let ok = if made {
+            model.valid_input(a)
+        } else {
+            model.valid(a, b)
+        };
         let ok = if weights_ok { ok } else { ok.and(weight_ok(w)) };
         if ok.bitmask() == full::<V>() {
             return Ok(());
@@ -152,8 +157,8 @@ unsafe fn validate<V: Vector, M: Model, const S: u8>(model: &M, x: &Inputs) -> R
             let weights_ok = checked_weights(&run).is_some();
             let mut j = 0;
             while j < run.len {
-                let (a, b, w) = run.load_as::<V, S>(x, j);
-                check(model, x, &run, j, a, b, w, weights_ok)?;
+                let (a, b, w, made) = run.load_as::<V, S>(x, j);
+                check(model, x, &run, j, a, b, w, weights_ok, made)?;
                 far.add(model.magnitude(a, b), zero.lt(w));
                 j += V::LANES;
             }
@@ -351,8 +356,8 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool, const S: u8>(
             }
             let mut j = 0;
             while j < run.len {
-                let (a, b, w) = run.load_as::<V, S>(x, j);
-                if let Err(e) = check(model, x, &run, j, a, b, w, checked.is_some()) {
+                let (a, b, w, made) = run.load_as::<V, S>(x, j);
+                if let Err(e) = check(model, x, &run, j, a, b, w, checked.is_some(), made) {
                     return Tally::Done(Err(e));
                 }
                 let valid = zero.lt(w);
@@ -662,10 +667,10 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const ONE_SHOT: bool>(
                 // in order: the same results as one vector a step.
                 let l = V::LANES;
                 while j + 4 * l <= run.len {
-                    let (a0, b0, w0) = run.load_as::<V, S>(x, j);
-                    let (a1, b1, w1) = run.load_as::<V, S>(x, j + l);
-                    let (a2, b2, w2) = run.load_as::<V, S>(x, j + 2 * l);
-                    let (a3, b3, w3) = run.load_as::<V, S>(x, j + 3 * l);
+                    let (a0, b0, w0, _) = run.load_as::<V, S>(x, j);
+                    let (a1, b1, w1, _) = run.load_as::<V, S>(x, j + l);
+                    let (a2, b2, w2, _) = run.load_as::<V, S>(x, j + 2 * l);
+                    let (a3, b3, w3, _) = run.load_as::<V, S>(x, j + 3 * l);
                     let (dir0, term0) = model.forward(a0, b0);
                     let (dir1, term1) = model.forward(a1, b1);
                     let (dir2, term2) = model.forward(a2, b2);
@@ -693,7 +698,7 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const ONE_SHOT: bool>(
                 }
             }
             while j < run.len {
-                let (a, b, w) = run.load_as::<V, S>(x, j);
+                let (a, b, w, _) = run.load_as::<V, S>(x, j);
                 let (dir, term) = if terms {
                     model.forward(a, b)
                 } else {
