@@ -20,7 +20,10 @@ use crate::config::{
 };
 use crate::error::Error;
 use crate::io::{ClassLayout, Output};
-use crate::kernel::{Accumulate, Apply, Asl1, Bce, Bins, Inputs, Model, Plan, Targets, Validate};
+use crate::kernel::{
+    largest_magnitude, Accumulate, Apply, Asl1, Bce, Bins, Inputs, Model, Plan, Targets, Validate,
+    VECTOR_PATHS,
+};
 use crate::state::{Counts, RegionWeights, State, Stats, Tally};
 
 mod sealed {
@@ -424,14 +427,16 @@ impl<'s, L: Loss> InPlace<'s, L> {
         self.state.weigh(tally, &mut weights)?;
         let (isa, config) = (self.isa, *self.config());
         let loss = with_model!(L::KIND, config, |model| {
-            let term = model.term_bound(magnitude);
-            let regions = weights.coef_table().iter().enumerate();
-            let bound = regions
-                .map(|(k, &c)| f64::from(c.abs()) * tally.count(k) * term)
-                .sum::<f64>();
+            let bound = |term: f64| {
+                let regions = weights.coef_table().iter().enumerate();
+                regions
+                    .map(|(k, &c)| f64::from(c.abs()) * tally.count(k) * term)
+                    .sum::<f64>()
+            };
             // A loss the bound cannot show finite (inputs near f32's range) is found first,
             // without writing anything.
-            let known = if bound < LOSS_BOUND {
+            // SAFETY: the caller's contract.
+            let known = if unsafe { loss_bounded(model, x, magnitude, bound) } {
                 None
             } else {
                 // SAFETY: the caller's contract.
@@ -784,6 +789,32 @@ impl Dest<'_> {
 /// the pass may write while it sums. At or above it, [`checked_loss`] finds the loss first.
 const LOSS_BOUND: f64 = f32::MAX as f64 / 2.0;
 
+/// Whether `bound`, a bound on a pass's loss as a function of the bound on its elements'
+/// terms, is below [`LOSS_BOUND`], given the bound `magnitude` a first pass found on the
+/// valid elements' magnitudes. That is loose on vector paths (see
+/// `kernel::passes::MAGNITUDE_LIMIT`): where it does not show the loss finite, the exact
+/// largest magnitude is found (a scalar scan; rare: inputs near 2^64, or a loss near f32's
+/// range) and the bound taken again, so that every path decides as the exact maximum
+/// decides (the run that finds the loss first is exact only where the loss is that large).
+///
+/// # Safety
+/// The pointers of `x` are valid for the elements they describe.
+unsafe fn loss_bounded<M: Model>(
+    model: &M,
+    x: &Inputs,
+    magnitude: f32,
+    bound: impl Fn(f64) -> f64,
+) -> bool {
+    let bounded = bound(model.term_bound(magnitude)) < LOSS_BOUND;
+    // the one lane's bound is the exact maximum (one-lane targets link no scan)
+    if bounded || !VECTOR_PATHS {
+        return bounded;
+    }
+    // SAFETY: this function's contract.
+    let exact = unsafe { largest_magnitude(model, x) };
+    bound(model.term_bound(exact)) < LOSS_BOUND
+}
+
 /// The one-shot calls' second pass: writes the gradient (if `grad`) and with `loss` sums
 /// the loss (else returns 0). A gradient that overwrites is bounded by its coefficients
 /// (checked finite by the weighing): no dry run is needed for it.
@@ -931,8 +962,9 @@ unsafe fn apply_with<M: Model>(
             .coef_table()
             .iter()
             .fold(0f32, |m, c| m.max(c.abs()));
-        let bound = f64::from(largest) * x.n as f64 * model.term_bound(magnitude);
-        bound < LOSS_BOUND
+        let bound = |term: f64| f64::from(largest) * x.n as f64 * term;
+        // SAFETY: the caller's contract.
+        unsafe { loss_bounded(model, x, magnitude, bound) }
     };
     let known = if loss_bounded {
         None

@@ -1,7 +1,7 @@
 //! The unit regions over the gradient norm and the binning of a vector of norms: the
 //! reference's edges, and the fast index that agrees with them exactly.
 
-use super::vector::{Vector, MAX_LANES};
+use super::vector::{Vector, MAX_LANES, VECTOR_PATHS};
 use crate::config::MAX_BINS;
 
 /// The unit regions `[e_k, e_{k+1})` of `[0, 1]`, with the reference's edges
@@ -23,14 +23,7 @@ pub(crate) struct Bins {
 /// exactness check near edges was worth 6-8% of a GHM-C call with AVX-512 (`cargo bench
 /// --bench ghm`, 2026-12-07); they are computed on one-lane targets, where the table would
 /// be a quarter of a kilobyte in every pass's frame (the Cortex-M stack figures).
-const EDGE_TABLE: usize = if cfg!(any(
-    all(target_arch = "x86_64", target_feature = "sse2"),
-    all(target_arch = "aarch64", target_feature = "neon")
-)) {
-    MAX_BINS
-} else {
-    0
-};
+const EDGE_TABLE: usize = if VECTOR_PATHS { MAX_BINS } else { 0 };
 
 /// Fractional parts this close to 1 (or exactly 0) may have been rounded across an integer
 /// by `g * M`; the bound on that rounding is below 2^-18 for M <= 64.

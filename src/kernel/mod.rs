@@ -23,8 +23,8 @@ mod vector;
 
 pub(crate) use bins::Bins;
 pub(crate) use math::{floor_in_i32, Asl1, Bce, Model};
-pub(crate) use passes::{Accumulate, Apply, Pass, Plain, Plan, Validate};
+pub(crate) use passes::{largest_magnitude, Accumulate, Apply, Pass, Plain, Plan, Validate};
 pub(crate) use probe::{Func, Probe, SumProbe};
 pub(crate) use runs::{Inputs, Targets};
 pub(crate) use tally::{Cell, LaneTable};
-pub(crate) use vector::{Vector, BIN_MASK, MAX_LANES};
+pub(crate) use vector::{Vector, BIN_MASK, MAX_LANES, VECTOR_PATHS};

@@ -167,11 +167,13 @@ unsafe fn validate<V: Vector, M: Model, const S: u8>(model: &M, x: &Inputs) -> R
     }
 }
 
-/// The magnitude ([`Model::magnitude`]) below which the first passes bound the valid
-/// elements' by this value itself, not by their maximum: 2^64, above any residual the
-/// configuration admits (`mu <= 1e18`) and any logit a model produces. A pass that meets
-/// one at or above it returns an infinite bound, and the loss is then found by a run that
-/// writes nothing, as for inputs near f32's range.
+/// The magnitude ([`Model::magnitude`]) below which the first passes on vector paths bound
+/// the valid elements' by this value itself, not by their maximum: 2^64, above any
+/// residual the configuration admits (`mu <= 1e18`) and any logit a model produces. A pass
+/// that meets one at or above it returns an infinite bound. Where such a loose bound does
+/// not show the loss finite (such inputs, inputs near f32's range, or a loss weight above
+/// about 1e19), the caller finds the exact maximum ([`largest_magnitude`], a scalar scan),
+/// so that it decides as the exact maximum would.
 const MAGNITUDE_LIMIT: f32 = 18_446_744_073_709_551_616.0;
 
 /// Whether a pass has met a valid element whose magnitude is not below
@@ -179,7 +181,7 @@ const MAGNITUDE_LIMIT: f32 = 18_446_744_073_709_551_616.0;
 /// across the loop (a running maximum), which holds calls on its rare paths, was spilled
 /// to the stack and reloaded for every vector, which cost 13-22% of a counting pass with
 /// AVX-512 on an AMD Zen 4. The one lane keeps the maximum, in a register (four
-/// instructions per element fewer on the Cortex-M4F).
+/// instructions per element fewer on the Cortex-M4F), which is then its bound.
 #[derive(Clone, Copy)]
 struct Far<V> {
     max: V,
@@ -208,13 +210,15 @@ impl<V: Vector> Far<V> {
         }
     }
 
-    /// The pass's bound on the valid elements' magnitudes: [`MAGNITUDE_LIMIT`], or
-    /// infinity where one is not below it.
+    /// The pass's bound on the valid elements' magnitudes: their maximum on the one lane;
+    /// on vector paths [`MAGNITUDE_LIMIT`], or infinity where one is not below it.
     #[inline(always)]
     unsafe fn bound(self) -> f32 {
-        // SAFETY: `V`'s target features are enabled (this function's contract).
-        let one_far = V::LANES == 1 && unsafe { self.max.first() } >= MAGNITUDE_LIMIT;
-        if one_far || self.lanes != 0 {
+        if V::LANES == 1 {
+            // SAFETY: `V`'s target features are enabled (this function's contract).
+            return unsafe { self.max.first() };
+        }
+        if self.lanes != 0 {
             f32::INFINITY
         } else {
             MAGNITUDE_LIMIT
@@ -526,6 +530,31 @@ unsafe fn checked_weights(run: &Run) -> Option<WeightSum> {
     }
     // SAFETY: the run's pointers are valid (this function's contract)
     unsafe { run.row_weight_total(ok) }.map(|other| WeightSum { ones: 0, other })
+}
+
+/// The largest [`Model::magnitude`] of a valid element of `x`, element by element: for a
+/// loss that a first pass's bound on the magnitudes (loose on vector paths, see
+/// [`MAGNITUDE_LIMIT`]) did not show finite.
+///
+/// # Safety
+/// The pointers of `x` are valid for the elements they describe.
+#[cold]
+pub(crate) unsafe fn largest_magnitude<M: Model>(model: &M, x: &Inputs) -> f32 {
+    // SAFETY: the pointers of `x` are valid for the elements they describe (this function's
+    // contract); the one-lane instantiation needs no target feature.
+    unsafe {
+        let mut largest = 0f32;
+        let mut runs = Runs::new(x, 1);
+        while let Some(run) = runs.next() {
+            for j in 0..run.len {
+                let (a, b, w) = run.element(x, j);
+                if w > 0.0 {
+                    largest = largest.max(model.magnitude::<f32>(a, b));
+                }
+            }
+        }
+        largest
+    }
 }
 
 /// The sum of the valid label weights in f64, element by element: for the label weights

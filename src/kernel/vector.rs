@@ -14,6 +14,14 @@ use crate::config::MAX_BINS;
 /// lane) have this size, and each pass asserts `LANES <= MAX_LANES` at compile time.
 pub(crate) const MAX_LANES: usize = 16;
 
+/// Whether this target has vector instantiations of [`Vector`] (`arch/` builds them where
+/// this holds: x86_64 with SSE2, aarch64 with NEON); elsewhere every pass runs on the one
+/// lane, and what only the vector paths need is left out of the build.
+pub(crate) const VECTOR_PATHS: bool = cfg!(any(
+    all(target_arch = "x86_64", target_feature = "sse2"),
+    all(target_arch = "aarch64", target_feature = "neon")
+));
+
 /// A vector of `LANES` f32 values. All methods are `unsafe` only because SIMD instantiations
 /// require their target features to be enabled; callers in `arch/` guarantee that.
 pub(crate) trait Vector: Copy {
