@@ -127,9 +127,8 @@ unsafe fn first_error<M: Model>(model: &M, x: &Inputs, run: &Run, j: usize) -> E
 }
 
 /// The validation pass alone; its result is a bound on every valid element's
-/// [`Model::magnitude`] ([`MAGNITUDE_LIMIT`] or infinity), which
-/// element (which bounds the loss an [`Apply`] sums). Contract: the pointers of `x` are valid
-/// for reads of the lengths they describe.
+/// [`Model::magnitude`] (see [`Far`]), which bounds the loss an [`Apply`] sums. Contract:
+/// the pointers of `x` are valid for reads of the lengths they describe.
 pub(crate) struct Validate<'a, M> {
     pub model: &'a M,
     pub x: &'a Inputs,
@@ -176,8 +175,8 @@ unsafe fn validate<V: Vector, M: Model, const S: u8>(model: &M, x: &Inputs) -> R
 /// so that it decides as the exact maximum would.
 const MAGNITUDE_LIMIT: f32 = 18_446_744_073_709_551_616.0;
 
-/// Whether a pass has met a valid element whose magnitude is not below
-/// [`MAGNITUDE_LIMIT`]. On vector paths a flag in a general register: a vector carried
+/// A first pass's bound on its valid elements' magnitudes. On vector paths, whether it has
+/// met one not below [`MAGNITUDE_LIMIT`], a flag in a general register: a vector carried
 /// across the loop (a running maximum), which holds calls on its rare paths, was spilled
 /// to the stack and reloaded for every vector, which cost 13-22% of a counting pass with
 /// AVX-512 on an AMD Zen 4. The one lane keeps the maximum, in a register (four
@@ -235,9 +234,8 @@ impl<V: Vector> Far<V> {
 /// With `TERMS` false it adds the counts and the label weights but no loss terms: the
 /// one-shot calls take the loss in [`Apply`], where each region's coefficient is known, and
 /// this pass then needs neither the terms nor, for the elements [`Model::ends`] places, the
-/// gradient norm. Its result bounds every valid element's [`Model::magnitude`]
-/// ([`MAGNITUDE_LIMIT`] or infinity), and so
-/// bounds the loss [`Apply`] will sum.
+/// gradient norm. Its result bounds every valid element's [`Model::magnitude`] (see
+/// [`Far`]), and so the loss [`Apply`] will sum.
 /// (A const parameter: a counting pass is its own function, whose stack frame holds no
 /// sum tables.)
 pub(crate) struct Accumulate<'a, M, const TERMS: bool> {

@@ -80,7 +80,9 @@ fn hot_column(label: i32, classes: usize) -> f32 {
     }
 }
 
-/// A label as the column it makes hot, as an index (`usize::MAX`: none).
+/// A label as the column it makes hot, as an index (`usize::MAX`: none). (The same test as
+/// [`hot_column`], written out: `hot_column` written through this function moved the one
+/// lane's registers and cost 5-7 instructions per element on the Cortex-M4F.)
 #[inline(always)]
 fn hot_index(label: i32, classes: usize) -> usize {
     if (label as u32) < in_range_bound(classes) {
