@@ -538,41 +538,37 @@ unsafe fn checked_weights(run: &Run) -> Option<WeightSum> {
 /// The pointers of `x` are valid for the elements they describe.
 #[cold]
 pub(crate) unsafe fn largest_magnitude<M: Model>(model: &M, x: &Inputs) -> f32 {
-    // SAFETY: the pointers of `x` are valid for the elements they describe (this function's
-    // contract); the one-lane instantiation needs no target feature.
-    unsafe {
-        let mut largest = 0f32;
-        let mut runs = Runs::new(x, 1);
-        while let Some(run) = runs.next() {
-            for j in 0..run.len {
-                let (a, b, w) = run.element(x, j);
-                if w > 0.0 {
-                    largest = largest.max(model.magnitude::<f32>(a, b));
-                }
-            }
-        }
-        largest
-    }
+    // SAFETY: this function's contract; the one-lane instantiation needs no target feature.
+    unsafe { fold_valid(x, 0f32, |m, a, b, _| m.max(model.magnitude::<f32>(a, b))) }
 }
 
 /// The sum of the valid label weights in f64, element by element: for the label weights
 /// whose f32 partial sums overflow.
 #[cold]
 unsafe fn weight_sum_f64(x: &Inputs) -> f64 {
-    // SAFETY: the pointers of `x` are valid for the elements they describe (the pass's
-    // contract).
+    // SAFETY: the pass's contract.
+    unsafe { fold_valid(x, 0f64, |sum, _, _, w| sum + f64::from(w)) }
+}
+
+/// `f` folded over the valid elements of `x` (label weight above 0) as `(a, b, w)`, one at a
+/// time: the cold scans that the passes' rare cases need.
+///
+/// # Safety
+/// The pointers of `x` are valid for the elements they describe.
+unsafe fn fold_valid<T>(x: &Inputs, init: T, mut f: impl FnMut(T, f32, f32, f32) -> T) -> T {
+    // SAFETY: every element read is one of a run's (this function's contract).
     unsafe {
-        let mut sum = 0.0;
+        let mut acc = init;
         let mut runs = Runs::new(x, 1);
         while let Some(run) = runs.next() {
             for j in 0..run.len {
-                let (_, _, w) = run.element(x, j);
+                let (a, b, w) = run.element(x, j);
                 if w > 0.0 {
-                    sum += f64::from(w);
+                    acc = f(acc, a, b, w);
                 }
             }
         }
-        sum
+        acc
     }
 }
 
