@@ -404,8 +404,8 @@ impl<'s, L: Loss> InPlace<'s, L> {
         unsafe { self.finish(&counts, magnitude, x, grad) }
     }
 
-    /// The rest of a one-shot call after its first pass, given its `counts` and the
-    /// largest `magnitude` it saw: weighs the counts, runs the second pass (which sums the
+    /// The rest of a one-shot call after its first pass, given its `counts` and its bound
+    /// `magnitude` on the valid elements' magnitudes: weighs the counts, runs the second pass (which sums the
     /// loss), and only then advances the state. The loss must be known finite before a
     /// gradient is written: a bound from `magnitude` shows it, or else it is found first by
     /// a run that writes nothing ([`checked_loss`]; rare: inputs near f32's range). Its own
@@ -485,7 +485,7 @@ impl InPlace<'_, Classification> {
 
 /// Phase 1 on the kernels, into `counts` (which must be [`Counts::EMPTY`]) and, with
 /// `TERMS`, `loss_sum` (which must then be given, holding zeros); without `TERMS` counts
-/// only and returns the largest magnitude (see [`Accumulate`]).
+/// only and returns its bound on the valid elements' magnitudes (see [`Accumulate`]).
 ///
 /// # Safety
 /// The pointers of `x` are valid for reads of the lengths they describe.
@@ -793,8 +793,8 @@ const LOSS_BOUND: f64 = f32::MAX as f64 / 2.0;
 /// terms, is below [`LOSS_BOUND`], given the bound `magnitude` a first pass found on the
 /// valid elements' magnitudes. That is loose on vector paths (see
 /// `kernel::passes::MAGNITUDE_LIMIT`): where it does not show the loss finite, the exact
-/// largest magnitude is found (a scalar scan; rare: inputs near 2^64, or a loss near f32's
-/// range) and the bound taken again, so that every path decides as the exact maximum
+/// largest magnitude is found (a scalar scan; rare: inputs at or above 2^64, a loss near
+/// f32's range, or large loss weights) and the bound taken again, so that every path decides as the exact maximum
 /// decides (the run that finds the loss first is exact only where the loss is that large).
 ///
 /// # Safety

@@ -167,12 +167,13 @@ unsafe fn validate<V: Vector, M: Model, const S: u8>(model: &M, x: &Inputs) -> R
 }
 
 /// The magnitude ([`Model::magnitude`]) below which the first passes on vector paths bound
-/// the valid elements' by this value itself, not by their maximum: 2^64, above any
-/// residual the configuration admits (`mu <= 1e18`) and any logit a model produces. A pass
-/// that meets one at or above it returns an infinite bound. Where such a loose bound does
-/// not show the loss finite (such inputs, inputs near f32's range, or a loss weight above
-/// about 1e19), the caller finds the exact maximum ([`largest_magnitude`], a scalar scan),
-/// so that it decides as the exact maximum would.
+/// the valid elements' by this value itself, not by their maximum: 2^64, far above the
+/// logits a model produces and the residuals of real inputs. A pass that meets one at or
+/// above it returns an infinite bound. Where such a loose bound does not show the loss
+/// finite (such inputs, inputs near f32's range, or large loss weights: above about 1e19
+/// for a one-shot call, less for the three-phase loss applies, whose bound takes the
+/// largest coefficient for every element), the caller finds the exact maximum
+/// ([`largest_magnitude`], a scalar scan), so that it decides as the exact maximum would.
 const MAGNITUDE_LIMIT: f32 = 18_446_744_073_709_551_616.0;
 
 /// A first pass's bound on its valid elements' magnitudes. On vector paths, whether it has

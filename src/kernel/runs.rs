@@ -260,10 +260,11 @@ impl Run {
 
     /// `V::LANES` elements from `j`, padded past the run's end with a valid element of weight
     /// 0: `(a, b, w, made)`, where `made` says that the targets `b` were made here (0 and 1
-    /// of a class-index row, on the one lane), so that validation need not test them. Each
-    /// arm returns its own constant, so the compiler can take the test out of that arm's
-    /// path instead of testing the flag per element (on the one lane it saved 12
-    /// instructions per class-index element, and no value-target one got slower).
+    /// of a class-index row with one label per anchor, on the one lane), so that validation
+    /// need not test them. Each arm returns its own constant, so the compiler can take the
+    /// test out of that arm's path instead of testing the flag per element (on the
+    /// Cortex-M4F: 12 instructions per class-index element fewer, GHM-C with value targets
+    /// unchanged, GHM-R 2 more; a flag read from the run per element cost value targets 6).
     #[inline(always)]
     pub(super) unsafe fn load<V: Vector>(&mut self, x: &Inputs, j: usize) -> (V, V, V, bool) {
         // SAFETY: the pointers of `x` are valid for the elements they describe and `V`'s target
