@@ -405,12 +405,12 @@ impl<'s, L: Loss> InPlace<'s, L> {
     }
 
     /// The rest of a one-shot call after its first pass, given its `counts` and its bound
-    /// `magnitude` on the valid elements' magnitudes: weighs the counts, runs the second pass (which sums the
-    /// loss), and only then advances the state. The loss must be known finite before a
-    /// gradient is written: a bound from `magnitude` shows it, or else it is found first by
-    /// a run that writes nothing ([`checked_loss`]; rare: inputs near f32's range). Its own
-    /// frame: the weights are not in the frame the first pass nests in (the Cortex-M stack
-    /// figures).
+    /// `magnitude` on the valid elements' magnitudes: weighs the counts, runs the second
+    /// pass (which sums the loss), and only then advances the state. The loss must be known
+    /// finite before a gradient is written: a bound from `magnitude` shows it, or else it is
+    /// found first by a run that writes nothing ([`checked_loss`]; rare: inputs near f32's
+    /// range). Its own frame: the weights are not in the frame the first pass nests in (the
+    /// Cortex-M stack figures).
     ///
     /// # Safety
     /// As for [`one_shot`](Self::one_shot), and `x` passed the first pass.
@@ -794,8 +794,9 @@ const LOSS_BOUND: f64 = f32::MAX as f64 / 2.0;
 /// valid elements' magnitudes. That is loose on vector paths (see
 /// `kernel::passes::MAGNITUDE_LIMIT`): where it does not show the loss finite, the exact
 /// largest magnitude is found (a scalar scan; rare: inputs at or above 2^64, a loss near
-/// f32's range, or large loss weights) and the bound taken again, so that every path decides as the exact maximum
-/// decides (the run that finds the loss first is exact only where the loss is that large).
+/// f32's range, or large loss weights) and the bound taken again, so that every path
+/// decides as the exact maximum decides (the run that finds the loss first is exact only
+/// where the loss is that large).
 ///
 /// # Safety
 /// The pointers of `x` are valid for the elements they describe.

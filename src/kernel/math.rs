@@ -382,10 +382,12 @@ impl Model for Bce {
         // SAFETY: `V`'s target features are enabled (this function's contract), all the `Vector`
         // methods need.
         unsafe {
+            let ok = self.valid_input(x);
             if self.gradient {
-                return self.valid_input(x);
+                ok
+            } else {
+                ok.and(in_unit(t))
             }
-            self.valid_input(x).and(in_unit(t))
         }
     }
 

@@ -271,8 +271,7 @@ impl Run {
         // features are enabled (this function's contract).
         unsafe {
             if j + V::LANES > self.len {
-                let (a, b, w) = self.load_lanes(x, j);
-                return (a, b, w, false);
+                return self.load_lanes(x, j);
             }
             let a = V::load(x.a.add(self.start + j));
             let b = match self.b {
@@ -335,18 +334,14 @@ impl Run {
                 return self.load(x, j);
             }
             if j + V::LANES > self.len {
-                let (a, b, w) = self.load_lanes(x, j);
-                return (a, b, w, false);
+                return self.load_lanes(x, j);
             }
             let b = match (S, self.b) {
                 (VALUES, RunTargets::Values(p)) => V::load(p.add(j)),
                 (ZERO, RunTargets::Zero) => V::splat(0.0),
                 (ROWS, RunTargets::Rows { labels, k }) => self.hot_rows::<V>(j, labels, k),
                 // not made by `Runs` for inputs of shape `S`; correct all the same
-                _ => {
-                    let (a, b, w) = self.load_lanes(x, j);
-                    return (a, b, w, false);
-                }
+                _ => return self.load_lanes(x, j),
             };
             // `weights` written out, not called: through the call (inlined all the same),
             // the AVX-512 class-index loops took 20-33% longer at 2 to 80 classes (`cargo
@@ -380,12 +375,13 @@ impl Run {
     }
 
     /// [`load`](Self::load) element by element (out of line, in [`padded`](Self::padded)):
-    /// for a run's last, partial vector, padded with valid elements of weight 0.
+    /// for a run's last, partial vector, padded with valid elements of weight 0; its targets
+    /// are to be tested (`made` false).
     ///
     /// # Safety
     /// As for [`load`](Self::load), and `j < self.len`.
     #[inline(always)]
-    unsafe fn load_lanes<V: Vector>(&self, x: &Inputs, j: usize) -> (V, V, V) {
+    unsafe fn load_lanes<V: Vector>(&self, x: &Inputs, j: usize) -> (V, V, V, bool) {
         // SAFETY: this function's contract; `V`'s target features are enabled.
         unsafe {
             let mut p = [[0f32; MAX_LANES]; 3];
@@ -395,6 +391,7 @@ impl Run {
                 V::load(a.as_ptr()),
                 V::load(b.as_ptr()),
                 V::load(w.as_ptr()),
+                false,
             )
         }
     }
