@@ -841,6 +841,87 @@ fn a_loss_that_overflows_is_refused_for_either_sign_of_the_loss_weight() {
     }
 }
 
+/// At f32's edge the one-shot call (each element's `coef * term`, summed) and the three
+/// phases (each region's terms summed, times its coefficient) may round to opposite sides of
+/// f32::MAX, and only there: a loss both accept agrees to 1e-6, one refuses only when the
+/// other's loss is within 1e-6 of f32::MAX, and the loss weight's sign flips the loss and
+/// nothing else (the same decision, the negated bits). A GHM-R batch whose loss is 30
+/// residuals near f32::MAX, its loss weight scanned across the edge, on every path this CPU
+/// has (found by fuzzing with a loss weight of -4: the fuzz target's check of the edge
+/// ignored the sign).
+#[test]
+fn at_f32s_edge_one_shot_and_three_phases_differ_only_by_rounding_for_either_sign() {
+    let m = f32::MAX;
+    let mut a = vec![0.0f32; 68];
+    let mut b = vec![-9.835_294f32; 68];
+    a[4..19].fill(m);
+    b[40..55].fill(m);
+    a[28..50].fill(-9.835_294);
+    a[50..59].fill(11.623_529);
+    let run = |isa: ghm::Isa, loss_weight: f32| {
+        let mut one = GhmR::new(Config {
+            bins: 17,
+            momentum: 0.0,
+            mu: 0.02,
+            loss_weight,
+            ..Config::ghm_r()
+        })
+        .unwrap();
+        one.set_isa(isa).unwrap();
+        let three = one.clone();
+        let mut g = vec![0.0; a.len()];
+        let l1 = one.loss_grad(&a, &b, None, &mut g);
+        let (mut s, mut s2) = (three.stats(), three.stats());
+        three.accumulate(&mut s, &a[..61], &b[..61], None).unwrap();
+        three.accumulate(&mut s2, &a[61..], &b[61..], None).unwrap();
+        s.merge(&s2);
+        let l3 = three.clone().commit(&s).map(|w| w.loss().unwrap());
+        (l1, l3)
+    };
+    for &isa in ghm::Isa::ALL.iter().filter(|i| i.is_available()) {
+        // the loss weight at which the loss reaches f32::MAX, then 64 weights around it
+        let edge = f64::from(m) / f64::from(run(isa, 1.0).1.unwrap());
+        let mut refused = 0;
+        for step in -32..32 {
+            let lw = (edge * (1.0 + 4e-8 * f64::from(step))) as f32;
+            let (p1, p3) = run(isa, lw);
+            let (n1, n3) = run(isa, -lw);
+            let neg = |r: Result<f32, Error>| r.map(|v| (-v).to_bits());
+            assert_eq!(
+                neg(p1),
+                n1.map(f32::to_bits),
+                "{isa:?} one-shot, weight {lw}"
+            );
+            assert_eq!(
+                neg(p3),
+                n3.map(f32::to_bits),
+                "{isa:?} three phases, weight {lw}"
+            );
+            match (p1, p3) {
+                (Ok(x), Ok(y)) => assert!((x - y).abs() <= 1e-6 * y.abs(), "{x} vs {y}"),
+                (Ok(v), Err(e)) | (Err(e), Ok(v)) => {
+                    assert_eq!(e, Error::Overflow);
+                    assert!(v.abs() >= m * (1.0 - 1e-6), "{isa:?} refused against {v}");
+                    refused += 1;
+                }
+                (Err(e1), Err(e3)) => assert_eq!((e1, e3), (Error::Overflow, Error::Overflow)),
+            }
+        }
+        // the scan crosses the edge: both accept below it, both refuse above it, and the
+        // two orders decide some weight in between differently
+        let (below, above) = (
+            run(isa, (edge * 0.999) as f32),
+            run(isa, (edge * 1.001) as f32),
+        );
+        assert!(below.0.is_ok() && below.1.is_ok(), "{isa:?}");
+        assert!(above.0.is_err() && above.1.is_err(), "{isa:?}");
+        assert!(
+            refused > 0,
+            "{isa:?}: no loss weight was decided differently"
+        );
+    }
+}
+
 /// The committed loss uses the f32 coefficients apply multiplies by, so the three phases and
 /// a one-shot call agree even where a coefficient rounds to 0 in f32 (a subnormal loss weight:
 /// the commit's loss was -5e-17 in f64 while every applied value was 0; found by fuzzing).
