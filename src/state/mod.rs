@@ -180,13 +180,14 @@ impl State {
         let own = Kind::from_tag(self.kind).ok_or(Error::State)?;
         self.config.validate(own).map_err(|_| Error::State)?;
         let m = self.config.bins as usize;
-        let in_range = |s: &f32| s.is_finite() && *s >= 0.0;
-        let sane = self.ema[..m].iter().all(in_range)
-            && self.ema_norm[..m].iter().all(|s| in_range(s) && *s <= 1.0)
-            && self.ema[m..]
-                .iter()
-                .chain(&self.ema_norm[m..])
-                .all(|s| s.to_bits() == 0);
+        // Folds without early exits (the C calls check every state they are given: the
+        // compiler vectorises these, where `all` tested one float at a time). A NaN fails
+        // every comparison; -0.0 passes as 0.
+        let all = |xs: &[f32], ok: fn(f32) -> bool| xs.iter().fold(true, |a, &s| a & ok(s));
+        let sane = all(&self.ema[..m], |s| (0.0..=f32::MAX).contains(&s))
+            & all(&self.ema_norm[..m], |s| (0.0..=1.0).contains(&s))
+            & all(&self.ema[m..], |s| s.to_bits() == 0)
+            & all(&self.ema_norm[m..], |s| s.to_bits() == 0);
         if !sane {
             return Err(Error::State);
         }
@@ -242,6 +243,57 @@ mod tests {
                     .words(&words[b..])
                     .finish();
                 assert_eq!(got, want, "pieces at {a} and {b}");
+            }
+        }
+    }
+
+    /// A sealed state (a valid checksum) is still refused when an EMA value is out of range:
+    /// a negative, infinite or NaN count, a bias-correction term outside [0, 1], or anything
+    /// but +0.0 beyond the configured regions; values at the ends of each range (-0.0 as 0,
+    /// f32::MAX, 1) pass.
+    #[test]
+    fn sealed_states_with_ema_values_out_of_range_are_refused() {
+        let s = State::new(Kind::Classification, &Config::ghm_c()).unwrap();
+        let m = s.config.bins as usize;
+        let with = |k: usize, ema: Option<f32>, norm: Option<f32>| {
+            let mut t = s;
+            if let Some(v) = ema {
+                t.ema[k] = v;
+            }
+            if let Some(v) = norm {
+                t.ema_norm[k] = v;
+            }
+            t.seal();
+            t.kind()
+        };
+        let ok = Ok(Kind::Classification);
+        for k in [0, m - 1] {
+            for v in [0.0, -0.0, 1.5, f32::MAX] {
+                assert_eq!(with(k, Some(v), None), ok, "ema[{k}] = {v}");
+            }
+            for v in [0.0, -0.0, 0.25, 1.0] {
+                assert_eq!(with(k, None, Some(v)), ok, "ema_norm[{k}] = {v}");
+            }
+            for v in [-1.0, -f32::MIN_POSITIVE, f32::INFINITY, f32::NAN, -f32::NAN] {
+                assert_eq!(with(k, Some(v), None), Err(Error::State), "ema[{k}] = {v}");
+            }
+            for v in [-0.5, 1.0000001, f32::INFINITY, f32::NAN] {
+                assert_eq!(
+                    with(k, None, Some(v)),
+                    Err(Error::State),
+                    "ema_norm[{k}] = {v}"
+                );
+            }
+        }
+        for k in [m, MAX_BINS - 1] {
+            assert_eq!(with(k, Some(0.0), Some(0.0)), ok);
+            for v in [-0.0, 1.0, f32::NAN] {
+                assert_eq!(with(k, Some(v), None), Err(Error::State), "ema[{k}] = {v}");
+                assert_eq!(
+                    with(k, None, Some(v)),
+                    Err(Error::State),
+                    "ema_norm[{k}] = {v}"
+                );
             }
         }
     }
