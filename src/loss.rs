@@ -427,11 +427,15 @@ impl<'s, L: Loss> InPlace<'s, L> {
         self.state.weigh(tally, &mut weights)?;
         let (isa, config) = (self.isa, *self.config());
         let loss = with_model!(L::KIND, config, |model| {
+            // the loss is at most the sum of |coefficient| x count over the regions in
+            // use, times the largest term
             let bound = |term: f64| {
-                let regions = weights.coef_table().iter().enumerate();
-                regions
-                    .map(|(k, &c)| f64::from(c.abs()) * tally.count(k) * term)
+                let regions = weights.coef_table().iter().zip(&counts.count);
+                let weighted = regions.take(config.bins as usize);
+                weighted
+                    .map(|(&c, &r)| f64::from(c.abs()) * r as f64)
                     .sum::<f64>()
+                    * term
             };
             // A loss the bound cannot show finite (inputs near f32's range) is found first,
             // without writing anything.
