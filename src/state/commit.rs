@@ -80,6 +80,9 @@ impl State {
         // One loop over the regions, no per-region arrays (the Cortex-M stack figures): the
         // EMA step, the density it gives and the region's coefficient.
         let mut loss = 0.0f64;
+        // (a pass that only counted has no terms: no product per region, which a
+        // single-precision FPU makes in software)
+        let sums_loss = tally.sums_loss();
         let mut finite = true;
         let before = self.ema.iter().zip(&self.ema_norm);
         for (k, (c_out, (&prev, &prev_norm))) in w.coef.iter_mut().zip(before).enumerate().take(m) {
@@ -97,7 +100,9 @@ impl State {
                 // three phases and a one-shot call agree even where it rounds to 0
                 let c = (lambda * beta / norm_by) as f32;
                 *c_out = c;
-                loss += f64::from(c) * tally.loss_sum(k);
+                if sums_loss {
+                    loss += f64::from(c) * tally.loss_sum(k);
+                }
             }
         }
         w.loss = loss as f32;
