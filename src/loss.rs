@@ -444,7 +444,7 @@ impl<'s, L: Loss> InPlace<'s, L> {
                 None
             } else {
                 // SAFETY: the caller's contract.
-                Some(unsafe { checked_loss(model, isa, &weights, x)? })
+                unsafe { checked_loss(model, isa, &weights, x)? }
             };
             // SAFETY (both second passes): the caller's contract.
             match known {
@@ -855,11 +855,22 @@ unsafe fn second_pass<M: Model>(
 
 /// The loss the [`Apply`] pass sums over `x` with `weights`, found without writing
 /// anything, for inputs whose f32 block sums a bound cannot show finite (near f32's
-/// range): the pass runs once with every coefficient scaled by 2^-32 (exact, unless a
-/// coefficient is below 2^-94, whose elements' share of a loss this large is far below
-/// f32's resolution), so that no partial sum overflows, and the total is scaled back in
-/// f64. [`Error::Overflow`] if the loss is no finite f32. Its own frame for the scaled
-/// table, entered only in that rare case (the Cortex-M stack figures).
+/// range, or a bound made loose by a large coefficient that few or no elements have): the
+/// pass runs once with every coefficient scaled by 2^-32, so that no partial sum
+/// overflows, and the total is scaled back in f64. [`Error::Overflow`] if the loss is no
+/// finite f32.
+///
+/// The scaling loses what underflows: a scaled coefficient below f32's subnormals, or the
+/// bits a subnormal one drops, at most about 2^10 of a product per element (2^-118 of a
+/// coefficient, times a term below 2^128). That is below f32's resolution of a total past
+/// `SMALL_TOTAL` (2^125). For a smaller total, `None`: the caller's own pass sums it
+/// unscaled, as it does where a bound shows the loss finite, and may write while it sums.
+/// Every product has the loss weight's sign (the terms and the harmonizing weights are not
+/// negative), so no partial sum exceeds the total, whose magnitude is then below
+/// `SMALL_TOTAL` plus those losses, far from f32::MAX.
+///
+/// Its own frame for the scaled table, entered only in this rare case (the Cortex-M stack
+/// figures).
 ///
 /// # Safety
 /// As for [`apply_pass`], and the inputs have passed validation.
@@ -870,8 +881,9 @@ unsafe fn checked_loss<M: Model>(
     isa: Isa,
     weights: &RegionWeights,
     x: &Inputs,
-) -> Result<f64, Error> {
+) -> Result<Option<f64>, Error> {
     const SCALE: f64 = 4_294_967_296.0; // 2^32
+    const SMALL_TOTAL: f64 = 4.253_529_586_511_731e37; // 2^125
     let mut coef = *weights.coef_table();
     for c in &mut coef {
         *c = (f64::from(*c) / SCALE) as f32;
@@ -892,8 +904,10 @@ unsafe fn checked_loss<M: Model>(
     };
     // SAFETY: the caller's contract; the plan neither writes nor adds: no output is used.
     let loss = unsafe { arch::run(isa, pass)? }.loss * SCALE;
-    if (loss as f32).is_finite() {
-        Ok(loss)
+    if loss.abs() < SMALL_TOTAL {
+        Ok(None)
+    } else if (loss as f32).is_finite() {
+        Ok(Some(loss))
     } else {
         Err(Error::Overflow)
     }
@@ -975,7 +989,7 @@ unsafe fn apply_with<M: Model>(
         None
     } else {
         // SAFETY: the inputs passed validation.
-        Some(unsafe { checked_loss(model, isa, weights, x)? })
+        unsafe { checked_loss(model, isa, weights, x)? }
     };
     if !writes {
         // only the loss (`loss` is set): known, or summed by one run that writes nothing

@@ -922,6 +922,49 @@ fn at_f32s_edge_one_shot_and_three_phases_differ_only_by_rounding_for_either_sig
     }
 }
 
+/// An apply bounds its loss by its largest coefficient for every element, which a region
+/// with no elements may hold (a count prior gives every region one): a loose bound, past
+/// which the loss is found first with every coefficient scaled by 2^-32. A small loss of
+/// huge terms under a subnormal coefficient must survive that: the shares of the counting
+/// applies, with and without an output, equal the one-shot loss bit for bit, on every path
+/// this CPU has. (Found by fuzzing: two logits at f32::MAX with target 0 in a region whose
+/// coefficient is 1.1e-40, the other regions' 3.6e-4; the shares were 0 against 0.0769.)
+#[test]
+fn a_small_loss_found_past_a_loose_bound_keeps_its_subnormal_coefficients() {
+    let n = 2749;
+    let mut a = vec![0f32; n];
+    a[..4].copy_from_slice(&[12.0, 12.748_733_5, f32::MAX, f32::MAX]);
+    let t = vec![0f32; n];
+    let cfg = Config {
+        bins: 26,
+        momentum: 0.0,
+        loss_weight: f32::MIN_POSITIVE,
+        options: ghm::OPT_EMA_BIAS_CORRECTION | ghm::OPT_DECAY_EMPTY_BINS,
+        count_prior: f32::MIN_POSITIVE,
+        ..Config::ghm_c()
+    };
+    for &isa in ghm::Isa::ALL.iter().filter(|i| i.is_available()) {
+        let mut one = GhmC::new(cfg).unwrap();
+        one.set_isa(isa).unwrap();
+        let three = one.clone();
+        let mut g1 = vec![0f32; n];
+        let l1 = one.loss_grad(&a, &t, None, &mut g1).unwrap();
+        assert!(l1 > 0.07, "{isa:?}: {l1}");
+        let mut stats = three.counting_stats();
+        three.accumulate(&mut stats, &a, &t, None).unwrap();
+        let weights = three.clone().commit(&stats).unwrap();
+        assert!(weights.coefficients().iter().any(|&c| c > 0.0 && c < 1e-39));
+        let mut g3 = vec![0f32; n];
+        let with_output = weights.apply_loss(&a, &t, None, Output::GRADIENT, Some(&mut g3));
+        let alone = weights.apply_loss(&a, &t, None, Output::GRADIENT, None);
+        for share in [with_output, alone] {
+            let share = share.unwrap() as f32;
+            assert_eq!(share.to_bits(), l1.to_bits(), "{isa:?}: {share} vs {l1}");
+        }
+        assert_eq!(g1, g3, "{isa:?}");
+    }
+}
+
 /// The committed loss uses the f32 coefficients apply multiplies by, so the three phases and
 /// a one-shot call agree even where a coefficient rounds to 0 in f32 (a subnormal loss weight:
 /// the commit's loss was -5e-17 in f64 while every applied value was 0; found by fuzzing).
