@@ -54,8 +54,9 @@ declare -A LIMIT_INSN=([ghm_c_loss_grad]=297 [ghm_c_loss]=300 [ghm_c_loss_grad_l
   [ghm_c_loss_capi]=297 [ghm_r_loss_grad]=213 [ghm_r_loss]=216)
 # Flash limits raised 2026-12-07 (19,584 / 17,224 / 26,552 bytes): a small loss found past a
 # loose bound is summed again unscaled (a fuzzer-found error, fixed), and the commit skips
-# the loss product of a pass that only counted (3,600 fewer instructions a call).
-declare -A LIMIT_FLASH=([c]=19800 [r]=17400 [both]=26800)
+# the loss product of a pass that only counted (3,640 fewer instructions a GHM-C call, 1,240
+# a GHM-R call).
+declare -A LIMIT_FLASH=([c]=19800 [r]=17400 [both]=26850)
 TARGET_STACK=1024 TARGET_INSN=300 TARGET_FLASH_ONE=10240
 
 echo "== Rust firmware: build (opt-level s and 3)"

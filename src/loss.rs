@@ -407,9 +407,10 @@ impl<'s, L: Loss> InPlace<'s, L> {
     /// The rest of a one-shot call after its first pass, given its `counts` and its bound
     /// `magnitude` on the valid elements' magnitudes: weighs the counts, runs the second
     /// pass (which sums the loss), and only then advances the state. The loss must be known
-    /// finite before a gradient is written: a bound from `magnitude` shows it, or else it is
-    /// found first by a run that writes nothing ([`checked_loss`]; rare: inputs near f32's
-    /// range). Its own frame: the weights are not in the frame the first pass nests in (the
+    /// finite before a gradient is written: a bound from `magnitude` shows it, or else a
+    /// scaled run that writes nothing decides ([`checked_loss`]; rare: inputs near f32's
+    /// range): a total of 2^125 or more is taken from it, a smaller one is summed unscaled
+    /// by the second pass. Its own frame: the weights are not in the frame the first pass nests in (the
     /// Cortex-M stack figures).
     ///
     /// # Safety
@@ -437,8 +438,8 @@ impl<'s, L: Loss> InPlace<'s, L> {
                     .sum::<f64>()
                     * term
             };
-            // A loss the bound cannot show finite (inputs near f32's range) is found first,
-            // without writing anything.
+            // A loss the bound cannot show finite (inputs near f32's range) is decided first,
+            // without writing anything (`None`: small, summed by the second pass).
             // SAFETY: the caller's contract.
             let known = if unsafe { loss_bounded(model, x, magnitude, bound) } {
                 None
@@ -790,7 +791,7 @@ impl Dest<'_> {
 }
 
 /// Below this bound on a loss an [`Apply`] sums, none of its f32 partial sums can overflow:
-/// the pass may write while it sums. At or above it, [`checked_loss`] finds the loss first.
+/// the pass may write while it sums. At or above it, [`checked_loss`] decides first.
 const LOSS_BOUND: f64 = f32::MAX as f64 / 2.0;
 
 /// Whether `bound`, a bound on a pass's loss as a function of the bound on its elements'
@@ -861,13 +862,14 @@ unsafe fn second_pass<M: Model>(
 /// finite f32.
 ///
 /// The scaling loses what underflows: a scaled coefficient below f32's subnormals, or the
-/// bits a subnormal one drops, at most about 2^10 of a product per element (2^-118 of a
-/// coefficient, times a term below 2^128). That is below f32's resolution of a total past
-/// `SMALL_TOTAL` (2^125). For a smaller total, `None`: the caller's own pass sums it
+/// bits a subnormal one drops, an absolute error of at most 2^-118 in a coefficient, so
+/// at most 2^10 in a product (a term is below 2^128), n * 2^10 in all: below f32's
+/// half-ulp at `SMALL_TOTAL` (2^125) for any n below 2^91. For a smaller total, `None`: the caller's own pass sums it
 /// unscaled, as it does where a bound shows the loss finite, and may write while it sums.
 /// Every product has the loss weight's sign (the terms and the harmonizing weights are not
-/// negative), so no partial sum exceeds the total, whose magnitude is then below
-/// `SMALL_TOTAL` plus those losses, far from f32::MAX.
+/// negative, and committed weights have the loss weight's sign), so no partial sum exceeds
+/// the total, whose magnitude is then below `SMALL_TOTAL` plus those losses, far from
+/// f32::MAX.
 ///
 /// Its own frame for the scaled table, entered only in this rare case (the Cortex-M stack
 /// figures).
@@ -975,7 +977,7 @@ unsafe fn apply_with<M: Model>(
     // SAFETY: the caller's contract.
     let magnitude = unsafe { arch::run(isa, Validate { model, x })?? };
     // The loss is summed in f32 blocks of `coef * term`, each at most |coef| * term_bound;
-    // one the bound cannot show finite is found first, without writing anything.
+    // one the bound cannot show finite is decided first, without writing anything.
     let loss_bounded = !loss || {
         let largest = weights
             .coef_table()

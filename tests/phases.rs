@@ -908,7 +908,9 @@ fn at_f32s_edge_one_shot_and_three_phases_differ_only_by_rounding_for_either_sig
             }
         }
         // the scan crosses the edge: both accept below it, both refuse above it, and the
-        // two orders decide some weight in between differently
+        // two orders decide some weight in between differently (a property of this batch,
+        // two weights on every path today, which shows the scan reaches the case; a change
+        // to either order's rounding may move it without a bug)
         let (below, above) = (
             run(isa, (edge * 0.999) as f32),
             run(isa, (edge * 1.001) as f32),
@@ -923,12 +925,12 @@ fn at_f32s_edge_one_shot_and_three_phases_differ_only_by_rounding_for_either_sig
 }
 
 /// An apply bounds its loss by its largest coefficient for every element, which a region
-/// with no elements may hold (a count prior gives every region one): a loose bound, past
+/// with no elements may hold (a count prior gives every region a coefficient): a loose bound, past
 /// which the loss is found first with every coefficient scaled by 2^-32. A small loss of
 /// huge terms under a subnormal coefficient must survive that: the shares of the counting
 /// applies, with and without an output, equal the one-shot loss bit for bit, on every path
 /// this CPU has. (Found by fuzzing: two logits at f32::MAX with target 0 in a region whose
-/// coefficient is 1.1e-40, the other regions' 3.6e-4; the shares were 0 against 0.0769.)
+/// coefficient is 1.1e-40, the empty regions' 3.6e-4; the shares were 0 against 0.0769.)
 #[test]
 fn a_small_loss_found_past_a_loose_bound_keeps_its_subnormal_coefficients() {
     let n = 2749;

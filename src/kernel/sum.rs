@@ -21,8 +21,9 @@
 //! Overflow: a partial sum beyond `f32::MAX` makes the total infinite or NaN, never a wrong
 //! finite value. Where that may happen the callers check the totals: the first pass sums
 //! again in f64 (label weights, loss terms: see `passes.rs`), and the loss an `Apply` sums,
-//! where a bound cannot show it small enough, is found first by a run that writes nothing,
-//! with the coefficients scaled by 2^-32 so that no partial sum overflows (see `loss.rs`).
+//! where a bound cannot show it small enough, is decided first by a run that writes
+//! nothing, with the coefficients scaled by 2^-32 so that no partial sum overflows: a
+//! total of 2^125 or more is taken from it, a smaller one summed unscaled (see `loss.rs`).
 
 use super::math::EndMasks;
 use super::tally::LaneTables;
