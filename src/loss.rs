@@ -410,8 +410,8 @@ impl<'s, L: Loss> InPlace<'s, L> {
     /// finite before a gradient is written: a bound from `magnitude` shows it, or else a
     /// scaled run that writes nothing decides ([`checked_loss`]; rare: inputs near f32's
     /// range): a total of 2^125 or more is taken from it, a smaller one is summed unscaled
-    /// by the second pass. Its own frame: the weights are not in the frame the first pass nests in (the
-    /// Cortex-M stack figures).
+    /// by the second pass. Its own frame: the weights are not in the frame the first pass
+    /// nests in (the Cortex-M stack figures).
     ///
     /// # Safety
     /// As for [`one_shot`](Self::one_shot), and `x` passed the first pass.
@@ -864,8 +864,9 @@ unsafe fn second_pass<M: Model>(
 /// The scaling loses what underflows: a scaled coefficient below f32's subnormals, or the
 /// bits a subnormal one drops, an absolute error of at most 2^-118 in a coefficient, so
 /// at most 2^10 in a product (a term is below 2^128), n * 2^10 in all: below f32's
-/// half-ulp at `SMALL_TOTAL` (2^125) for any n below 2^91. For a smaller total, `None`: the caller's own pass sums it
-/// unscaled, as it does where a bound shows the loss finite, and may write while it sums.
+/// half-ulp at `SMALL_TOTAL` (2^125) for any n below 2^91. For a smaller total, `None`:
+/// the caller's own pass sums it unscaled, as it does where a bound shows the loss finite,
+/// and may write while it sums.
 /// Every product has the loss weight's sign (the terms and the harmonizing weights are not
 /// negative, and committed weights have the loss weight's sign), so no partial sum exceeds
 /// the total, whose magnitude is then below `SMALL_TOTAL` plus those losses, far from
@@ -884,8 +885,8 @@ unsafe fn checked_loss<M: Model>(
     weights: &RegionWeights,
     x: &Inputs,
 ) -> Result<Option<f64>, Error> {
-    const SCALE: f64 = 4_294_967_296.0; // 2^32
-    const SMALL_TOTAL: f64 = 4.253_529_586_511_731e37; // 2^125
+    const SCALE: f64 = (1u64 << 32) as f64;
+    const SMALL_TOTAL: f64 = (1u128 << 125) as f64;
     let mut coef = *weights.coef_table();
     for c in &mut coef {
         *c = (f64::from(*c) / SCALE) as f32;

@@ -925,11 +925,11 @@ fn at_f32s_edge_one_shot_and_three_phases_differ_only_by_rounding_for_either_sig
 }
 
 /// An apply bounds its loss by its largest coefficient for every element, which a region
-/// with no elements may hold (a count prior gives every region a coefficient): a loose bound, past
-/// which the loss is found first with every coefficient scaled by 2^-32. A small loss of
-/// huge terms under a subnormal coefficient must survive that: the shares of the counting
-/// applies, with and without an output, equal the one-shot loss bit for bit, on every path
-/// this CPU has. (Found by fuzzing: two logits at f32::MAX with target 0 in a region whose
+/// with no elements may hold (a count prior gives every region a coefficient): a loose
+/// bound, past which the loss is decided first with every coefficient scaled by 2^-32. A
+/// small loss of huge terms under a subnormal coefficient must survive that: the shares of
+/// the counting applies, with and without an output, equal the one-shot loss bit for bit,
+/// on every path this CPU has. (Found by fuzzing: two logits at f32::MAX with target 0 in a region whose
 /// coefficient is 1.1e-40, the empty regions' 3.6e-4; the shares were 0 against 0.0769.)
 #[test]
 fn a_small_loss_found_past_a_loose_bound_keeps_its_subnormal_coefficients() {
