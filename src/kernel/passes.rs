@@ -13,7 +13,7 @@
 
 use super::bins::Bins;
 use super::math::{full, Model};
-use super::runs::{Inputs, Run, Runs, ANY};
+use super::runs::{Inputs, Run, Runs, ANY, VALUES};
 use super::sum::{BlockSum, RegionSums};
 use super::tally::LaneTables;
 use super::vector::{Vector, MAX_LANES};
@@ -689,34 +689,52 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const ONE_SHOT: bool>(
                 // (AVX2 on a Zen 5: two vectors a step took 4% less time than one, three 9%,
                 // four 14%; the same written with arrays and loops, 9%). Loads and the loss
                 // in order: the same results as one vector a step.
+                //
+                // Background steps (targets 0, every lane valid: most of a detector's
+                // class-index rows) take the logits alone, and the step is compiled for
+                // them, without the targets, the weights and the valid-lane selects.
                 let l = V::LANES;
+                let background = S != VALUES
+                    && run.has_background()
+                    && run.uniform_weight().is_some_and(|w| 0.0 < w);
                 while j + 4 * l <= run.len {
-                    let (a0, b0, w0, _) = run.load_as::<V, S>(x, j);
-                    let (a1, b1, w1, _) = run.load_as::<V, S>(x, j + l);
-                    let (a2, b2, w2, _) = run.load_as::<V, S>(x, j + 2 * l);
-                    let (a3, b3, w3, _) = run.load_as::<V, S>(x, j + 3 * l);
-                    let (dir0, term0) = model.forward(a0, b0);
-                    let (dir1, term1) = model.forward(a1, b1);
-                    let (dir2, term2) = model.forward(a2, b2);
-                    let (dir3, term3) = model.forward(a3, b3);
-                    let c0 = bins.index(dir0.abs()).lookup(plan.coef, bins.len());
-                    let c1 = bins.index(dir1.abs()).lookup(plan.coef, bins.len());
-                    let c2 = bins.index(dir2.abs()).lookup(plan.coef, bins.len());
-                    let c3 = bins.index(dir3.abs()).lookup(plan.coef, bins.len());
-                    let (valid0, valid1) = (zero.lt(w0), zero.lt(w1));
-                    let (valid2, valid3) = (zero.lt(w2), zero.lt(w3));
-                    loss.add(V::select(valid0, c0.mul(term0), zero));
-                    loss.add(V::select(valid1, c1.mul(term1), zero));
-                    loss.add(V::select(valid2, c2.mul(term2), zero));
-                    loss.add(V::select(valid3, c3.mul(term3), zero));
-                    if write {
-                        // the coefficients are finite and +0 or more: 0 times one is +0
-                        c0.mul(V::select(valid0, dir0, zero)).store(dst.add(j));
-                        c1.mul(V::select(valid1, dir1, zero)).store(dst.add(j + l));
-                        c2.mul(V::select(valid2, dir2, zero))
-                            .store(dst.add(j + 2 * l));
-                        c3.mul(V::select(valid3, dir3, zero))
-                            .store(dst.add(j + 3 * l));
+                    if background && run.zero_targets(j, 4 * l) {
+                        let a = x.a.add(run.start + j);
+                        let a = [
+                            V::load(a),
+                            V::load(a.add(l)),
+                            V::load(a.add(2 * l)),
+                            V::load(a.add(3 * l)),
+                        ];
+                        step4(
+                            model,
+                            bins,
+                            plan.coef,
+                            a,
+                            [zero; 4],
+                            None,
+                            &mut loss,
+                            write,
+                            dst.wrapping_add(j),
+                        );
+                    } else {
+                        let (a0, b0, w0, _) = run.load_as::<V, S>(x, j);
+                        let (a1, b1, w1, _) = run.load_as::<V, S>(x, j + l);
+                        let (a2, b2, w2, _) = run.load_as::<V, S>(x, j + 2 * l);
+                        let (a3, b3, w3, _) = run.load_as::<V, S>(x, j + 3 * l);
+                        let (a, b) = ([a0, a1, a2, a3], [b0, b1, b2, b3]);
+                        let valid = [zero.lt(w0), zero.lt(w1), zero.lt(w2), zero.lt(w3)];
+                        step4(
+                            model,
+                            bins,
+                            plan.coef,
+                            a,
+                            b,
+                            Some(valid),
+                            &mut loss,
+                            write,
+                            dst.wrapping_add(j),
+                        );
                     }
                     j += 4 * l;
                 }
@@ -777,6 +795,69 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const ONE_SHOT: bool>(
         Applied {
             finite: finite.bitmask() == full::<V>(),
             loss: loss.total(),
+        }
+    }
+}
+
+/// Four vectors of [`apply`]'s one-shot loop: logits `a`, targets `b` and, with
+/// `valid_lanes`, the masks of their valid lanes (without, every lane is valid); adds the
+/// loss to `loss` in order and, with `write`, stores the gradient at `dst`.
+///
+/// # Safety
+/// `V`'s target features are enabled; with `write`, `dst` is valid for writes of
+/// `4 * V::LANES` f32. The coefficients are finite and +0 or more.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn step4<V: Vector, M: Model>(
+    model: &M,
+    bins: &Bins,
+    coef: &[f32; MAX_BINS],
+    a: [V; 4],
+    b: [V; 4],
+    valid_lanes: Option<[V; 4]>,
+    loss: &mut BlockSum<V>,
+    write: bool,
+    dst: *mut f32,
+) {
+    // SAFETY: this function's contract.
+    unsafe {
+        let l = V::LANES;
+        let (dir0, term0) = model.forward(a[0], b[0]);
+        let (dir1, term1) = model.forward(a[1], b[1]);
+        let (dir2, term2) = model.forward(a[2], b[2]);
+        let (dir3, term3) = model.forward(a[3], b[3]);
+        let c0 = bins.index(dir0.abs()).lookup(coef, bins.len());
+        let c1 = bins.index(dir1.abs()).lookup(coef, bins.len());
+        let c2 = bins.index(dir2.abs()).lookup(coef, bins.len());
+        let c3 = bins.index(dir3.abs()).lookup(coef, bins.len());
+        // the invalid lanes' terms and directions zeroed (the coefficients are finite and
+        // +0 or more: 0 times one is +0)
+        loss.add(keep_valid(c0.mul(term0), valid_lanes, 0));
+        loss.add(keep_valid(c1.mul(term1), valid_lanes, 1));
+        loss.add(keep_valid(c2.mul(term2), valid_lanes, 2));
+        loss.add(keep_valid(c3.mul(term3), valid_lanes, 3));
+        if write {
+            c0.mul(keep_valid(dir0, valid_lanes, 0)).store(dst);
+            c1.mul(keep_valid(dir1, valid_lanes, 1)).store(dst.add(l));
+            c2.mul(keep_valid(dir2, valid_lanes, 2))
+                .store(dst.add(2 * l));
+            c3.mul(keep_valid(dir3, valid_lanes, 3))
+                .store(dst.add(3 * l));
+        }
+    }
+}
+
+/// `v` in the lanes where mask `k` of `masks` is true, else 0 (`v` itself without masks).
+///
+/// # Safety
+/// `V`'s target features are enabled.
+#[inline(always)]
+unsafe fn keep_valid<V: Vector>(v: V, masks: Option<[V; 4]>, k: usize) -> V {
+    // SAFETY: this function's contract.
+    unsafe {
+        match masks {
+            Some(m) => V::select(m[k], v, V::splat(0.0)),
+            None => v,
         }
     }
 }
