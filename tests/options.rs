@@ -390,6 +390,15 @@ fn norm_by_positives_divides_by_the_batch_positives() {
     wg.apply_residual(&d, Some(&w), Output::GRADIENT, &mut gg)
         .unwrap();
     assert_eq!(gg, g_pos);
+    // counting stats without label weights, on gradients all in the first two regions
+    // (whose pass counts such vectors from the inputs alone): every negative d counts
+    let small: Vec<f32> = (0..4001)
+        .map(|i| if i % 3 == 0 { -0.01 } else { 0.04 })
+        .collect();
+    let mut s = grad_in.counting_stats();
+    grad_in.accumulate_gradient(&mut s, &small, None).unwrap();
+    assert_eq!(s.positive_sum, 1334.0);
+    assert_eq!((s.count[0], s.count[1]), (1334.0, 2667.0));
 
     // class-index labels (logits) tally the same P as their one-hot values
     let on_logits = ghmc(OPT_NORM_BY_POSITIVES, 0.75, 30);

@@ -1073,6 +1073,54 @@ fn wide_weighted_rows_report_the_first_invalid_element() {
     }
 }
 
+/// A NaN or infinite input among elements of target 0 with no label weights (which the
+/// one-shot call's counting pass takes from the inputs alone where the end regions place
+/// every lane) is refused with `NonFinite` wherever it lies, on every path this CPU has:
+/// a logit among class-index rows without a label in range, through the one-shot call and
+/// the counting accumulate, and a GHM-R residual through the counting accumulate; nothing
+/// is written or changed.
+#[test]
+fn a_non_finite_input_among_background_elements_is_refused() {
+    let (anchors, classes) = (40usize, 16usize);
+    let n = anchors * classes;
+    // every label out of range: background everywhere
+    let labels = vec![classes as i32; anchors];
+    let layout = ClassLayout::rows(anchors, classes);
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for at in [0, 17, 333, n - 1] {
+            // logits of target 0 far in the first region, residuals too
+            let mut logits = vec![-5.0f32; n];
+            let mut d = vec![0.001f32; n];
+            logits[at] = bad;
+            d[at] = bad;
+            for &isa in ghm::Isa::ALL {
+                let mut c = warmed::<ghm::Classification>(Kind::Classification, 3);
+                let mut r = warmed::<ghm::Regression>(Kind::Regression, 3);
+                if c.set_isa(isa).is_err() || r.set_isa(isa).is_err() {
+                    continue;
+                }
+                let what = format!("{isa:?}, {bad} at {at}");
+                let before = *c.state();
+                let mut grad = vec![7.0f32; n];
+                let got = c.loss_grad_labels(&logits, layout, &labels, None, &mut grad);
+                assert_eq!(got, Err(Error::NonFinite), "{what}: one-shot");
+                assert!(grad.iter().all(|&v| v == 7.0), "{what}: written");
+                assert_eq!(*c.state(), before, "{what}: state changed");
+                let mut stats = c.counting_stats();
+                let empty = stats;
+                let got = c.accumulate_labels(&mut stats, &logits, layout, &labels, None);
+                assert_eq!(got, Err(Error::NonFinite), "{what}: accumulate");
+                assert_eq!(stats, empty, "{what}: stats changed");
+                let mut stats = r.counting_stats();
+                let empty = stats;
+                let got = r.accumulate_residual(&mut stats, &d, None);
+                assert_eq!(got, Err(Error::NonFinite), "{what}: residual");
+                assert_eq!(stats, empty, "{what}: residual stats changed");
+            }
+        }
+    }
+}
+
 /// Counting stats: the first pass counts only, the commit has no loss, and the applies sum
 /// it. Over the whole batch in one chunk, the loss is the one-shot call's bit for bit, and
 /// so are the gradient and the state; over chunks (as threads would), the shares add up to

@@ -357,8 +357,36 @@ unsafe fn accumulate<V: Vector, M: Model, const TERMS: bool, const S: u8>(
             if let Some(w) = checked {
                 checked_sum.add(w);
             }
+            // A counting pass's background vectors (targets 0, every lane valid with a
+            // weight summed ahead: most of a detector's class-index rows) from the logits
+            // alone, where the end regions place every lane; any other vector, and one with
+            // an input to refuse, falls through to the general code, which loads it again
+            // (the cursor of rows is left as it is, as loading it leaves it).
+            let background = !TERMS
+                && S != ANY
+                && S != VALUES
+                && checked.is_some()
+                && run.has_background()
+                && run.uniform_weight().is_some_and(|w| 0.0 < w);
             let mut j = 0;
             while j < run.len {
+                if background && j + V::LANES <= run.len && run.zero_targets(j, V::LANES) {
+                    let a = V::load(x.a.add(run.start + j));
+                    let e = model.ends(a, zero, &ends);
+                    let ok = model.valid(a, zero).bitmask() == full::<V>();
+                    if ok && e.undecided.bitmask() == 0 {
+                        if count_positives {
+                            positives.add(model.positive(a, zero));
+                        }
+                        far.add(model.magnitude(a, zero), zero.le(zero));
+                        let (f, l) = (e.first.bitmask(), e.last.bitmask());
+                        n_first += f.count_ones() as usize;
+                        n_second += (full::<V>() & !(f | l)).count_ones() as usize;
+                        n_last += l.count_ones() as usize;
+                        j += V::LANES;
+                        continue;
+                    }
+                }
                 let (a, b, w, made) = run.load_as::<V, S>(x, j);
                 if let Err(e) = check(model, x, &run, j, a, b, w, checked.is_some(), made) {
                     return Tally::Done(Err(e));
