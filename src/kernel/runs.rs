@@ -163,12 +163,12 @@ fn blocks_of_rows(layout: &ClassLayout, lanes: usize) -> bool {
         && (layout.anchors == 1 || layout.anchor_stride == layout.classes)
 }
 
-/// The fewest classes a run of rows has for the one-shot pass to test its vectors for
-/// target 0 ahead of their loads ([`Run::has_background`]): with one, a detector's rows
-/// hold a label every few vectors (one anchor in 100 labelled: every 100 elements), where
-/// the test mispredicts more than skipping the loads gains (AVX-512 on a Zen 4, one-shot
-/// class-index calls on the benchmark's batch: 3-7% slower at one class, 7% faster at two
-/// and about 10% at 80; AVX2 within 2% either way).
+/// The fewest classes a run of rows has for the passes to test its vectors for target 0
+/// ahead of their loads ([`Run::has_background`]): with one, a detector's rows hold a label
+/// every few vectors (one anchor in 100 labelled: every 100 elements), where the test
+/// mispredicts more than skipping the loads gains (the one-shot second pass, AVX-512 on a
+/// Zen 4, class-index calls on the benchmark's batch: 3-10% slower at one class, 7% faster
+/// at two and about 10% at 80; AVX2 within 2% either way).
 pub(super) const BACKGROUND_ROWS: usize = 2;
 
 /// `0, 1, 2, ...`: each lane's offset within a vector.
