@@ -617,9 +617,9 @@ fn long_sums_stay_within_their_bound(isa: Isa) {
 /// in vectors holding several rows, several hot ones; the sparse labellings leave long
 /// stretches of background rows for the cursor to skip, with hits at the edges of its
 /// 16-label chunks. The three-phase apply's gradient and loss share, from the one-shot
-/// plan's own loop (four vectors a step; without anchor weights, at two classes or more,
-/// the steps whose rows hold no label in range read the logits alone), also equal what the
-/// general loop gives (the output added onto zeros), and the share without an output.
+/// plan's own loop (four vectors a step; at two classes or more, the steps whose rows hold
+/// no label in range, and no anchor weight of 0, read the logits alone), also equal what
+/// the general loop gives (the output added onto zeros), and the share without an output.
 fn class_index_equals_one_hot(isa: Isa) {
     let mut rng = Rng::new(77);
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();

@@ -13,7 +13,7 @@
 
 use super::bins::Bins;
 use super::math::{full, Model};
-use super::runs::{Inputs, Run, Runs, ANY, VALUES};
+use super::runs::{Inputs, Run, Runs, ANY, ROWS, VALUES, ZERO};
 use super::sum::{BlockSum, RegionSums};
 use super::tally::LaneTables;
 use super::vector::{Vector, MAX_LANES};
@@ -297,9 +297,10 @@ impl<M: Model, const TERMS: bool> Pass for Accumulate<'_, M, TERMS> {
                     }
                 }
             } else {
-                // counting only: no sum tables to zero; without label weights, a loop of
-                // its own for the runs that may have background vectors (see `accumulate`)
-                let r = by_shape!(x, S => if S != ANY && S != VALUES && x.w.is_null() {
+                // counting only: no sum tables to zero; a loop of its own for the runs
+                // that may have background vectors (see `accumulate`): rows, and targets 0
+                // without label weights
+                let r = by_shape!(x, S => if S == ROWS || (S == ZERO && x.w.is_null()) {
                     accumulate::<V, M, false, S, true>(model, bins, x, &mut counts, None, out)
                 } else {
                     accumulate::<V, M, false, S, false>(model, bins, x, &mut counts, None, out)
@@ -320,10 +321,9 @@ enum Tally {
     SumsOverflowed,
 }
 
-/// The loop of [`Accumulate`] for runs of shape `S`; with `BACKGROUND`, for inputs without
-/// label weights, whose counting pass looks for background vectors (a const parameter: the
-/// test in the loop cost the other loops registers, 1.9 more instructions per element for
-/// class-index rows with anchor weights).
+/// The loop of [`Accumulate`] for runs of shape `S`; with `BACKGROUND`, for runs of rows and
+/// of targets 0 without label weights, whose counting pass looks for background vectors (a
+/// const parameter: in every loop, the test cost the loops that cannot use it registers).
 #[inline(always)]
 unsafe fn accumulate<
     V: Vector,
@@ -371,18 +371,20 @@ unsafe fn accumulate<
                 checked_sum.add(w);
             }
             // A counting pass's background vectors (targets 0, every lane valid with a
-            // weight summed ahead: most of a detector's class-index rows) from the logits
-            // alone, where the end regions place every lane; any other vector, and one with
-            // an input to refuse, falls through to the general code, which loads it again
-            // (the cursor of rows is left as it is, as loading it leaves it).
-            let background = BACKGROUND
-                && !TERMS
-                && checked.is_some()
-                && run.has_background()
-                && run.uniform_weight().is_some_and(|w| 0.0 < w);
+            // weight checked and summed ahead, the run's or its rows': most of a detector's
+            // class-index rows) from the logits alone, where the end regions place every
+            // lane; any other vector, and one with an input to refuse, falls through to the
+            // general code, which loads it again (the cursors of rows are left as they are,
+            // as loading it leaves them).
+            let background = BACKGROUND && !TERMS && checked.is_some() && run.has_background();
+            let row_weights = run.row_weights_ptr();
             let mut j = 0;
             while j < run.len {
-                if background && j + V::LANES <= run.len && run.zero_targets(j, V::LANES) {
+                if background
+                    && j + V::LANES <= run.len
+                    && run.zero_targets(j, V::LANES)
+                    && row_weights.is_none_or(|w| run.rows_valid(j, V::LANES, w))
+                {
                     let a = V::load(x.a.add(run.start + j));
                     let e = model.ends(a, zero, &ends);
                     let ok = model.valid(a, zero).bitmask() == full::<V>();
@@ -731,14 +733,17 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const ONE_SHOT: bool>(
                 // in order: the same results as one vector a step.
                 //
                 // Background steps (targets 0, every lane valid: most of a detector's
-                // class-index rows) take the logits alone, and the step is compiled for
-                // them, without the targets, the weights and the valid-lane selects.
+                // class-index rows, whose rows' weights, if any, are all above 0) take the
+                // logits alone, and the step is compiled for them, without the targets, the
+                // weights and the valid-lane selects.
                 let l = V::LANES;
-                let background = S != VALUES
-                    && run.has_background()
-                    && run.uniform_weight().is_some_and(|w| 0.0 < w);
+                let background = S != VALUES && run.has_background();
+                let row_weights = run.row_weights_ptr();
                 while j + 4 * l <= run.len {
-                    if background && run.zero_targets(j, 4 * l) {
+                    if background
+                        && run.zero_targets(j, 4 * l)
+                        && row_weights.is_none_or(|w| run.rows_valid(j, 4 * l, w))
+                    {
                         let a = x.a.add(run.start + j);
                         let a = [
                             V::load(a),

@@ -121,6 +121,27 @@ pub(super) struct Run {
     /// row's first element.
     w_row: usize,
     w_start: usize,
+    /// For [`RunWeights::Rows`]: a cursor over the rows whose weight is not above 0 (see
+    /// [`rows_valid`](Run::rows_valid)).
+    idle: Idle,
+}
+
+/// The next row of a run of rows whose label weight is not above 0, found from the row
+/// `next` on: its first element `at` and the first element after it `end` (`at` at least
+/// the run's length where there is none). At the start `end` is 0: nothing found yet.
+#[derive(Clone, Copy)]
+pub(super) struct Idle {
+    at: usize,
+    end: usize,
+    next: usize,
+}
+
+impl Idle {
+    const START: Idle = Idle {
+        at: 0,
+        end: 0,
+        next: 0,
+    };
 }
 
 /// What every run of a pass's inputs loads its targets from, for the vector passes' loops,
@@ -230,16 +251,72 @@ impl Run {
         }
     }
 
-    /// Whether most of the run's elements can be known to have target 0 without loading
-    /// them ([`zero_targets`](Self::zero_targets)): runs of zero targets, and runs of rows
-    /// of at least [`BACKGROUND_ROWS`] classes.
+    /// Whether most of the run's elements can be known to have target 0 and a label weight
+    /// above 0 without loading them ([`zero_targets`](Self::zero_targets), and with weights
+    /// per row [`rows_valid`](Self::rows_valid)): runs of zero targets, and runs of rows of
+    /// at least [`BACKGROUND_ROWS`] classes, with one weight above 0 for all or one per row.
     #[inline(always)]
     pub(super) fn has_background(&self) -> bool {
-        match self.b {
+        let targets = match self.b {
             RunTargets::Zero => true,
             RunTargets::Rows { .. } => self.classes >= BACKGROUND_ROWS,
             RunTargets::Values(_) | RunTargets::Hot { .. } | RunTargets::LabelIs { .. } => false,
+        };
+        targets
+            && match self.w {
+                RunWeights::All(w) => 0.0 < w,
+                RunWeights::Rows(_) => true,
+                RunWeights::Each(_) => false,
+            }
+    }
+
+    /// The run's label weights if it has one per row, for [`rows_valid`](Self::rows_valid).
+    #[inline(always)]
+    pub(super) fn row_weights_ptr(&self) -> Option<*const f32> {
+        match self.w {
+            RunWeights::Rows(weights) => Some(weights),
+            RunWeights::All(_) | RunWeights::Each(_) => None,
         }
+    }
+
+    /// Whether each of the `n` elements from `j`, all within the run, has a label weight
+    /// above 0, for a run with weights per row (`weights`, from
+    /// [`row_weights_ptr`](Self::row_weights_ptr)): by a cursor over the rows whose weight
+    /// is not, moved forward past the rows before `j` (so `j` must not go back; out of line,
+    /// the scan for the next such row).
+    ///
+    /// # Safety
+    /// `weights` is the run's, valid for its rows.
+    #[inline(always)]
+    pub(super) unsafe fn rows_valid(&mut self, j: usize, n: usize, weights: *const f32) -> bool {
+        if self.idle.end <= j {
+            // SAFETY: `weights` holds one weight per row of the run (this function's
+            // contract)
+            unsafe { self.next_idle(j, weights) };
+        }
+        self.idle.at >= j + n
+    }
+
+    /// Moves [`Idle`] to the first row, from the one after the last found and not ending
+    /// before `j`, whose weight is not above 0.
+    ///
+    /// # Safety
+    /// `weights` holds one weight per row of the run.
+    #[inline(never)]
+    unsafe fn next_idle(&mut self, j: usize, weights: *const f32) {
+        let c = self.classes.max(1);
+        let rows = self.len / c;
+        // the rows before the one holding `j` are passed
+        let mut r = self.idle.next.max(j / c);
+        // SAFETY: `r < rows`, rows of the run (this function's contract)
+        while r < rows && unsafe { *weights.add(r) } > 0.0 {
+            r += 1;
+        }
+        self.idle = Idle {
+            at: r * c,
+            end: r * c + c,
+            next: r + 1,
+        };
     }
 
     /// Whether the `n` elements from `j`, all within the run, have target 0 for certain
@@ -710,6 +787,7 @@ impl<'x> Runs<'x> {
                     hot_row: 0,
                     w_row: 0,
                     w_start: 0,
+                    idle: Idle::START,
                 },
                 Targets::Zero => Run {
                     start: 0,
@@ -721,6 +799,7 @@ impl<'x> Runs<'x> {
                     hot_row: 0,
                     w_row: 0,
                     w_start: 0,
+                    idle: Idle::START,
                 },
                 Targets::Labels { labels, layout } => {
                     // block `blk` (image-major), run `i` within it; the block's anchors are
@@ -753,6 +832,7 @@ impl<'x> Runs<'x> {
                             hot_row: 0,
                             w_row: 0,
                             w_start: 0,
+                            idle: Idle::START,
                         });
                     }
                     if self.rows {
@@ -774,6 +854,7 @@ impl<'x> Runs<'x> {
                             hot_row: 0,
                             w_row: 0,
                             w_start: 0,
+                            idle: Idle::START,
                         }
                     } else {
                         // one run per class: its plane of anchors
@@ -791,6 +872,7 @@ impl<'x> Runs<'x> {
                             hot_row: 0,
                             w_row: 0,
                             w_start: 0,
+                            idle: Idle::START,
                         }
                     }
                 }
