@@ -150,6 +150,70 @@ fn three_phases_in_chunks_and_residuals() {
     }
 }
 
+/// Background elements (target 0, every lane valid), which the one-shot passes take from
+/// the inputs alone, give what materialised targets give: class-index rows with no label in
+/// range but in the last row, without anchor weights and with one per anchor (one of them
+/// 0), long enough for four-vector steps and, at 16 classes, for weights checked ahead of
+/// the first pass; and residuals without weights through the counting accumulate and the
+/// apply.
+#[test]
+fn background_elements_equal_materialised_targets() {
+    for isa in isas() {
+        for (anchors, classes) in [(9usize, 5usize), (5, 16)] {
+            let n = anchors * classes;
+            // far below 0 (target 0: the first regions), as a detector's easy negatives
+            let logits: Vec<f32> = values(n, 11).iter().map(|x| x / 2.0 - 7.0).collect();
+            let mut labels = vec![classes as i32; anchors];
+            labels[anchors - 1] = 1;
+            let targets: Vec<f32> = (0..n)
+                .map(|i| f32::from(u8::from(labels[i / classes] == (i % classes) as i32)))
+                .collect();
+            let mut aw = vec![1.0f32; anchors];
+            aw[2] = 0.0;
+            let ew: Vec<f32> = (0..n).map(|i| aw[i / classes]).collect();
+            for weighted in [false, true] {
+                let mut c = GhmC::new(config()).unwrap();
+                c.set_isa(isa).unwrap();
+                let mut v = c.clone();
+                let (mut gl, mut gv) = (vec![0.0; n], vec![0.0; n]);
+                let layout = ClassLayout::rows(anchors, classes);
+                let (aw, ew) = if weighted {
+                    (Some(&aw[..]), Some(&ew[..]))
+                } else {
+                    (None, None)
+                };
+                let ll = c.loss_grad_labels(&logits, layout, &labels, aw, &mut gl);
+                let lv = v.loss_grad(&logits, &targets, ew, &mut gv);
+                let case = format!("{isa:?} {anchors}x{classes} weighted {weighted}");
+                assert_eq!(ll.map(f32::to_bits), lv.map(f32::to_bits), "{case}");
+                assert_eq!(gl, gv, "{case}");
+                assert_eq!(c.state(), v.state(), "{case}");
+            }
+        }
+        let n = 40;
+        let d: Vec<f32> = values(n, 13).iter().map(|x| x / 600.0).collect();
+        let pred: Vec<f32> = d.iter().map(|x| x + 1.0).collect();
+        let target = vec![1.0f32; n];
+        // exact: pred lies within [0.5, 2] of the target 1
+        let d: Vec<f32> = pred.iter().zip(&target).map(|(p, t)| p - t).collect();
+        let mut r = GhmR::new(config()).unwrap();
+        r.set_isa(isa).unwrap();
+        let (mut s1, mut s2) = (r.counting_stats(), r.counting_stats());
+        r.accumulate_residual(&mut s1, &d, None).unwrap();
+        r.accumulate(&mut s2, &pred, &target, None).unwrap();
+        assert_eq!(s1, s2, "{isa:?}");
+        if !auto_path_runs() {
+            continue; // `RegionWeights::apply` takes the run-time-detected path.
+        }
+        let weights = r.commit(&s1).unwrap();
+        let (mut g1, mut g2) = (vec![0.0; n], vec![0.0; n]);
+        let l1 = weights.apply_residual_loss(&d, None, Output::GRADIENT, Some(&mut g1));
+        let l2 = weights.apply_loss(&pred, &target, None, Output::GRADIENT, Some(&mut g2));
+        assert_eq!(l1.map(f64::to_bits), l2.map(f64::to_bits), "{isa:?}");
+        assert_eq!(g1, g2, "{isa:?}");
+    }
+}
+
 #[test]
 fn errors_in_the_tail_write_nothing() {
     for isa in isas() {

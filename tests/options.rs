@@ -390,6 +390,15 @@ fn norm_by_positives_divides_by_the_batch_positives() {
     wg.apply_residual(&d, Some(&w), Output::GRADIENT, &mut gg)
         .unwrap();
     assert_eq!(gg, g_pos);
+    // without label weights (every element valid with target 0, which the one-shot plan's
+    // loop takes from the gradients alone) the same as given unused targets, bit for bit
+    let (mut g1, mut g2) = (vec![0.0; d.len()], vec![0.0; d.len()]);
+    let zeros = vec![0.0f32; d.len()];
+    let l1 = wg.apply_residual_loss(&d, None, Output::GRADIENT, Some(&mut g1));
+    let l2 = wg.apply_loss(&d, &zeros, None, Output::GRADIENT, Some(&mut g2));
+    assert_eq!(l1.map(f64::to_bits), l2.map(f64::to_bits));
+    assert!(l1.is_ok_and(|l| l > 0.0));
+    assert_eq!(g1, g2);
     // counting stats without label weights, on gradients all in the first two regions
     // (whose pass counts such vectors from the inputs alone): every negative d counts
     let small: Vec<f32> = (0..4001)

@@ -387,39 +387,26 @@ fn output_modes_write_weights_losses_deltas_and_accumulate() {
 }
 
 /// GHM-R given the residuals equals GHM-R given predictions and targets whose difference
-/// is exact.
+/// is exact: the first pass's stats, and the apply's gradient and loss share bit for bit,
+/// with label weights and without. (Without, every element is valid with target 0: the
+/// one-shot plan's loop takes such stretches four vectors a step from the residuals alone,
+/// while targets given go through its general step.)
 #[test]
 fn ghm_r_residual_input_equals_pred_minus_target() {
     let mut rng = Rng::new(61);
-    let d: Vec<f32> = (0..700).map(|_| rng.normal() * 0.1).collect();
-    let pred: Vec<f32> = d.iter().map(|&x| x + 1.0).collect();
-    let target = vec![1.0f32; d.len()];
-    let d2: Vec<f32> = pred.iter().zip(&target).map(|(p, t)| p - t).collect();
-    let g = GhmR::new(cfg(Kind::Regression)).unwrap();
-    let (mut s1, mut s2) = (g.stats(), g.stats());
-    g.accumulate(&mut s1, &pred, &target, None).unwrap();
-    g.accumulate_residual(&mut s2, &d2, None).unwrap();
-    assert_eq!(s1, s2);
-}
-
-/// GHM-R's apply given residuals writes the same gradient and loss share, bit for bit, as
-/// given predictions and targets whose difference is exact, with label weights and without.
-/// (Without, every element is valid with target 0: the one-shot plan's loop takes such
-/// stretches four vectors a step from the residuals alone, while targets given go through
-/// its general step.)
-#[test]
-fn ghm_r_apply_given_residuals_equals_pred_minus_target() {
-    let mut rng = Rng::new(67);
     let d: Vec<f32> = (0..1003).map(|_| rng.normal() * 0.1).collect();
     let pred: Vec<f32> = d.iter().map(|&x| x + 1.0).collect();
     let target = vec![1.0f32; d.len()];
     // exact: pred lies within [0.5, 2] of the target 1
     let d: Vec<f32> = pred.iter().zip(&target).map(|(p, t)| p - t).collect();
-    let w: Vec<f32> = (0..d.len()).map(|i| (i % 9) as f32 / 4.0).collect();
     let mut g = GhmR::new(cfg(Kind::Regression)).unwrap();
-    let mut s = g.stats();
-    g.accumulate(&mut s, &pred, &target, None).unwrap();
-    let weights = g.commit(&s).unwrap();
+    let (mut s1, mut s2) = (g.stats(), g.stats());
+    g.accumulate(&mut s1, &pred, &target, None).unwrap();
+    g.accumulate_residual(&mut s2, &d, None).unwrap();
+    assert_eq!(s1, s2);
+    let weights = g.commit(&s1).unwrap();
+    let w: Vec<f32> = (0..d.len()).map(|i| (i % 9) as f32 / 4.0).collect();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     for lw in [None, Some(&w[..])] {
         let (mut g1, mut g2) = (vec![0f32; d.len()], vec![0f32; d.len()]);
         let given = weights.apply_loss(&pred, &target, lw, Output::GRADIENT, Some(&mut g1));
@@ -431,7 +418,6 @@ fn ghm_r_apply_given_residuals_equals_pred_minus_target() {
             "{case}"
         );
         assert!(given.is_ok_and(|l| l > 0.0), "{case}");
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert!(bits(&g1) == bits(&g2), "{case}");
         assert!(g1.iter().any(|&x| x != 0.0), "{case}");
     }
@@ -1073,12 +1059,13 @@ fn wide_weighted_rows_report_the_first_invalid_element() {
     }
 }
 
-/// A NaN or infinite input among elements of target 0 with no label weights (which the
+/// A NaN or infinite input among elements of target 0 and label weights above 0 (which the
 /// one-shot call's counting pass takes from the inputs alone where the end regions place
 /// every lane) is refused with `NonFinite` wherever it lies, on every path this CPU has:
-/// a logit among class-index rows without a label in range, through the one-shot call and
-/// the counting accumulate, and a GHM-R residual through the counting accumulate; nothing
-/// is written or changed.
+/// a logit among class-index rows without a label in range, without anchor weights and
+/// with one per anchor (one of them 0), through the one-shot call and the counting
+/// accumulate, and a GHM-R residual through the counting accumulate; nothing is written or
+/// changed.
 #[test]
 fn a_non_finite_input_among_background_elements_is_refused() {
     let (anchors, classes) = (40usize, 16usize);
@@ -1086,7 +1073,12 @@ fn a_non_finite_input_among_background_elements_is_refused() {
     // every label out of range: background everywhere
     let labels = vec![classes as i32; anchors];
     let layout = ClassLayout::rows(anchors, classes);
-    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+    let mut aw = vec![1.0f32; anchors];
+    aw[5] = 0.0;
+    for (bad, aw) in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY]
+        .into_iter()
+        .flat_map(|bad| [(bad, None), (bad, Some(&aw[..]))])
+    {
         for at in [0, 17, 333, n - 1] {
             // logits of target 0 far in the first region, residuals too
             let mut logits = vec![-5.0f32; n];
@@ -1099,16 +1091,16 @@ fn a_non_finite_input_among_background_elements_is_refused() {
                 if c.set_isa(isa).is_err() || r.set_isa(isa).is_err() {
                     continue;
                 }
-                let what = format!("{isa:?}, {bad} at {at}");
+                let what = format!("{isa:?}, {bad} at {at}, anchor weights {}", aw.is_some());
                 let before = *c.state();
                 let mut grad = vec![7.0f32; n];
-                let got = c.loss_grad_labels(&logits, layout, &labels, None, &mut grad);
+                let got = c.loss_grad_labels(&logits, layout, &labels, aw, &mut grad);
                 assert_eq!(got, Err(Error::NonFinite), "{what}: one-shot");
                 assert!(grad.iter().all(|&v| v == 7.0), "{what}: written");
                 assert_eq!(*c.state(), before, "{what}: state changed");
                 let mut stats = c.counting_stats();
                 let empty = stats;
-                let got = c.accumulate_labels(&mut stats, &logits, layout, &labels, None);
+                let got = c.accumulate_labels(&mut stats, &logits, layout, &labels, aw);
                 assert_eq!(got, Err(Error::NonFinite), "{what}: accumulate");
                 assert_eq!(stats, empty, "{what}: stats changed");
                 let mut stats = r.counting_stats();

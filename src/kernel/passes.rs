@@ -13,7 +13,7 @@
 
 use super::bins::Bins;
 use super::math::{full, Model};
-use super::runs::{Inputs, Run, Runs, ANY, ROWS, VALUES, ZERO};
+use super::runs::{Idle, Inputs, Run, Runs, ANY, ROWS, VALUES, ZERO};
 use super::sum::{BlockSum, RegionSums};
 use super::tally::LaneTables;
 use super::vector::{Vector, MAX_LANES};
@@ -377,13 +377,13 @@ unsafe fn accumulate<
             // general code, which loads it again (the cursors of rows are left as they are,
             // as loading it leaves them).
             let background = BACKGROUND && !TERMS && checked.is_some() && run.has_background();
-            let row_weights = run.row_weights_ptr();
+            let (row_weights, mut idle) = (run.row_weights_ptr(), Idle::START);
             let mut j = 0;
             while j < run.len {
                 if background
                     && j + V::LANES <= run.len
                     && run.zero_targets(j, V::LANES)
-                    && row_weights.is_none_or(|w| run.rows_valid(j, V::LANES, w))
+                    && row_weights.is_none_or(|w| run.rows_valid(&mut idle, j, V::LANES, w))
                 {
                     let a = V::load(x.a.add(run.start + j));
                     let e = model.ends(a, zero, &ends);
@@ -738,11 +738,11 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const ONE_SHOT: bool>(
                 // weights and the valid-lane selects.
                 let l = V::LANES;
                 let background = S != VALUES && run.has_background();
-                let row_weights = run.row_weights_ptr();
+                let (row_weights, mut idle) = (run.row_weights_ptr(), Idle::START);
                 while j + 4 * l <= run.len {
                     if background
                         && run.zero_targets(j, 4 * l)
-                        && row_weights.is_none_or(|w| run.rows_valid(j, 4 * l, w))
+                        && row_weights.is_none_or(|w| run.rows_valid(&mut idle, j, 4 * l, w))
                     {
                         let a = x.a.add(run.start + j);
                         let a = [
@@ -848,9 +848,12 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const ONE_SHOT: bool>(
 /// `valid_lanes`, the masks of their valid lanes (without, every lane is valid); adds the
 /// loss to `loss` in order and, with `write`, stores the gradient at `dst`.
 ///
+/// The coefficients are finite and +0 or more (the one-shot plan's), so that an invalid
+/// lane's product with its zeroed direction is +0.
+///
 /// # Safety
 /// `V`'s target features are enabled; with `write`, `dst` is valid for writes of
-/// `4 * V::LANES` f32. The coefficients are finite and +0 or more.
+/// `4 * V::LANES` f32.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn step4<V: Vector, M: Model>(

@@ -121,27 +121,21 @@ pub(super) struct Run {
     /// row's first element.
     w_row: usize,
     w_start: usize,
-    /// For [`RunWeights::Rows`]: a cursor over the rows whose weight is not above 0 (see
-    /// [`rows_valid`](Run::rows_valid)).
-    idle: Idle,
 }
 
-/// The next row of a run of rows whose label weight is not above 0, found from the row
-/// `next` on: its first element `at` and the first element after it `end` (`at` at least
-/// the run's length where there is none). At the start `end` is 0: nothing found yet.
+/// A cursor over the rows of a run of rows whose label weight is not above 0, for
+/// [`Run::rows_valid`]: the first element `at` of the next such row and the first element
+/// after it, `end` (`at` is the run's length where there is none). Kept by the loops that
+/// use it, one per run, from [`Idle::START`] (nothing found yet: `end` 0), so that a
+/// [`Run`], which the one lane makes for every class-index row, does not carry it.
 #[derive(Clone, Copy)]
 pub(super) struct Idle {
     at: usize,
     end: usize,
-    next: usize,
 }
 
 impl Idle {
-    const START: Idle = Idle {
-        at: 0,
-        end: 0,
-        next: 0,
-    };
+    pub(super) const START: Idle = Idle { at: 0, end: 0 };
 }
 
 /// What every run of a pass's inputs loads its targets from, for the vector passes' loops,
@@ -281,42 +275,47 @@ impl Run {
 
     /// Whether each of the `n` elements from `j`, all within the run, has a label weight
     /// above 0, for a run with weights per row (`weights`, from
-    /// [`row_weights_ptr`](Self::row_weights_ptr)): by a cursor over the rows whose weight
-    /// is not, moved forward past the rows before `j` (so `j` must not go back; out of line,
-    /// the scan for the next such row).
+    /// [`row_weights_ptr`](Self::row_weights_ptr)): by `idle`, the run's cursor over the
+    /// rows whose weight is not, moved forward to the first such row not ending before `j`
+    /// (so `j` must not go back; out of line, the scan for it).
     ///
     /// # Safety
     /// `weights` is the run's, valid for its rows.
     #[inline(always)]
-    pub(super) unsafe fn rows_valid(&mut self, j: usize, n: usize, weights: *const f32) -> bool {
-        if self.idle.end <= j {
+    pub(super) unsafe fn rows_valid(
+        &self,
+        idle: &mut Idle,
+        j: usize,
+        n: usize,
+        weights: *const f32,
+    ) -> bool {
+        if idle.end <= j {
             // SAFETY: `weights` holds one weight per row of the run (this function's
             // contract)
-            unsafe { self.next_idle(j, weights) };
+            *idle = unsafe { self.next_idle(j, weights) };
         }
-        self.idle.at >= j + n
+        idle.at >= j + n
     }
 
-    /// Moves [`Idle`] to the first row, from the one after the last found and not ending
-    /// before `j`, whose weight is not above 0.
+    /// The [`Idle`] cursor at the first row whose weight is not above 0 from the row
+    /// holding `j` on (the rows before it are passed; the last one found ended at or
+    /// before `j`, so none is skipped).
     ///
     /// # Safety
     /// `weights` holds one weight per row of the run.
     #[inline(never)]
-    unsafe fn next_idle(&mut self, j: usize, weights: *const f32) {
+    unsafe fn next_idle(&self, j: usize, weights: *const f32) -> Idle {
         let c = self.classes.max(1);
         let rows = self.len / c;
-        // the rows before the one holding `j` are passed
-        let mut r = self.idle.next.max(j / c);
+        let mut r = j / c;
         // SAFETY: `r < rows`, rows of the run (this function's contract)
         while r < rows && unsafe { *weights.add(r) } > 0.0 {
             r += 1;
         }
-        self.idle = Idle {
+        Idle {
             at: r * c,
             end: r * c + c,
-            next: r + 1,
-        };
+        }
     }
 
     /// Whether the `n` elements from `j`, all within the run, have target 0 for certain
@@ -787,7 +786,6 @@ impl<'x> Runs<'x> {
                     hot_row: 0,
                     w_row: 0,
                     w_start: 0,
-                    idle: Idle::START,
                 },
                 Targets::Zero => Run {
                     start: 0,
@@ -799,7 +797,6 @@ impl<'x> Runs<'x> {
                     hot_row: 0,
                     w_row: 0,
                     w_start: 0,
-                    idle: Idle::START,
                 },
                 Targets::Labels { labels, layout } => {
                     // block `blk` (image-major), run `i` within it; the block's anchors are
@@ -832,7 +829,6 @@ impl<'x> Runs<'x> {
                             hot_row: 0,
                             w_row: 0,
                             w_start: 0,
-                            idle: Idle::START,
                         });
                     }
                     if self.rows {
@@ -854,7 +850,6 @@ impl<'x> Runs<'x> {
                             hot_row: 0,
                             w_row: 0,
                             w_start: 0,
-                            idle: Idle::START,
                         }
                     } else {
                         // one run per class: its plane of anchors
@@ -872,7 +867,6 @@ impl<'x> Runs<'x> {
                             hot_row: 0,
                             w_row: 0,
                             w_start: 0,
-                            idle: Idle::START,
                         }
                     }
                 }
