@@ -1079,7 +1079,7 @@ fn a_non_finite_input_among_background_elements_is_refused() {
         .into_iter()
         .flat_map(|bad| [(bad, None), (bad, Some(&aw[..]))])
     {
-        for at in [0, 17, 333, n - 1] {
+        for at in [17, 333, n - 1, 0] {
             // logits of target 0 far in the first region, residuals too
             let mut logits = vec![-5.0f32; n];
             let mut d = vec![0.001f32; n];
