@@ -12,8 +12,8 @@
 //! - [`Plain`]: a plain loss (BCE-with-logits, ASL1), the benchmarks' baseline.
 
 use super::bins::Bins;
-use super::math::{full, Model};
-use super::runs::{Idle, Inputs, Run, Runs, ANY, ROWS, VALUES, ZERO};
+use super::math::{full, EndMasks, Model};
+use super::runs::{Inputs, Run, Runs, ANY, ROWS, VALUES, ZERO};
 use super::sum::{BlockSum, RegionSums};
 use super::tally::LaneTables;
 use super::vector::{Vector, MAX_LANES};
@@ -353,7 +353,7 @@ unsafe fn accumulate<
         let zero = V::splat(0.0);
         let last = (bins.len() - 1) & (MAX_BINS - 1);
         let ends = model.ends_for(bins);
-        let (mut n_first, mut n_second, mut n_last) = (0usize, 0usize, 0usize);
+        let mut placed = Placed::default();
         let regions = bins.len();
         let (mut weight, mut positives) = (BlockSum::<V>::new(), BlockSum::<V>::new());
         // the label weights of runs whose weights were checked and summed ahead
@@ -376,14 +376,17 @@ unsafe fn accumulate<
             // lane; any other vector, and one with an input to refuse, falls through to the
             // general code, which loads it again (the cursors of rows are left as they are,
             // as loading it leaves them).
-            let background = BACKGROUND && !TERMS && checked.is_some() && run.has_background();
-            let (row_weights, mut idle) = (run.row_weights_ptr(), Idle::START);
+            let mut background = if BACKGROUND && !TERMS && checked.is_some() {
+                run.background()
+            } else {
+                None
+            };
             let mut j = 0;
             while j < run.len {
-                if background
-                    && j + V::LANES <= run.len
-                    && run.zero_targets(j, V::LANES)
-                    && row_weights.is_none_or(|w| run.rows_valid(&mut idle, j, V::LANES, w))
+                if j + V::LANES <= run.len
+                    && background
+                        .as_mut()
+                        .is_some_and(|bg| run.in_background(bg, j, V::LANES))
                 {
                     let a = V::load(x.a.add(run.start + j));
                     let e = model.ends(a, zero, &ends);
@@ -393,10 +396,7 @@ unsafe fn accumulate<
                             positives.add(model.positive(a, zero));
                         }
                         far.add(model.magnitude(a, zero), zero.le(zero));
-                        let (f, l) = (e.first.bitmask(), e.last.bitmask());
-                        n_first += f.count_ones() as usize;
-                        n_second += (full::<V>() & !(f | l)).count_ones() as usize;
-                        n_last += l.count_ones() as usize;
+                        placed.add(&e, full::<V>());
                         j += V::LANES;
                         continue;
                     }
@@ -426,11 +426,7 @@ unsafe fn accumulate<
                 if shortcut {
                     let e = model.ends(a, b, &ends);
                     if e.undecided.bitmask() & valid_bits == 0 {
-                        let f = e.first.bitmask() & valid_bits;
-                        let l = e.last.bitmask() & valid_bits;
-                        n_first += f.count_ones() as usize;
-                        n_second += (valid_bits & !(f | l)).count_ones() as usize;
-                        n_last += l.count_ones() as usize;
+                        placed.add(&e, valid_bits);
                         if TERMS {
                             if let Some(sums) = sums.as_deref_mut() {
                                 sums.add_ends(e, valid, forward.1);
@@ -493,10 +489,10 @@ unsafe fn accumulate<
                 .map(|t| t.get(k).copied().unwrap_or(0));
             *s += lanes.sum::<usize>();
         }
-        out.count[0] += n_first;
+        out.count[0] += placed.first;
         // (none with fewer than three regions: the band is empty)
-        out.count[1] += n_second;
-        out.count[last] += n_last;
+        out.count[1] += placed.second;
+        out.count[last] += placed.last;
         let mut weight = weight.total();
         if weight.is_finite() {
             weight += checked_sum.total();
@@ -507,6 +503,32 @@ unsafe fn accumulate<
         out.weight_sum += weight;
         out.positive_sum += positives.total();
         Tally::Done(Ok(far.bound()))
+    }
+}
+
+/// The counts of the valid lanes that [`Model::ends`] placed whole vectors of, in the first,
+/// the second and the last region.
+#[derive(Default)]
+struct Placed {
+    first: usize,
+    second: usize,
+    last: usize,
+}
+
+impl Placed {
+    /// Adds the valid lanes (`valid_bits`) of a vector none of whose valid lanes `e` left
+    /// undecided: those in neither the first nor the last region are in the second.
+    ///
+    /// # Safety
+    /// `V`'s target features are enabled.
+    #[inline(always)]
+    unsafe fn add<V: Vector>(&mut self, e: &EndMasks<V>, valid_bits: u32) {
+        // SAFETY: this function's contract.
+        let (f, l) = unsafe { (e.first.bitmask(), e.last.bitmask()) };
+        let (f, l) = (f & valid_bits, l & valid_bits);
+        self.first += f.count_ones() as usize;
+        self.second += (valid_bits & !(f | l)).count_ones() as usize;
+        self.last += l.count_ones() as usize;
     }
 }
 
@@ -737,12 +759,11 @@ unsafe fn apply<V: Vector, M: Model, const S: u8, const ONE_SHOT: bool>(
                 // logits alone, and the step is compiled for them, without the targets, the
                 // weights and the valid-lane selects.
                 let l = V::LANES;
-                let background = S != VALUES && run.has_background();
-                let (row_weights, mut idle) = (run.row_weights_ptr(), Idle::START);
+                let mut background = if S != VALUES { run.background() } else { None };
                 while j + 4 * l <= run.len {
                     if background
-                        && run.zero_targets(j, 4 * l)
-                        && row_weights.is_none_or(|w| run.rows_valid(&mut idle, j, 4 * l, w))
+                        .as_mut()
+                        .is_some_and(|bg| run.in_background(bg, j, 4 * l))
                     {
                         let a = x.a.add(run.start + j);
                         let a = [

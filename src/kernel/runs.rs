@@ -123,19 +123,17 @@ pub(super) struct Run {
     w_start: usize,
 }
 
-/// A cursor over the rows of a run of rows whose label weight is not above 0, for
-/// [`Run::rows_valid`]: the first element `at` of the next such row and the first element
-/// after it, `end` (`at` is the run's length where there is none). Kept by the loops that
-/// use it, one per run, from [`Idle::START`] (nothing found yet: `end` 0), so that a
-/// [`Run`], which the one lane makes for every class-index row, does not carry it.
+/// The state of a run's test for background elements ([`Run::background`],
+/// [`Run::in_background`]): for weights per row, those weights and a cursor over the rows
+/// whose weight is not above 0, the first element `idle_at` of the next such row and the
+/// first element after it, `idle_end` (`idle_at` is the run's length where there is none;
+/// `idle_end` 0 at the start: nothing found yet). Kept by the loops that test, one per run,
+/// so that a [`Run`], which the one lane makes for every class-index row, does not carry it.
 #[derive(Clone, Copy)]
-pub(super) struct Idle {
-    at: usize,
-    end: usize,
-}
-
-impl Idle {
-    pub(super) const START: Idle = Idle { at: 0, end: 0 };
+pub(super) struct Background {
+    row_weights: Option<*const f32>,
+    idle_at: usize,
+    idle_end: usize,
 }
 
 /// What every run of a pass's inputs loads its targets from, for the vector passes' loops,
@@ -245,66 +243,67 @@ impl Run {
         }
     }
 
-    /// Whether most of the run's elements can be known to have target 0 and a label weight
-    /// above 0 without loading them ([`zero_targets`](Self::zero_targets), and with weights
-    /// per row [`rows_valid`](Self::rows_valid)): runs of zero targets, and runs of rows of
-    /// at least [`BACKGROUND_ROWS`] classes, with one weight above 0 for all or one per row.
+    /// The state of the test for background elements ([`in_background`](Self::in_background))
+    /// if most of the run's elements may be: runs of zero targets, and runs of rows of at
+    /// least [`BACKGROUND_ROWS`] classes, with one label weight above 0 for all or one per
+    /// row; `None` for the others.
     #[inline(always)]
-    pub(super) fn has_background(&self) -> bool {
+    pub(super) fn background(&self) -> Option<Background> {
         let targets = match self.b {
             RunTargets::Zero => true,
             RunTargets::Rows { .. } => self.classes >= BACKGROUND_ROWS,
             RunTargets::Values(_) | RunTargets::Hot { .. } | RunTargets::LabelIs { .. } => false,
         };
-        targets
-            && match self.w {
-                RunWeights::All(w) => 0.0 < w,
-                RunWeights::Rows(_) => true,
-                RunWeights::Each(_) => false,
-            }
-    }
-
-    /// The run's label weights if it has one per row, for [`rows_valid`](Self::rows_valid).
-    #[inline(always)]
-    pub(super) fn row_weights_ptr(&self) -> Option<*const f32> {
-        match self.w {
+        let row_weights = match self.w {
+            RunWeights::All(w) if 0.0 < w => None,
             RunWeights::Rows(weights) => Some(weights),
-            RunWeights::All(_) | RunWeights::Each(_) => None,
-        }
+            RunWeights::All(_) | RunWeights::Each(_) => return None,
+        };
+        targets.then_some(Background {
+            row_weights,
+            idle_at: 0,
+            idle_end: 0,
+        })
     }
 
-    /// Whether each of the `n` elements from `j`, all within the run, has a label weight
-    /// above 0, for a run with weights per row (`weights`, from
-    /// [`row_weights_ptr`](Self::row_weights_ptr)): by `idle`, the run's cursor over the
-    /// rows whose weight is not, moved forward to the first such row not ending before `j`
-    /// (so `j` must not go back; out of line, the scan for it).
+    /// Whether the `n` elements from `j`, all within the run, are background for certain
+    /// without loading them: target 0 (a run of zero targets, or a run of rows whose cursor
+    /// over the labelled rows is past them, left as it is, as [`load`](Self::load) leaves it
+    /// for such elements) and a label weight above 0 (the run's one, or for weights per
+    /// row, by `bg`'s cursor over the rows whose weight is not, moved forward to the first
+    /// such row not ending before `j`: so `j` must not go back; out of line, the scan for
+    /// it). `bg` is this run's, from [`background`](Self::background).
     ///
     /// # Safety
-    /// `weights` is the run's, valid for its rows.
+    /// The run's pointers are valid for its elements.
     #[inline(always)]
-    pub(super) unsafe fn rows_valid(
-        &self,
-        idle: &mut Idle,
-        j: usize,
-        n: usize,
-        weights: *const f32,
-    ) -> bool {
-        if idle.end <= j {
-            // SAFETY: `weights` holds one weight per row of the run (this function's
-            // contract)
-            *idle = unsafe { self.next_idle(j, weights) };
+    pub(super) unsafe fn in_background(&self, bg: &mut Background, j: usize, n: usize) -> bool {
+        let zero = match self.b {
+            RunTargets::Zero => true,
+            RunTargets::Rows { .. } => self.hot_at >= j + n,
+            RunTargets::Values(_) | RunTargets::Hot { .. } | RunTargets::LabelIs { .. } => false,
+        };
+        zero && match bg.row_weights {
+            None => true,
+            Some(weights) => {
+                if bg.idle_end <= j {
+                    // SAFETY: `weights` holds one weight per row of the run (this
+                    // function's contract)
+                    (bg.idle_at, bg.idle_end) = unsafe { self.next_idle(j, weights) };
+                }
+                bg.idle_at >= j + n
+            }
         }
-        idle.at >= j + n
     }
 
-    /// The [`Idle`] cursor at the first row whose weight is not above 0 from the row
-    /// holding `j` on (the rows before it are passed; the last one found ended at or
-    /// before `j`, so none is skipped).
+    /// The first element of the first row whose weight is not above 0, from the row holding
+    /// `j` on, and the first element after that row (the rows before it are passed; the
+    /// last one found ended at or before `j`, so none is skipped).
     ///
     /// # Safety
     /// `weights` holds one weight per row of the run.
     #[inline(never)]
-    unsafe fn next_idle(&self, j: usize, weights: *const f32) -> Idle {
+    unsafe fn next_idle(&self, j: usize, weights: *const f32) -> (usize, usize) {
         let c = self.classes.max(1);
         let rows = self.len / c;
         let mut r = j / c;
@@ -312,23 +311,7 @@ impl Run {
         while r < rows && unsafe { *weights.add(r) } > 0.0 {
             r += 1;
         }
-        Idle {
-            at: r * c,
-            end: r * c + c,
-        }
-    }
-
-    /// Whether the `n` elements from `j`, all within the run, have target 0 for certain
-    /// without loading them: a run of zero targets, or a run of rows whose cursor is past
-    /// them (no row before `j + n` has a label in range among them; the cursor is left as it
-    /// is, as [`load`](Self::load) leaves it for such elements).
-    #[inline(always)]
-    pub(super) fn zero_targets(&self, j: usize, n: usize) -> bool {
-        match self.b {
-            RunTargets::Zero => true,
-            RunTargets::Rows { .. } => self.hot_at >= j + n,
-            RunTargets::Values(_) | RunTargets::Hot { .. } | RunTargets::LabelIs { .. } => false,
-        }
+        (r * c, r * c + c)
     }
 
     /// The label weight of every element of the run, if they all have the same.
